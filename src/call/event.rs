@@ -1,0 +1,130 @@
+//! What the provider tells us, already parsed into typed values.
+
+use crate::domain::{CallSid, FieldError, Party};
+
+/// `CallStatus` of a call or leg. Telnyx reports an answered call as `in-progress` (its migration
+/// guide says `answered`; both are accepted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallStatus {
+    Queued,
+    Initiated,
+    Ringing,
+    InProgress,
+    Completed,
+    Busy,
+    Failed,
+    NoAnswer,
+    Canceled,
+}
+
+impl CallStatus {
+    pub fn parse(s: &str) -> Result<CallStatus, FieldError> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "queued" => CallStatus::Queued,
+            "initiated" => CallStatus::Initiated,
+            "ringing" => CallStatus::Ringing,
+            "in-progress" | "answered" => CallStatus::InProgress,
+            "completed" => CallStatus::Completed,
+            "busy" => CallStatus::Busy,
+            "failed" => CallStatus::Failed,
+            "no-answer" => CallStatus::NoAnswer,
+            "canceled" | "cancelled" => CallStatus::Canceled,
+            _ => return Err(FieldError::Invalid("is not a known call status")),
+        })
+    }
+
+    /// The call or leg is over.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            CallStatus::Completed
+                | CallStatus::Busy
+                | CallStatus::Failed
+                | CallStatus::NoAnswer
+                | CallStatus::Canceled
+        )
+    }
+}
+
+/// `DialCallStatus` of a Dial action request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialStatus {
+    /// An agent answered and the bridge has ended.
+    Completed,
+    /// An agent answered (sent for conferences).
+    Answered,
+    Busy,
+    NoAnswer,
+    Failed,
+    Canceled,
+}
+
+impl DialStatus {
+    pub fn parse(s: &str) -> Result<DialStatus, FieldError> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "completed" => DialStatus::Completed,
+            "answered" | "in-progress" => DialStatus::Answered,
+            "busy" => DialStatus::Busy,
+            "no-answer" => DialStatus::NoAnswer,
+            "failed" => DialStatus::Failed,
+            "canceled" | "cancelled" => DialStatus::Canceled,
+            _ => return Err(FieldError::Invalid("is not a known dial status")),
+        })
+    }
+
+    pub fn answered(self) -> bool {
+        matches!(self, DialStatus::Completed | DialStatus::Answered)
+    }
+}
+
+/// Which recording a recording callback is about; the URL we gave the provider says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingKind {
+    /// The caller's message, from `<Record>`.
+    Voicemail,
+    /// The conversation with an agent, from `<Dial record=...>`.
+    Conversation,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The provider fetched the voice URL for this call.
+    Incoming { from: Party, to: Party },
+    /// The `<Dial>` of round `round` ended and the provider requests its action URL.
+    /// `round` is `None` when the request did not say (then the current round is meant).
+    DialEnded {
+        round: Option<u8>,
+        status: DialStatus,
+        dial_sid: Option<CallSid>,
+        duration_secs: Option<u32>,
+        from: Party,
+        to: Party,
+    },
+    /// A status callback for one dialled leg (an agent's phone).
+    LegStatus {
+        leg: CallSid,
+        status: CallStatus,
+        to: Party,
+    },
+    /// A status callback for the caller's own call.
+    CallStatus { status: CallStatus },
+    /// `<Record>` finished and the provider requests its action URL.
+    RecordEnded,
+    /// A recording status callback.
+    Recording {
+        kind: RecordingKind,
+        completed: bool,
+        url: Option<Box<str>>,
+        duration_secs: Option<u32>,
+    },
+}
+
+impl Event {
+    /// Whether the provider waits for a document in answer to this event.
+    pub fn wants_document(&self) -> bool {
+        matches!(
+            self,
+            Event::Incoming { .. } | Event::DialEnded { .. } | Event::RecordEnded
+        )
+    }
+}

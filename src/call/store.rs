@@ -1,0 +1,225 @@
+//! Where call states live. [`CallStore::apply`] runs [`transition`] atomically for one CallSid,
+//! so two callbacks for the same call never interleave. Memory stays bounded: an ended call is
+//! forgotten after a grace period (late callbacks still find it meanwhile), and a call whose final
+//! callback never arrives is forgotten after a TTL counted from its last change.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+
+use crate::domain::CallSid;
+
+use super::state::{Call, Lead, Phase, Reply};
+use super::transition::{transition, Context, Effect};
+use super::{Event, Millis};
+
+/// What applying one event did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The document the call is on now (meaningful for voice requests).
+    pub reply: Reply,
+    pub effects: Vec<Effect>,
+}
+
+/// What a sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Ended calls whose grace period was over.
+    pub ended: usize,
+    /// Calls that never got their final callback within the TTL.
+    pub stale: usize,
+}
+
+/// Storage of call states. One implementation per backend; the call logic is the same on all.
+pub trait CallStore: Send + Sync {
+    /// Applies `event` to call `sid` at `now`, atomically.
+    fn apply(&self, sid: &CallSid, event: &Event, now: Millis, ctx: &Context<'_>) -> Applied;
+    /// Forgets ended calls past their grace period and stale calls past their TTL.
+    fn sweep(&self, now: Millis) -> Swept;
+    /// Calls in memory that have not ended.
+    fn live(&self) -> usize;
+}
+
+/// The reply for a voice request about a call the store does not hold.
+fn orphan_reply(event: &Event) -> Reply {
+    match event {
+        // The message (if any) is taken; close politely.
+        Event::RecordEnded => Reply::Goodbye,
+        _ => Reply::Voicemail {
+            lead: Lead::Apology,
+        },
+    }
+}
+
+struct Slot {
+    call: Call,
+    expires_at: Millis,
+}
+
+/// In-process store (the default): a sharded concurrent map, one lock per shard held only for
+/// the duration of a pure transition.
+pub struct MemoryStore {
+    calls: DashMap<CallSid, Slot>,
+    grace_ms: u64,
+    ttl_ms: u64,
+    /// Calls forgotten without their final callback since start (counted, never silent).
+    stale_total: AtomicU64,
+}
+
+impl MemoryStore {
+    pub fn new(grace_secs: u64, ttl_secs: u64) -> MemoryStore {
+        MemoryStore {
+            calls: DashMap::new(),
+            grace_ms: grace_secs.saturating_mul(1000),
+            ttl_ms: ttl_secs.saturating_mul(1000),
+            stale_total: AtomicU64::new(0),
+        }
+    }
+
+    fn expiry(&self, call: &Call, now: Millis) -> Millis {
+        match call.phase {
+            Phase::Ended { at, .. } => at.max(now).saturating_add(self.grace_ms),
+            _ => now.saturating_add(self.ttl_ms),
+        }
+    }
+
+    /// Calls held in memory, ended ones included.
+    pub fn held(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Calls forgotten without a final callback since start.
+    pub fn stale_total(&self) -> u64 {
+        self.stale_total.load(Ordering::Relaxed)
+    }
+}
+
+impl CallStore for MemoryStore {
+    fn apply(&self, sid: &CallSid, event: &Event, now: Millis, ctx: &Context<'_>) -> Applied {
+        match self.calls.entry(sid.clone()) {
+            Entry::Occupied(mut slot) => {
+                let step = transition(sid, Some(&slot.get().call), event, now, ctx);
+                if let Some(call) = step.next {
+                    let expires_at = self.expiry(&call, now);
+                    slot.insert(Slot { call, expires_at });
+                }
+                Applied {
+                    reply: slot.get().call.reply(),
+                    effects: step.effects,
+                }
+            }
+            Entry::Vacant(slot) => {
+                let step = transition(sid, None, event, now, ctx);
+                let reply = match step.next {
+                    Some(call) => {
+                        let reply = call.reply();
+                        let expires_at = self.expiry(&call, now);
+                        slot.insert(Slot { call, expires_at });
+                        reply
+                    }
+                    None => orphan_reply(event),
+                };
+                Applied {
+                    reply,
+                    effects: step.effects,
+                }
+            }
+        }
+    }
+
+    fn sweep(&self, now: Millis) -> Swept {
+        let mut swept = Swept::default();
+        self.calls.retain(|_, entry| {
+            if entry.expires_at > now {
+                return true;
+            }
+            if entry.call.is_ended() {
+                swept.ended += 1;
+            } else {
+                swept.stale += 1;
+            }
+            false
+        });
+        self.stale_total
+            .fetch_add(swept.stale as u64, Ordering::Relaxed);
+        swept
+    }
+
+    fn live(&self) -> usize {
+        self.calls.iter().filter(|e| !e.call.is_ended()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::call::{CallStatus, Targets};
+    use crate::domain::{Agent, Endpoint, Party};
+
+    fn ctx(available: &Targets) -> Context<'_> {
+        Context {
+            rounds: 2,
+            available,
+        }
+    }
+
+    fn agents() -> Targets {
+        Arc::from(vec![Agent::new(
+            "Ada",
+            Endpoint::sip("sip:ada@x.example").expect("sip"),
+        )
+        .expect("agent")])
+    }
+
+    fn incoming() -> Event {
+        Event::Incoming {
+            from: Party::parse("+12025550142").expect("party"),
+            to: Party::parse("+18005550100").expect("party"),
+        }
+    }
+
+    #[test]
+    fn a_repeated_voice_request_gets_the_same_reply() {
+        let store = MemoryStore::new(60, 3600);
+        let avail = agents();
+        let sid = CallSid::parse("CA1").expect("sid");
+        let first = store.apply(&sid, &incoming(), 0, &ctx(&avail));
+        let again = store.apply(&sid, &incoming(), 1000, &ctx(&Arc::from(Vec::new())));
+        assert_eq!(first.reply, again.reply);
+        assert_eq!(store.live(), 1);
+    }
+
+    #[test]
+    fn ended_calls_leave_after_the_grace_period_and_stale_ones_after_the_ttl() {
+        let store = MemoryStore::new(60, 3600);
+        let avail = agents();
+        let ended = CallSid::parse("CA-ended").expect("sid");
+        let stale = CallSid::parse("CA-stale").expect("sid");
+        store.apply(&ended, &incoming(), 0, &ctx(&avail));
+        store.apply(&stale, &incoming(), 0, &ctx(&avail));
+        let done = Event::CallStatus {
+            status: CallStatus::Completed,
+        };
+        store.apply(&ended, &done, 10_000, &ctx(&avail));
+        assert_eq!((store.live(), store.held()), (1, 2));
+
+        assert_eq!(store.sweep(69_999), Swept::default());
+        assert_eq!(store.sweep(70_000), Swept { ended: 1, stale: 0 });
+        assert_eq!(store.held(), 1);
+        assert_eq!(store.sweep(3_600_000), Swept { ended: 0, stale: 1 });
+        assert_eq!((store.held(), store.stale_total()), (0, 1));
+    }
+
+    #[test]
+    fn unknown_calls_are_not_stored() {
+        let store = MemoryStore::new(60, 3600);
+        let avail = agents();
+        let sid = CallSid::parse("CA-nobody").expect("sid");
+        let applied = store.apply(&sid, &Event::RecordEnded, 0, &ctx(&avail));
+        assert_eq!(applied.reply, Reply::Goodbye);
+        assert_eq!(store.held(), 0);
+    }
+}

@@ -1,0 +1,214 @@
+//! Small validated types shared by the whole crate. A value of one of these types was checked once,
+//! at the edge, so the rest of the code never re-validates or panics on it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest identifier or free-text field Switchboard accepts from the provider. Real values are far
+/// shorter (a Telnyx CallSid is about 60 characters); anything longer is refused at the edge.
+pub const MAX_FIELD_LEN: usize = 256;
+
+/// Why a field from outside was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("is empty")]
+    Empty,
+    #[error("is longer than {MAX_FIELD_LEN} characters")]
+    TooLong,
+    #[error("contains a control character")]
+    Control,
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+fn check_text(s: &str) -> Result<&str, FieldError> {
+    let s = s.trim();
+    if s.is_empty() {
+        Err(FieldError::Empty)
+    } else if s.chars().count() > MAX_FIELD_LEN {
+        Err(FieldError::TooLong)
+    } else if s.chars().any(char::is_control) {
+        Err(FieldError::Control)
+    } else {
+        Ok(s)
+    }
+}
+
+/// The provider's identifier of one call leg (`CallSid`, `ParentCallSid`, `DialCallSid`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CallSid(Box<str>);
+
+impl CallSid {
+    pub fn parse(s: &str) -> Result<CallSid, FieldError> {
+        Ok(CallSid(check_text(s)?.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CallSid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Caller-controlled text (a `From` or `To`: a number, a SIP URI, "anonymous"...). Kept as given
+/// (bounded, without control characters); it reaches XML only through the writer's escaping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party(Box<str>);
+
+impl Party {
+    pub fn parse(s: &str) -> Result<Party, FieldError> {
+        Ok(Party(check_text(s)?.into()))
+    }
+
+    /// For a field the provider left out.
+    pub fn unknown() -> Party {
+        Party("unknown".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Party {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where an agent is rung: a SIP URI (`<Sip>`) or a phone number (`<Number>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Endpoint {
+    Sip(Box<str>),
+    Number(Box<str>),
+}
+
+impl Endpoint {
+    /// `sip:user@host` or `sips:user@host`, optionally with `;params`; no spaces or angle brackets.
+    pub fn sip(s: &str) -> Result<Endpoint, FieldError> {
+        let s = check_text(s)?;
+        let rest = s
+            .strip_prefix("sip:")
+            .or_else(|| s.strip_prefix("sips:"))
+            .ok_or(FieldError::Invalid("must start with sip: or sips:"))?;
+        let (user, host) = rest
+            .split_once('@')
+            .ok_or(FieldError::Invalid("must be sip:user@host"))?;
+        if user.is_empty() || host.is_empty() || host.starts_with(';') {
+            return Err(FieldError::Invalid("must be sip:user@host"));
+        }
+        if s.chars()
+            .any(|c| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
+        {
+            return Err(FieldError::Invalid(
+                "must not contain spaces, quotes or angle brackets",
+            ));
+        }
+        Ok(Endpoint::Sip(s.into()))
+    }
+
+    /// A number in E.164 form: `+` then 8 to 15 digits, the first not 0.
+    pub fn number(s: &str) -> Result<Endpoint, FieldError> {
+        let s = check_text(s)?;
+        let digits = s
+            .strip_prefix('+')
+            .ok_or(FieldError::Invalid("must be in E.164 form, e.g. +12025550142"))?;
+        let ok = (8..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if !ok {
+            return Err(FieldError::Invalid(
+                "must be in E.164 form, e.g. +12025550142",
+            ));
+        }
+        Ok(Endpoint::Number(s.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Endpoint::Sip(s) | Endpoint::Number(s) => s,
+        }
+    }
+
+    /// Whether a leg's `To` names this endpoint. Providers may add or drop the `sip:` scheme,
+    /// URI parameters or letter case, so compare only `user@host` (or the digits).
+    pub fn matches(&self, to: &str) -> bool {
+        fn core(s: &str) -> String {
+            let s = s.trim();
+            let s = s
+                .strip_prefix("sips:")
+                .or_else(|| s.strip_prefix("sip:"))
+                .unwrap_or(s);
+            let s = s.split([';', '?']).next().unwrap_or(s);
+            s.to_ascii_lowercase()
+        }
+        match self {
+            Endpoint::Sip(uri) => core(uri) == core(to),
+            Endpoint::Number(n) => {
+                let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+                let d = digits(to.split('@').next().unwrap_or(to));
+                !d.is_empty() && digits(n) == d
+            }
+        }
+    }
+}
+
+/// Someone who answers calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    pub name: Box<str>,
+    pub endpoint: Endpoint,
+}
+
+impl Agent {
+    pub fn new(name: &str, endpoint: Endpoint) -> Result<Agent, FieldError> {
+        Ok(Agent {
+            name: check_text(name)?.into(),
+            endpoint,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_sids_are_bounded_text() {
+        assert!(CallSid::parse("v3:abc-123").is_ok());
+        assert_eq!(CallSid::parse("  "), Err(FieldError::Empty));
+        assert_eq!(CallSid::parse(&"x".repeat(300)), Err(FieldError::TooLong));
+        assert_eq!(CallSid::parse("a\u{0}b"), Err(FieldError::Control));
+    }
+
+    #[test]
+    fn sip_and_number_endpoints_are_checked() {
+        assert!(Endpoint::sip("sip:ada@example.com").is_ok());
+        assert!(Endpoint::sip("sips:ada@example.com;transport=tls").is_ok());
+        for bad in ["ada@example.com", "sip:example.com", "sip:a b@x.com", "sip:a@x.com<"] {
+            assert!(Endpoint::sip(bad).is_err(), "{bad}");
+        }
+        assert!(Endpoint::number("+12025550142").is_ok());
+        for bad in ["12025550142", "+0123456789", "+1202", "+1202555O142"] {
+            assert!(Endpoint::number(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn legs_are_matched_to_agents_loosely() {
+        let sip = Endpoint::sip("sip:Ada@Example.com").expect("valid");
+        assert!(sip.matches("sip:ada@example.com"));
+        assert!(sip.matches("ada@example.com;transport=udp"));
+        assert!(!sip.matches("sip:grace@example.com"));
+        let num = Endpoint::number("+12025550142").expect("valid");
+        assert!(num.matches("+1 (202) 555-0142"));
+        assert!(num.matches("sip:+12025550142@sip.telnyx.com"));
+        assert!(!num.matches("+12025550143"));
+        assert!(!num.matches("anonymous"));
+    }
+}

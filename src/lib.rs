@@ -1,0 +1,14 @@
+//! Switchboard: a call-center backend that answers Telnyx TeXML (and Twilio TwiML) requests from
+//! a per-call state machine.
+
+pub mod audio; // the prompts in audio/, indexed at start and served safely
+pub mod call; // the pure call logic: state, events, transition, store
+pub mod config; // settings: embedded defaults, file, environment; checked at start
+pub mod domain; // validated newtypes: CallSid, Party, Endpoint, Agent
+pub mod notify; // where notices about calls go
+pub mod roster; // the agents rung, replaced atomically
+pub mod routes; // thin actix handlers
+pub mod startup; // Application::build / run
+pub mod telemetry; // tracing subscriber
+pub mod texml; // typed documents, templates, rendering
+pub mod webhook; // provider form fields → typed events

@@ -1,0 +1,195 @@
+//! Thin HTTP handlers: parse → apply → render. The decisions live in [`crate::call::transition`].
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET`/`POST /texml/inbound` | voice URL: greeting, then ring every agent |
+//! | `GET`/`POST /texml/dial?round=N` | Dial action: after-call, next round, or voicemail |
+//! | `GET`/`POST /texml/voicemail` | Record action: goodbye |
+//! | `POST /texml/status` | status callbacks of the call and of every dialled leg |
+//! | `POST /texml/recording?kind=voicemail\|conversation` | recording status callbacks |
+//! | `GET /audio/{file}` | prompts from the audio folder |
+//! | `GET /healthz`, `GET /readyz` | alive; ready to take calls |
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+
+use actix_files::NamedFile;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::{self, Bytes, Data};
+use actix_web::{guard, HttpRequest, HttpResponse};
+
+use crate::call::Event;
+use crate::domain::CallSid;
+use crate::startup::AppState;
+use crate::webhook::{self, BadRequest, Params};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let get_or_post = || guard::Any(guard::Get()).or(guard::Post());
+    cfg.route("/texml/inbound", web::route().guard(get_or_post()).to(inbound))
+        .route("/texml/dial", web::route().guard(get_or_post()).to(dial))
+        .route("/texml/voicemail", web::route().guard(get_or_post()).to(voicemail))
+        .route("/texml/status", web::post().to(status))
+        .route("/texml/recording", web::post().to(recording))
+        .route("/audio/{file}", web::get().to(audio))
+        .route("/audio/{file}", web::head().to(audio))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .default_service(web::to(not_found));
+}
+
+/// The requests the provider waits on for a document.
+#[derive(Clone, Copy, Debug)]
+enum Voice {
+    Inbound,
+    Dial,
+    RecordEnded,
+}
+
+async fn inbound(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpResponse {
+    voice(Voice::Inbound, &req, &body, &state)
+}
+
+async fn dial(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpResponse {
+    voice(Voice::Dial, &req, &body, &state)
+}
+
+async fn voicemail(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpResponse {
+    voice(Voice::RecordEnded, &req, &body, &state)
+}
+
+/// The provider's fields: the query string of a GET (Telnyx's default voice method), the form
+/// body of a POST (or its query string when the body is empty).
+fn provider_params(req: &HttpRequest, body: &[u8]) -> Result<Params, BadRequest> {
+    if req.method() == Method::GET || body.is_empty() {
+        Params::parse(req.query_string().as_bytes())
+    } else {
+        Params::parse(body)
+    }
+}
+
+/// Our own query parameters (`round`, `kind`), as we wrote them into the document.
+fn own_params(req: &HttpRequest) -> Params {
+    Params::parse(req.query_string().as_bytes()).unwrap_or_default()
+}
+
+fn xml(status: StatusCode, body: Vec<u8>) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/xml; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+fn voice(kind: Voice, req: &HttpRequest, body: &[u8], state: &AppState) -> HttpResponse {
+    let parsed = provider_params(req, body).and_then(|p| match kind {
+        Voice::Inbound => webhook::incoming(&p),
+        Voice::Dial => webhook::dial_ended(&p, &own_params(req)),
+        Voice::RecordEnded => webhook::record_ended(&p),
+    });
+    let (sid, event) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            tracing::warn!(route = req.path(), error = %e, "bad voice request refused");
+            // Still a valid document: whoever reads it hears an apology, not dead air.
+            return xml(StatusCode::BAD_REQUEST, state.renderer.fallback().to_vec());
+        }
+    };
+    let span = tracing::info_span!("call", call_sid = %sid);
+    let _entered = span.enter();
+    // The call path must always answer with a document; a bug in it must not leave the caller in
+    // dead air, so even a panic is turned into the apology document.
+    let answered = catch_unwind(AssertUnwindSafe(|| {
+        let reply = state.handle(&sid, &event);
+        state.renderer.render(&reply)
+    }));
+    match answered {
+        Ok(body) => xml(StatusCode::OK, body),
+        Err(_) => {
+            tracing::error!("internal error on the call path; answered with the apology document");
+            xml(StatusCode::OK, state.renderer.fallback().to_vec())
+        }
+    }
+}
+
+fn callback(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &AppState,
+    parse: impl FnOnce(&Params, &Params) -> Result<(CallSid, Event), BadRequest>,
+) -> HttpResponse {
+    let parsed = provider_params(req, body).and_then(|p| parse(&p, &own_params(req)));
+    match parsed {
+        Ok((sid, event)) => {
+            let span = tracing::info_span!("call", call_sid = %sid);
+            let _entered = span.enter();
+            let handled = catch_unwind(AssertUnwindSafe(|| state.handle(&sid, &event)));
+            if handled.is_err() {
+                tracing::error!("internal error while applying a callback");
+                return HttpResponse::InternalServerError().finish();
+            }
+            HttpResponse::NoContent().finish()
+        }
+        Err(e) => {
+            tracing::warn!(route = req.path(), error = %e, "bad callback refused");
+            HttpResponse::BadRequest()
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("bad request: {e}\n"))
+        }
+    }
+}
+
+async fn status(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpResponse {
+    callback(&req, &body, &state, |p, _| webhook::status(p))
+}
+
+async fn recording(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpResponse {
+    callback(&req, &body, &state, webhook::recording)
+}
+
+async fn audio(req: HttpRequest, file: web::Path<String>, state: Data<AppState>) -> HttpResponse {
+    let Some(path) = state.audio.path(&file) else {
+        tracing::debug!(file = %file.as_str(), "audio file refused: not in the audio folder");
+        return not_found().await;
+    };
+    match NamedFile::open_async(path).await {
+        Ok(named) => {
+            let mut res = named
+                .use_etag(true)
+                .use_last_modified(true)
+                .into_response(&req);
+            res.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=86400"),
+            );
+            res
+        }
+        Err(e) => {
+            tracing::warn!(file = %file.as_str(), error = %e, "audio file vanished since start");
+            not_found().await
+        }
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok\n")
+}
+
+async fn readyz(state: Data<AppState>) -> HttpResponse {
+    if state.ready.load(Ordering::Relaxed) {
+        HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body("ready\n")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body("not ready\n")
+    }
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type("text/plain; charset=utf-8")
+        .body("not found\n")
+}

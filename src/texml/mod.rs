@@ -1,0 +1,84 @@
+//! TeXML (TwiML-compatible) documents as typed values, written by one quick-xml writer. No string
+//! formatting builds XML anywhere: caller-controlled text reaches a document only through the
+//! writer's escaping, so it can never break or inject markup.
+
+pub mod prompts;
+pub mod render;
+mod writer;
+
+pub use prompts::{Prompt, Prompts, TemplateError};
+pub use render::{Renderer, Urls};
+
+use crate::config::RecordMode;
+use crate::domain::Endpoint;
+
+/// A whole document: `<Response>` and its verbs, in order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Response {
+    pub verbs: Vec<Verb>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verb {
+    Say(Say),
+    Play(Play),
+    Dial(Dial),
+    Record(Record),
+    Hangup,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Say {
+    pub text: String,
+    pub voice: Option<String>,
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Play {
+    pub url: String,
+}
+
+/// `<Dial>` ringing every noun at once; the first to answer is bridged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dial {
+    pub action: String,
+    pub timeout_secs: u32,
+    pub time_limit_secs: u32,
+    pub record: RecordMode,
+    pub recording_status_callback: Option<String>,
+    /// Telnyx `fromDisplayName`: what the agents' phones show while ringing.
+    pub from_display_name: Option<String>,
+    pub nouns: Vec<DialNoun>,
+}
+
+/// `<Sip>` or `<Number>` with a status callback for every leg event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DialNoun {
+    pub endpoint: Endpoint,
+    pub status_callback: String,
+}
+
+/// Leg events we ask the provider to report.
+pub const LEG_EVENTS: &str = "initiated ringing answered completed";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub action: String,
+    pub max_length_secs: u32,
+    pub timeout_secs: u32,
+    pub finish_on_key: Option<String>,
+    pub play_beep: bool,
+    pub recording_status_callback: String,
+}
+
+impl Response {
+    pub fn new(verbs: Vec<Verb>) -> Response {
+        Response { verbs }
+    }
+
+    /// The document as UTF-8 XML, with declaration and two-space indentation.
+    pub fn to_xml(&self) -> Result<Vec<u8>, std::io::Error> {
+        writer::write(self)
+    }
+}

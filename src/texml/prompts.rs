@@ -1,0 +1,366 @@
+//! The operator-editable part of the documents: `templates/prompts.toml`. Loaded and checked once
+//! at start; any mistake refuses the start with the file and line, so it never reaches a caller.
+
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Play, Say, Verb};
+use crate::audio::AudioDir;
+
+/// The copy built into the binary, used when the configured file does not exist.
+pub const EMBEDDED: &str = include_str!("../../templates/prompts.toml");
+
+/// Longest `say` text accepted (providers cap speech at a few thousand characters).
+const MAX_SAY: usize = 3000;
+/// Telnyx caps `fromDisplayName` at 128 characters.
+pub const MAX_DISPLAY_NAME: usize = 128;
+
+/// A template that cannot be used: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct TemplateError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// One thing the caller hears.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompt {
+    Play { url: String },
+    Say(Say),
+}
+
+impl Prompt {
+    pub fn verb(&self) -> Verb {
+        match self {
+            Prompt::Play { url } => Verb::Play(Play { url: url.clone() }),
+            Prompt::Say(say) => Verb::Say(say.clone()),
+        }
+    }
+}
+
+/// What agents' phones show while ringing: literal text and `{caller}` placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(Vec<Piece>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Caller,
+}
+
+impl DisplayName {
+    fn parse(template: &str) -> Result<DisplayName, String> {
+        let mut pieces = Vec::new();
+        let mut rest = template;
+        while !rest.is_empty() {
+            match rest.find(['{', '}']) {
+                None => {
+                    pieces.push(Piece::Text(rest.to_owned()));
+                    break;
+                }
+                Some(i) if rest.as_bytes()[i] == b'}' => {
+                    return Err("has a `}` without its `{`".into());
+                }
+                Some(i) => {
+                    if i > 0 {
+                        pieces.push(Piece::Text(rest[..i].to_owned()));
+                    }
+                    let after = &rest[i + 1..];
+                    let end = after
+                        .find('}')
+                        .ok_or_else(|| "has a `{` without its `}`".to_string())?;
+                    match &after[..end] {
+                        "caller" => pieces.push(Piece::Caller),
+                        other => {
+                            return Err(format!(
+                                "unknown placeholder `{{{other}}}`; the only one is `{{caller}}`"
+                            ))
+                        }
+                    }
+                    rest = &after[end + 1..];
+                }
+            }
+        }
+        Ok(DisplayName(pieces))
+    }
+
+    /// The text for one call, cut to [`MAX_DISPLAY_NAME`] characters.
+    pub fn render(&self, caller: &str) -> String {
+        let mut out = String::new();
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Caller => out.push_str(caller),
+            }
+        }
+        match out.char_indices().nth(MAX_DISPLAY_NAME) {
+            Some((cut, _)) => out[..cut].to_owned(),
+            None => out,
+        }
+    }
+}
+
+/// Every prompt, resolved: audio files that exist become `<Play>` URLs, the rest `<Say>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompts {
+    pub greeting: Prompt,
+    pub busy: Prompt,
+    pub voicemail: Prompt,
+    pub goodbye: Prompt,
+    pub after_call: Prompt,
+    pub error: Prompt,
+    pub display_name: Option<DisplayName>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDef {
+    voice: Option<Spanned<String>>,
+    language: Option<Spanned<String>>,
+    greeting: PromptDef,
+    busy: PromptDef,
+    voicemail: PromptDef,
+    goodbye: PromptDef,
+    after_call: PromptDef,
+    error: PromptDef,
+    #[serde(default)]
+    ring: RingDef,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromptDef {
+    say: Spanned<String>,
+    audio: Option<Spanned<String>>,
+    voice: Option<Spanned<String>>,
+    language: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RingDef {
+    display_name: Option<Spanned<String>>,
+}
+
+struct Source<'a> {
+    name: &'a str,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> TemplateError {
+        let offset = span.map_or(0, |s| s.start.min(self.text.len()));
+        let line = self.text.as_bytes()[..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        TemplateError {
+            file: self.name.to_owned(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl Prompts {
+    /// Loads `path` (or the embedded copy when it does not exist) and resolves audio against
+    /// `audio`, building `<Play>` URLs with `audio_url`.
+    pub fn load(
+        path: &Path,
+        audio: &AudioDir,
+        audio_url: &dyn Fn(&str) -> String,
+    ) -> Result<Prompts, TemplateError> {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&name, &text, audio, audio_url),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(file = %name, "template file not found; using the built-in prompts");
+                Self::parse("<built-in templates/prompts.toml>", EMBEDDED, audio, audio_url)
+            }
+            Err(e) => Err(TemplateError {
+                file: name,
+                line: 0,
+                message: format!("cannot be read: {e}"),
+            }),
+        }
+    }
+
+    /// Parses and checks template `text`; `name` is what errors call the file.
+    pub fn parse(
+        name: &str,
+        text: &str,
+        audio: &AudioDir,
+        audio_url: &dyn Fn(&str) -> String,
+    ) -> Result<Prompts, TemplateError> {
+        let src = Source { name, text };
+        let def: FileDef =
+            toml::from_str(text).map_err(|e| src.error(e.span(), e.message().trim()))?;
+        let voice = check_voice(&src, def.voice.as_ref())?;
+        let language = check_language(&src, def.language.as_ref())?;
+        let prompt = |key: &str, p: &PromptDef| -> Result<Prompt, TemplateError> {
+            let say = p.say.get_ref().trim();
+            if say.is_empty() {
+                return Err(src.error(Some(p.say.span()), format!("[{key}] say is empty")));
+            }
+            if say.chars().count() > MAX_SAY {
+                return Err(src.error(
+                    Some(p.say.span()),
+                    format!("[{key}] say is longer than {MAX_SAY} characters"),
+                ));
+            }
+            if say.chars().any(|c| c.is_control() && c != '\n') {
+                return Err(src.error(
+                    Some(p.say.span()),
+                    format!("[{key}] say contains a control character"),
+                ));
+            }
+            if let Some(file) = &p.audio {
+                if !AudioDir::valid_name(file.get_ref()) {
+                    return Err(src.error(
+                        Some(file.span()),
+                        format!("[{key}] audio must be a plain file name in the audio folder"),
+                    ));
+                }
+                if audio.contains(file.get_ref()) {
+                    return Ok(Prompt::Play {
+                        url: audio_url(file.get_ref()),
+                    });
+                }
+                tracing::warn!(prompt = key, audio = %file.get_ref(), "audio file not found; its text will be spoken");
+            }
+            Ok(Prompt::Say(Say {
+                text: say.to_owned(),
+                voice: check_voice(&src, p.voice.as_ref())?.or_else(|| voice.clone()),
+                language: check_language(&src, p.language.as_ref())?.or_else(|| language.clone()),
+            }))
+        };
+        let display_name = match &def.ring.display_name {
+            Some(t) if !t.get_ref().trim().is_empty() => Some(
+                DisplayName::parse(t.get_ref())
+                    .map_err(|why| src.error(Some(t.span()), format!("[ring] display_name {why}")))?,
+            ),
+            _ => None,
+        };
+        Ok(Prompts {
+            greeting: prompt("greeting", &def.greeting)?,
+            busy: prompt("busy", &def.busy)?,
+            voicemail: prompt("voicemail", &def.voicemail)?,
+            goodbye: prompt("goodbye", &def.goodbye)?,
+            after_call: prompt("after_call", &def.after_call)?,
+            error: prompt("error", &def.error)?,
+            display_name,
+        })
+    }
+}
+
+fn check_voice(src: &Source<'_>, v: Option<&Spanned<String>>) -> Result<Option<String>, TemplateError> {
+    let Some(v) = v else { return Ok(None) };
+    let s = v.get_ref();
+    let ok = !s.is_empty()
+        && s.len() <= 100
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !ok {
+        return Err(src.error(
+            Some(v.span()),
+            "voice must be a voice name such as alice, woman or Polly.Joanna-Neural",
+        ));
+    }
+    Ok(Some(s.clone()))
+}
+
+fn check_language(
+    src: &Source<'_>,
+    v: Option<&Spanned<String>>,
+) -> Result<Option<String>, TemplateError> {
+    let Some(v) = v else { return Ok(None) };
+    let s = v.get_ref();
+    let mut parts = s.split('-');
+    let primary = parts.next().unwrap_or("");
+    let ok = (2..=3).contains(&primary.len())
+        && primary.bytes().all(|b| b.is_ascii_alphabetic())
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if !ok {
+        return Err(src.error(
+            Some(v.span()),
+            "language must be a language tag such as en-US or fr-FR",
+        ));
+    }
+    Ok(Some(s.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(name: &str) -> String {
+        format!("https://sb.example/audio/{name}")
+    }
+
+    fn parse(text: &str) -> Result<Prompts, TemplateError> {
+        Prompts::parse("prompts.toml", text, &AudioDir::default(), &url)
+    }
+
+    #[test]
+    fn the_shipped_templates_are_valid() {
+        let p = parse(EMBEDDED).expect("valid");
+        // With no audio files every prompt is spoken, in the configured voice.
+        match &p.greeting {
+            Prompt::Say(say) => {
+                assert_eq!(say.voice.as_deref(), Some("alice"));
+                assert_eq!(say.language.as_deref(), Some("en-US"));
+            }
+            other => panic!("expected speech, got {other:?}"),
+        }
+        let name = p.display_name.expect("display name");
+        assert_eq!(name.render("+12025550142"), "+12025550142");
+        assert_eq!(name.render(&"9".repeat(200)).len(), MAX_DISPLAY_NAME);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let broken = EMBEDDED.replacen("say = \"All our agents", "say = \"\"\nxsay = \"All our agents", 1);
+        let line = broken
+            .lines()
+            .position(|l| l.starts_with("xsay"))
+            .expect("line")
+            + 1;
+        let err = parse(&broken).expect_err("unknown key");
+        assert_eq!(err.line, line, "{err}");
+        assert!(err.to_string().starts_with(&format!("prompts.toml:{line}: ")), "{err}");
+
+        let err = parse(&EMBEDDED.replace("{caller}", "{callr}")).expect_err("placeholder");
+        assert!(err.message.contains("unknown placeholder `{callr}`"), "{err}");
+        let line = EMBEDDED.lines().position(|l| l.contains("{caller}\"")).expect("line") + 1;
+        assert_eq!(err.line, line);
+
+        let err = parse(&EMBEDDED.replace("language = \"en-US\"", "language = \"english!\"")).expect_err("lang");
+        assert_eq!(err.line, 11, "{err}");
+
+        let err = parse("voice = \"alice\"\n[greeting\n").expect_err("syntax");
+        assert_eq!(err.line, 2, "{err}");
+    }
+
+    #[test]
+    fn present_audio_is_played() {
+        let dir = std::env::temp_dir().join(format!("sb-audio-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("greeting.wav"), b"RIFF").expect("write");
+        let audio = AudioDir::scan(&dir);
+        let p = Prompts::parse("p.toml", EMBEDDED, &audio, &url).expect("valid");
+        assert_eq!(
+            p.greeting,
+            Prompt::Play {
+                url: "https://sb.example/audio/greeting.wav".into()
+            }
+        );
+        assert!(matches!(p.busy, Prompt::Say(_)));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,251 @@
+//! The edge: the provider's form fields become typed [`Event`]s here, once. Anything missing or
+//! malformed becomes a [`BadRequest`] naming the field; unknown extra fields are ignored, because
+//! providers add fields.
+
+use std::collections::HashMap;
+
+use crate::call::{CallStatus, DialStatus, Event, RecordingKind};
+use crate::domain::{CallSid, FieldError, Party};
+
+/// Most fields a webhook may carry (Telnyx sends about 40).
+const MAX_FIELDS: usize = 256;
+
+/// Why a webhook request was refused (answered with 400 and logged).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRequest {
+    #[error("the body is not valid UTF-8")]
+    NotUtf8,
+    #[error("more than {MAX_FIELDS} fields")]
+    TooManyFields,
+    #[error("{0}: is missing")]
+    Missing(&'static str),
+    #[error("{0}: {1}")]
+    Field(&'static str, FieldError),
+    #[error("{0}: `{1}` is not a number of seconds")]
+    NotSeconds(&'static str, String),
+    #[error("{0}: `{1}` is not one of {2}")]
+    NotOneOf(&'static str, String, &'static str),
+}
+
+/// Decoded `application/x-www-form-urlencoded` fields (a body or a query string).
+#[derive(Debug, Default, Clone)]
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn parse(raw: &[u8]) -> Result<Params, BadRequest> {
+        std::str::from_utf8(raw).map_err(|_| BadRequest::NotUtf8)?;
+        let mut map = HashMap::new();
+        for (k, v) in form_urlencoded::parse(raw) {
+            if map.len() >= MAX_FIELDS {
+                return Err(BadRequest::TooManyFields);
+            }
+            map.insert(k.into_owned(), v.into_owned());
+        }
+        Ok(Params(map))
+    }
+
+    /// A field's value, trimmed; `None` when absent or blank.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    fn sid(&self, name: &'static str) -> Result<CallSid, BadRequest> {
+        let v = self.text(name).ok_or(BadRequest::Missing(name))?;
+        CallSid::parse(v).map_err(|e| BadRequest::Field(name, e))
+    }
+
+    fn opt_sid(&self, name: &'static str) -> Result<Option<CallSid>, BadRequest> {
+        self.text(name)
+            .map(|v| CallSid::parse(v).map_err(|e| BadRequest::Field(name, e)))
+            .transpose()
+    }
+
+    /// A caller-controlled party; absent is "unknown" (Telnyx omits some for SIP callers).
+    fn party(&self, name: &'static str) -> Result<Party, BadRequest> {
+        match self.text(name) {
+            Some(v) => Party::parse(v).map_err(|e| BadRequest::Field(name, e)),
+            None => Ok(Party::unknown()),
+        }
+    }
+
+    /// Whole seconds; providers send "12", and sometimes "12.0".
+    fn secs(&self, name: &'static str) -> Result<Option<u32>, BadRequest> {
+        let Some(v) = self.text(name) else {
+            return Ok(None);
+        };
+        let bad = || BadRequest::NotSeconds(name, truncate(v));
+        if let Ok(n) = v.parse::<u32>() {
+            return Ok(Some(n));
+        }
+        match v.parse::<f64>() {
+            Ok(f) if f.is_finite() && (0.0..=f64::from(u32::MAX)).contains(&f) => {
+                Ok(Some(f.round() as u32))
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+fn truncate(v: &str) -> String {
+    v.chars().take(40).collect()
+}
+
+/// The voice URL: a new call (or a repeated request for a live one).
+pub fn incoming(p: &Params) -> Result<(CallSid, Event), BadRequest> {
+    Ok((
+        p.sid("CallSid")?,
+        Event::Incoming {
+            from: p.party("From")?,
+            to: p.party("To")?,
+        },
+    ))
+}
+
+/// The Dial action. `query` is our own query string (`round`).
+pub fn dial_ended(p: &Params, query: &Params) -> Result<(CallSid, Event), BadRequest> {
+    let sid = p.sid("CallSid")?;
+    let raw = p
+        .text("DialCallStatus")
+        .ok_or(BadRequest::Missing("DialCallStatus"))?;
+    let status = DialStatus::parse(raw).map_err(|_| {
+        BadRequest::NotOneOf(
+            "DialCallStatus",
+            truncate(raw),
+            "completed, answered, busy, no-answer, failed, canceled",
+        )
+    })?;
+    let round = match query.text("round") {
+        None => None,
+        Some(r) => Some(r.parse::<u8>().map_err(|_| {
+            BadRequest::NotOneOf("round", truncate(r), "the rounds Switchboard wrote")
+        })?),
+    };
+    Ok((
+        sid,
+        Event::DialEnded {
+            round,
+            status,
+            dial_sid: p.opt_sid("DialCallSid")?,
+            duration_secs: p.secs("DialCallDuration")?,
+            from: p.party("From")?,
+            to: p.party("To")?,
+        },
+    ))
+}
+
+/// A status callback: for a dialled leg when it names a parent, else for the caller's call. The
+/// returned CallSid is always the caller's (the key of the call's state).
+pub fn status(p: &Params) -> Result<(CallSid, Event), BadRequest> {
+    let sid = p.sid("CallSid")?;
+    let raw = p.text("CallStatus").ok_or(BadRequest::Missing("CallStatus"))?;
+    let status = CallStatus::parse(raw).map_err(|_| {
+        BadRequest::NotOneOf(
+            "CallStatus",
+            truncate(raw),
+            "queued, initiated, ringing, in-progress, completed, busy, failed, no-answer, canceled",
+        )
+    })?;
+    match p.opt_sid("ParentCallSid")? {
+        Some(parent) if parent != sid => Ok((
+            parent,
+            Event::LegStatus {
+                leg: sid,
+                status,
+                to: p.party("To")?,
+            },
+        )),
+        _ => Ok((sid, Event::CallStatus { status })),
+    }
+}
+
+/// The Record action.
+pub fn record_ended(p: &Params) -> Result<(CallSid, Event), BadRequest> {
+    Ok((p.sid("CallSid")?, Event::RecordEnded))
+}
+
+/// A recording status callback. `query` says which recording (`kind`), as we wrote it; the
+/// provider's `RecordingSource` is the fallback.
+pub fn recording(p: &Params, query: &Params) -> Result<(CallSid, Event), BadRequest> {
+    let sid = p.sid("CallSid")?;
+    let kind = match (query.text("kind"), p.text("RecordingSource")) {
+        (Some("voicemail"), _) | (None, Some("RecordVerb")) => RecordingKind::Voicemail,
+        (Some("conversation"), _) | (None, Some("DialVerb")) => RecordingKind::Conversation,
+        (Some(other), _) => {
+            return Err(BadRequest::NotOneOf(
+                "kind",
+                truncate(other),
+                "voicemail, conversation",
+            ))
+        }
+        (None, _) => return Err(BadRequest::Missing("kind")),
+    };
+    let status = p.text("RecordingStatus").unwrap_or("completed");
+    let url = match p.text("RecordingUrl") {
+        Some(u) if u.len() > 2048 => {
+            return Err(BadRequest::Field("RecordingUrl", FieldError::TooLong))
+        }
+        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
+            return Err(BadRequest::Field(
+                "RecordingUrl",
+                FieldError::Invalid("is not an http(s) URL"),
+            ))
+        }
+        other => other.map(Box::from),
+    };
+    Ok((
+        sid,
+        Event::Recording {
+            kind,
+            completed: status.eq_ignore_ascii_case("completed"),
+            url,
+            duration_secs: p.secs("RecordingDuration")?,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(s: &str) -> Params {
+        Params::parse(s.as_bytes()).expect("form")
+    }
+
+    #[test]
+    fn legs_are_keyed_by_their_parent() {
+        let (sid, event) = status(&params(
+            "CallSid=LEG1&ParentCallSid=CA1&CallStatus=in-progress&To=sip%3Aada%40x.example",
+        ))
+        .expect("valid");
+        assert_eq!(sid.as_str(), "CA1");
+        assert!(matches!(event, Event::LegStatus { status: CallStatus::InProgress, .. }));
+        let (sid, event) = status(&params("CallSid=CA1&CallStatus=completed")).expect("valid");
+        assert_eq!(sid.as_str(), "CA1");
+        assert_eq!(event, Event::CallStatus { status: CallStatus::Completed });
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let err = status(&params("CallStatus=completed")).expect_err("no sid");
+        assert_eq!(err.to_string(), "CallSid: is missing");
+        let err = status(&params("CallSid=CA1&CallStatus=exploded")).expect_err("status");
+        assert!(err.to_string().starts_with("CallStatus: `exploded` is not one of"));
+        let err = dial_ended(&params("CallSid=CA1&DialCallStatus=no-answer&DialCallDuration=soon"), &Params::default())
+            .expect_err("secs");
+        assert_eq!(err.to_string(), "DialCallDuration: `soon` is not a number of seconds");
+        assert_eq!(Params::parse(b"a=\xff").expect_err("utf8"), BadRequest::NotUtf8);
+    }
+
+    #[test]
+    fn numbers_are_parsed_leniently_and_extra_fields_ignored() {
+        let (_, event) = dial_ended(
+            &params("CallSid=CA1&DialCallStatus=completed&DialCallDuration=12.0&Unknown=1"),
+            &params("round=2"),
+        )
+        .expect("valid");
+        assert!(matches!(
+            event,
+            Event::DialEnded { round: Some(2), duration_secs: Some(12), .. }
+        ));
+    }
+}
