@@ -72,7 +72,14 @@ mod tests {
     #[test]
     fn only_plain_names_are_valid() {
         assert!(AudioDir::valid_name("greeting.wav"));
-        for bad in ["", ".hidden.wav", "../x.wav", "a/b.wav", "a b.wav", "%2e%2e"] {
+        for bad in [
+            "",
+            ".hidden.wav",
+            "../x.wav",
+            "a/b.wav",
+            "a b.wav",
+            "%2e%2e",
+        ] {
             assert!(!AudioDir::valid_name(bad), "{bad}");
         }
     }

@@ -290,7 +290,10 @@ mod tests {
             None,
             env(&[
                 ("SWITCHBOARD__SERVER__PORT", "9001"),
-                ("SWITCHBOARD__SERVER__PUBLIC_URL", "https://sb.example.com/base"),
+                (
+                    "SWITCHBOARD__SERVER__PUBLIC_URL",
+                    "https://sb.example.com/base",
+                ),
                 ("SWITCHBOARD__DIAL__ROUNDS", "3"),
             ]),
         )
@@ -311,7 +314,10 @@ mod tests {
         )
         .expect_err("invalid")
         .to_string();
-        assert!(err.contains("dial.rounds: must be between 1 and 10"), "{err}");
+        assert!(
+            err.contains("dial.rounds: must be between 1 and 10"),
+            "{err}"
+        );
         assert!(err.contains("server.public_url"), "{err}");
     }
 

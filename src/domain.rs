@@ -115,9 +115,9 @@ impl Endpoint {
     /// A number in E.164 form: `+` then 8 to 15 digits, the first not 0.
     pub fn number(s: &str) -> Result<Endpoint, FieldError> {
         let s = check_text(s)?;
-        let digits = s
-            .strip_prefix('+')
-            .ok_or(FieldError::Invalid("must be in E.164 form, e.g. +12025550142"))?;
+        let digits = s.strip_prefix('+').ok_or(FieldError::Invalid(
+            "must be in E.164 form, e.g. +12025550142",
+        ))?;
         let ok = (8..=15).contains(&digits.len())
             && digits.bytes().all(|b| b.is_ascii_digit())
             && !digits.starts_with('0');
@@ -190,7 +190,12 @@ mod tests {
     fn sip_and_number_endpoints_are_checked() {
         assert!(Endpoint::sip("sip:ada@example.com").is_ok());
         assert!(Endpoint::sip("sips:ada@example.com;transport=tls").is_ok());
-        for bad in ["ada@example.com", "sip:example.com", "sip:a b@x.com", "sip:a@x.com<"] {
+        for bad in [
+            "ada@example.com",
+            "sip:example.com",
+            "sip:a b@x.com",
+            "sip:a@x.com<",
+        ] {
             assert!(Endpoint::sip(bad).is_err(), "{bad}");
         }
         assert!(Endpoint::number("+12025550142").is_ok());

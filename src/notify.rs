@@ -20,7 +20,9 @@ impl Notifier for LogNotifier {
             }
             Notice::Answered {
                 agent, after_secs, ..
-            } => tracing::info!(call_sid = %call, agent = agent.as_deref().unwrap_or("an agent"), after_secs, "call answered"),
+            } => {
+                tracing::info!(call_sid = %call, agent = agent.as_deref().unwrap_or("an agent"), after_secs, "call answered")
+            }
             Notice::Missed { reason, .. } => {
                 let reason = match reason {
                     MissReason::NoAnswer => "nobody answered",
@@ -37,7 +39,9 @@ impl Notifier for LogNotifier {
             }
             Notice::Finished {
                 agent, talk_secs, ..
-            } => tracing::info!(call_sid = %call, agent = agent.as_deref().unwrap_or("an agent"), talk_secs, "call finished"),
+            } => {
+                tracing::info!(call_sid = %call, agent = agent.as_deref().unwrap_or("an agent"), talk_secs, "call finished")
+            }
         }
     }
 }

@@ -26,16 +26,22 @@ use crate::webhook::{self, BadRequest, Params};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let get_or_post = || guard::Any(guard::Get()).or(guard::Post());
-    cfg.route("/texml/inbound", web::route().guard(get_or_post()).to(inbound))
-        .route("/texml/dial", web::route().guard(get_or_post()).to(dial))
-        .route("/texml/voicemail", web::route().guard(get_or_post()).to(voicemail))
-        .route("/texml/status", web::post().to(status))
-        .route("/texml/recording", web::post().to(recording))
-        .route("/audio/{file}", web::get().to(audio))
-        .route("/audio/{file}", web::head().to(audio))
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .default_service(web::to(not_found));
+    cfg.route(
+        "/texml/inbound",
+        web::route().guard(get_or_post()).to(inbound),
+    )
+    .route("/texml/dial", web::route().guard(get_or_post()).to(dial))
+    .route(
+        "/texml/voicemail",
+        web::route().guard(get_or_post()).to(voicemail),
+    )
+    .route("/texml/status", web::post().to(status))
+    .route("/texml/recording", web::post().to(recording))
+    .route("/audio/{file}", web::get().to(audio))
+    .route("/audio/{file}", web::head().to(audio))
+    .route("/healthz", web::get().to(healthz))
+    .route("/readyz", web::get().to(readyz))
+    .default_service(web::to(not_found));
 }
 
 /// The requests the provider waits on for a document.

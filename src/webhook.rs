@@ -137,7 +137,9 @@ pub fn dial_ended(p: &Params, query: &Params) -> Result<(CallSid, Event), BadReq
 /// returned CallSid is always the caller's (the key of the call's state).
 pub fn status(p: &Params) -> Result<(CallSid, Event), BadRequest> {
     let sid = p.sid("CallSid")?;
-    let raw = p.text("CallStatus").ok_or(BadRequest::Missing("CallStatus"))?;
+    let raw = p
+        .text("CallStatus")
+        .ok_or(BadRequest::Missing("CallStatus"))?;
     let status = CallStatus::parse(raw).map_err(|_| {
         BadRequest::NotOneOf(
             "CallStatus",
@@ -218,10 +220,21 @@ mod tests {
         ))
         .expect("valid");
         assert_eq!(sid.as_str(), "CA1");
-        assert!(matches!(event, Event::LegStatus { status: CallStatus::InProgress, .. }));
+        assert!(matches!(
+            event,
+            Event::LegStatus {
+                status: CallStatus::InProgress,
+                ..
+            }
+        ));
         let (sid, event) = status(&params("CallSid=CA1&CallStatus=completed")).expect("valid");
         assert_eq!(sid.as_str(), "CA1");
-        assert_eq!(event, Event::CallStatus { status: CallStatus::Completed });
+        assert_eq!(
+            event,
+            Event::CallStatus {
+                status: CallStatus::Completed
+            }
+        );
     }
 
     #[test]
@@ -229,11 +242,22 @@ mod tests {
         let err = status(&params("CallStatus=completed")).expect_err("no sid");
         assert_eq!(err.to_string(), "CallSid: is missing");
         let err = status(&params("CallSid=CA1&CallStatus=exploded")).expect_err("status");
-        assert!(err.to_string().starts_with("CallStatus: `exploded` is not one of"));
-        let err = dial_ended(&params("CallSid=CA1&DialCallStatus=no-answer&DialCallDuration=soon"), &Params::default())
-            .expect_err("secs");
-        assert_eq!(err.to_string(), "DialCallDuration: `soon` is not a number of seconds");
-        assert_eq!(Params::parse(b"a=\xff").expect_err("utf8"), BadRequest::NotUtf8);
+        assert!(err
+            .to_string()
+            .starts_with("CallStatus: `exploded` is not one of"));
+        let err = dial_ended(
+            &params("CallSid=CA1&DialCallStatus=no-answer&DialCallDuration=soon"),
+            &Params::default(),
+        )
+        .expect_err("secs");
+        assert_eq!(
+            err.to_string(),
+            "DialCallDuration: `soon` is not a number of seconds"
+        );
+        assert_eq!(
+            Params::parse(b"a=\xff").expect_err("utf8"),
+            BadRequest::NotUtf8
+        );
     }
 
     #[test]
@@ -245,7 +269,11 @@ mod tests {
         .expect("valid");
         assert!(matches!(
             event,
-            Event::DialEnded { round: Some(2), duration_secs: Some(12), .. }
+            Event::DialEnded {
+                round: Some(2),
+                duration_secs: Some(12),
+                ..
+            }
         ));
     }
 }

@@ -144,7 +144,7 @@ impl Call {
     }
 
     /// Goes to voicemail, telling the watchers the call was missed.
-    fn to_voicemail(&mut self, lead: Lead, reason: MissReason, effects: &mut Vec<Effect>) {
+    fn send_to_voicemail(&mut self, lead: Lead, reason: MissReason, effects: &mut Vec<Effect>) {
         self.phase = Phase::Voicemail {
             lead,
             recorded: false,
@@ -295,7 +295,7 @@ fn dial_ended(
             answer: None,
         };
     } else {
-        next.to_voicemail(Lead::Nothing, MissReason::NoAnswer, &mut effects);
+        next.send_to_voicemail(Lead::Nothing, MissReason::NoAnswer, &mut effects);
     }
     Step::changed(next, effects)
 }
@@ -472,7 +472,10 @@ fn recording(
     url: &Option<Box<str>>,
     duration_secs: Option<u32>,
 ) -> Step {
-    let Some(url) = url.as_ref().filter(|_| completed && duration_secs != Some(0)) else {
+    let Some(url) = url
+        .as_ref()
+        .filter(|_| completed && duration_secs != Some(0))
+    else {
         return Step::ignored(Ignored::NoRecording);
     };
     let mut next = call.clone();
@@ -612,9 +615,15 @@ mod tests {
             &agents(),
             &[
                 (0, incoming()),
-                (1, leg("LEG-ada-1", CallStatus::Initiated, "sip:ada@x.example")),
+                (
+                    1,
+                    leg("LEG-ada-1", CallStatus::Initiated, "sip:ada@x.example"),
+                ),
                 (1, leg("LEG-bob-1", CallStatus::Ringing, "+12025550100")),
-                (5, leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example")),
+                (
+                    5,
+                    leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example"),
+                ),
                 (65, dial(1, DialStatus::Completed, Some(60))),
                 (67, parent(CallStatus::Completed)),
             ],
@@ -660,13 +669,25 @@ mod tests {
         let step = transition(&id, None, &incoming(), 0, &ctx);
         let call = step.next.expect("created");
         assert!(matches!(call.reply(), Reply::Ring { round: 1, .. }));
-        let call = transition(&id, Some(&call), &dial(1, DialStatus::NoAnswer, None), 20, &ctx)
-            .next
-            .expect("round 2");
+        let call = transition(
+            &id,
+            Some(&call),
+            &dial(1, DialStatus::NoAnswer, None),
+            20,
+            &ctx,
+        )
+        .next
+        .expect("round 2");
         assert!(matches!(call.reply(), Reply::Ring { round: 2, .. }));
-        let call = transition(&id, Some(&call), &dial(2, DialStatus::NoAnswer, None), 40, &ctx)
-            .next
-            .expect("voicemail");
+        let call = transition(
+            &id,
+            Some(&call),
+            &dial(2, DialStatus::NoAnswer, None),
+            40,
+            &ctx,
+        )
+        .next
+        .expect("voicemail");
         assert_eq!(
             call.reply(),
             Reply::Voicemail {
@@ -755,7 +776,10 @@ mod tests {
                 (0, incoming()),
                 (12, parent(CallStatus::Completed)),
                 // The provider cancels the legs and may still request the Dial action.
-                (12, leg("LEG-ada-1", CallStatus::Canceled, "sip:ada@x.example")),
+                (
+                    12,
+                    leg("LEG-ada-1", CallStatus::Canceled, "sip:ada@x.example"),
+                ),
                 (13, dial(1, DialStatus::NoAnswer, None)),
                 (13, parent(CallStatus::Completed)),
             ],
@@ -793,7 +817,10 @@ mod tests {
     fn duplicated_and_reordered_callbacks_change_nothing() {
         let once = [
             (0, incoming()),
-            (5, leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example")),
+            (
+                5,
+                leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example"),
+            ),
             (65, dial(1, DialStatus::Completed, Some(60))),
             (66, parent(CallStatus::Completed)),
         ];
@@ -801,14 +828,23 @@ mod tests {
         let noisy = [
             (0, incoming()),
             (0, incoming()),
-            (5, leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example")),
+            (
+                5,
+                leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example"),
+            ),
             // Duplicates of everything, and an old round's action.
-            (6, leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example")),
+            (
+                6,
+                leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example"),
+            ),
             (65, dial(1, DialStatus::Completed, Some(60))),
             (65, dial(1, DialStatus::Completed, Some(60))),
             (66, parent(CallStatus::Completed)),
             (66, parent(CallStatus::Completed)),
-            (67, leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example")),
+            (
+                67,
+                leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example"),
+            ),
         ];
         let (call, notices) = play(&agents(), &noisy);
         assert_eq!(notices, expected_notices);
@@ -821,9 +857,15 @@ mod tests {
             &agents(),
             &[
                 (0, incoming()),
-                (1, leg("LEG-ada-1", CallStatus::Ringing, "sip:ada@x.example")),
+                (
+                    1,
+                    leg("LEG-ada-1", CallStatus::Ringing, "sip:ada@x.example"),
+                ),
                 (65, dial(1, DialStatus::Completed, Some(60))),
-                (66, leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example")),
+                (
+                    66,
+                    leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example"),
+                ),
                 (67, parent(CallStatus::Completed)),
             ],
         );
@@ -884,10 +926,18 @@ mod tests {
             available: &avail,
         };
         let id = sid("CA1");
-        let call = transition(&id, None, &incoming(), 0, &ctx).next.expect("call");
-        let call = transition(&id, Some(&call), &dial(1, DialStatus::NoAnswer, None), 9, &ctx)
+        let call = transition(&id, None, &incoming(), 0, &ctx)
             .next
-            .expect("voicemail");
+            .expect("call");
+        let call = transition(
+            &id,
+            Some(&call),
+            &dial(1, DialStatus::NoAnswer, None),
+            9,
+            &ctx,
+        )
+        .next
+        .expect("voicemail");
         assert!(matches!(call.phase, Phase::Voicemail { .. }));
     }
 
@@ -899,7 +949,9 @@ mod tests {
             available: &avail,
         };
         let id = sid("CA1");
-        let mut call = transition(&id, None, &incoming(), 0, &ctx).next.expect("call");
+        let mut call = transition(&id, None, &incoming(), 0, &ctx)
+            .next
+            .expect("call");
         for i in 0..MAX_LEGS {
             let e = leg(&format!("LEG{i}"), CallStatus::Ringing, "sip:x@y.example");
             call = transition(&id, Some(&call), &e, 1, &ctx).next.expect("leg");

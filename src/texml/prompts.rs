@@ -181,7 +181,12 @@ impl Prompts {
             Ok(text) => Self::parse(&name, &text, audio, audio_url),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tracing::warn!(file = %name, "template file not found; using the built-in prompts");
-                Self::parse("<built-in templates/prompts.toml>", EMBEDDED, audio, audio_url)
+                Self::parse(
+                    "<built-in templates/prompts.toml>",
+                    EMBEDDED,
+                    audio,
+                    audio_url,
+                )
             }
             Err(e) => Err(TemplateError {
                 file: name,
@@ -241,10 +246,11 @@ impl Prompts {
             }))
         };
         let display_name = match &def.ring.display_name {
-            Some(t) if !t.get_ref().trim().is_empty() => Some(
-                DisplayName::parse(t.get_ref())
-                    .map_err(|why| src.error(Some(t.span()), format!("[ring] display_name {why}")))?,
-            ),
+            Some(t) if !t.get_ref().trim().is_empty() => {
+                Some(DisplayName::parse(t.get_ref()).map_err(|why| {
+                    src.error(Some(t.span()), format!("[ring] display_name {why}"))
+                })?)
+            }
             _ => None,
         };
         Ok(Prompts {
@@ -259,7 +265,10 @@ impl Prompts {
     }
 }
 
-fn check_voice(src: &Source<'_>, v: Option<&Spanned<String>>) -> Result<Option<String>, TemplateError> {
+fn check_voice(
+    src: &Source<'_>,
+    v: Option<&Spanned<String>>,
+) -> Result<Option<String>, TemplateError> {
     let Some(v) = v else { return Ok(None) };
     let s = v.get_ref();
     let ok = !s.is_empty()
@@ -285,7 +294,8 @@ fn check_language(
     let primary = parts.next().unwrap_or("");
     let ok = (2..=3).contains(&primary.len())
         && primary.bytes().all(|b| b.is_ascii_alphabetic())
-        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+        && parts
+            .all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
     if !ok {
         return Err(src.error(
             Some(v.span()),
@@ -325,7 +335,11 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let broken = EMBEDDED.replacen("say = \"All our agents", "say = \"\"\nxsay = \"All our agents", 1);
+        let broken = EMBEDDED.replacen(
+            "say = \"All our agents",
+            "say = \"\"\nxsay = \"All our agents",
+            1,
+        );
         let line = broken
             .lines()
             .position(|l| l.starts_with("xsay"))
@@ -333,14 +347,26 @@ mod tests {
             + 1;
         let err = parse(&broken).expect_err("unknown key");
         assert_eq!(err.line, line, "{err}");
-        assert!(err.to_string().starts_with(&format!("prompts.toml:{line}: ")), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("prompts.toml:{line}: ")),
+            "{err}"
+        );
 
         let err = parse(&EMBEDDED.replace("{caller}", "{callr}")).expect_err("placeholder");
-        assert!(err.message.contains("unknown placeholder `{callr}`"), "{err}");
-        let line = EMBEDDED.lines().position(|l| l.contains("{caller}\"")).expect("line") + 1;
+        assert!(
+            err.message.contains("unknown placeholder `{callr}`"),
+            "{err}"
+        );
+        let line = EMBEDDED
+            .lines()
+            .position(|l| l.contains("{caller}\""))
+            .expect("line")
+            + 1;
         assert_eq!(err.line, line);
 
-        let err = parse(&EMBEDDED.replace("language = \"en-US\"", "language = \"english!\"")).expect_err("lang");
+        let err = parse(&EMBEDDED.replace("language = \"en-US\"", "language = \"english!\""))
+            .expect_err("lang");
         assert_eq!(err.line, 11, "{err}");
 
         let err = parse("voice = \"alice\"\n[greeting\n").expect_err("syntax");

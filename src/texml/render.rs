@@ -176,7 +176,10 @@ mod tests {
     #[test]
     fn urls_keep_a_path_prefix() {
         let urls = Urls::new("https://sb.example/switchboard").expect("url");
-        assert_eq!(urls.dial(2), "https://sb.example/switchboard/texml/dial?round=2");
+        assert_eq!(
+            urls.dial(2),
+            "https://sb.example/switchboard/texml/dial?round=2"
+        );
         assert_eq!(
             urls.audio("greeting.wav"),
             "https://sb.example/switchboard/audio/greeting.wav"

@@ -121,7 +121,14 @@ mod tests {
         let parsed = roxmltree::Document::parse(&xml).expect("well-formed");
         let say = parsed.root_element().first_element_child().expect("say");
         assert_eq!(say.text(), Some(r#"</Say><Hangup/> & "quotes" 'too'"#));
-        assert_eq!(parsed.root_element().children().filter(|n| n.is_element()).count(), 1);
+        assert_eq!(
+            parsed
+                .root_element()
+                .children()
+                .filter(|n| n.is_element())
+                .count(),
+            1
+        );
     }
 
     #[test]

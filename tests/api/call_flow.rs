@@ -1,0 +1,260 @@
+//! Whole calls, played end to end, with every document pinned by a golden file.
+
+use reqwest::StatusCode;
+use switchboard::call::{MissReason, Notice};
+use switchboard::domain::Party;
+
+use crate::helpers::{assert_golden, spawn_app, spawn_with};
+
+const CALLER: &str = "+12025550142";
+const ADA: &str = "sip:ada@switchboard-demo.sip.example.com";
+const GRACE: &str = "sip:grace@switchboard-demo.sip.example.com";
+const ALAN: &str = "sip:alan@switchboard-demo.sip.example.com";
+
+fn caller() -> Party {
+    Party::parse(CALLER).expect("party")
+}
+
+#[tokio::test]
+async fn answered_on_the_first_round() {
+    let app = spawn_app().await;
+    assert_golden("ring_round_1", &app.inbound("CA-first", CALLER).await);
+    for (leg, to) in [("LEG-a", ADA), ("LEG-g", GRACE), ("LEG-t", ALAN)] {
+        assert_eq!(
+            app.leg("CA-first", leg, "initiated", to, "0").await,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            app.leg("CA-first", leg, "ringing", to, "1").await,
+            StatusCode::NO_CONTENT
+        );
+    }
+    assert_eq!(
+        app.leg("CA-first", "LEG-g", "in-progress", GRACE, "2")
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    for leg in ["LEG-a", "LEG-t"] {
+        app.leg("CA-first", leg, "canceled", ADA, "2").await;
+    }
+    let after = app
+        .dial_action("CA-first", 1, "completed", Some(("LEG-g", "42")))
+        .await;
+    assert_golden("after_call", &after);
+    assert_eq!(
+        app.call_status("CA-first", "completed").await,
+        StatusCode::NO_CONTENT
+    );
+
+    let notices = app.notices_for("CA-first");
+    assert_eq!(notices.len(), 3, "{notices:?}");
+    assert_eq!(
+        notices[0],
+        Notice::Ringing {
+            from: caller(),
+            to: Party::parse("+18005550100").expect("party"),
+            agents: 3
+        }
+    );
+    assert!(
+        matches!(&notices[1], Notice::Answered { agent: Some(a), .. } if &**a == "Grace Hopper"),
+        "{notices:?}"
+    );
+    assert_eq!(
+        notices[2],
+        Notice::Finished {
+            from: caller(),
+            agent: Some("Grace Hopper".into()),
+            talk_secs: 42
+        }
+    );
+    assert_eq!(app.state.store.live(), 0);
+}
+
+#[tokio::test]
+async fn answered_on_the_second_round() {
+    let app = spawn_app().await;
+    app.inbound_post("CA-second", CALLER).await;
+    app.leg("CA-second", "LEG-a1", "ringing", ADA, "1").await;
+    app.leg("CA-second", "LEG-a1", "no-answer", ADA, "2").await;
+    assert_golden(
+        "ring_round_2",
+        &app.dial_action("CA-second", 1, "no-answer", None).await,
+    );
+    app.leg("CA-second", "LEG-t2", "ringing", ALAN, "1").await;
+    app.leg("CA-second", "LEG-t2", "in-progress", ALAN, "2")
+        .await;
+    // The caller hangs up first this time: no Dial action document matters any more.
+    assert_eq!(
+        app.call_status("CA-second", "completed").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_golden(
+        "hangup",
+        &app.dial_action("CA-second", 2, "completed", Some(("LEG-t2", "30")))
+            .await,
+    );
+
+    let notices = app.notices_for("CA-second");
+    assert_eq!(notices.len(), 3, "{notices:?}");
+    assert!(
+        matches!(&notices[1], Notice::Answered { agent: Some(a), .. } if &**a == "Alan Turing")
+    );
+    assert!(
+        matches!(&notices[2], Notice::Finished { agent: Some(a), .. } if &**a == "Alan Turing")
+    );
+}
+
+#[tokio::test]
+async fn nobody_answers_and_the_caller_leaves_a_voicemail() {
+    let app = spawn_app().await;
+    app.inbound("CA-vm", CALLER).await;
+    app.dial_action("CA-vm", 1, "no-answer", None).await;
+    assert_golden(
+        "voicemail",
+        &app.dial_action("CA-vm", 2, "no-answer", None).await,
+    );
+    assert_golden("goodbye", &app.record_action("CA-vm").await);
+    assert_eq!(
+        app.call_status("CA-vm", "completed").await,
+        StatusCode::NO_CONTENT
+    );
+    // The recording is ready after the call ended, as it usually is.
+    let status = app
+        .recording("CA-vm", "voicemail", "https://rec.example/vm-1.mp3", "14")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    assert_eq!(
+        &app.notices_for("CA-vm")[1..],
+        &[
+            Notice::Missed {
+                from: caller(),
+                reason: MissReason::NoAnswer
+            },
+            Notice::Voicemail {
+                from: caller(),
+                url: "https://rec.example/vm-1.mp3".into(),
+                duration_secs: 14
+            }
+        ]
+    );
+}
+
+#[tokio::test]
+async fn caller_hangs_up_while_agents_ring() {
+    let app = spawn_app().await;
+    app.inbound("CA-gone", CALLER).await;
+    app.leg("CA-gone", "LEG-a", "ringing", ADA, "1").await;
+    assert_eq!(
+        app.call_status("CA-gone", "completed").await,
+        StatusCode::NO_CONTENT
+    );
+    app.leg("CA-gone", "LEG-a", "canceled", ADA, "2").await;
+    // A late Dial action changes nothing: the call is over.
+    assert_golden(
+        "hangup",
+        &app.dial_action("CA-gone", 1, "no-answer", None).await,
+    );
+    assert_eq!(
+        app.call_status("CA-gone", "completed").await,
+        StatusCode::NO_CONTENT
+    );
+
+    let notices = app.notices_for("CA-gone");
+    assert_eq!(notices.len(), 2, "nothing after the abandon: {notices:?}");
+    assert!(matches!(notices[1], Notice::Abandoned { .. }));
+}
+
+#[tokio::test]
+async fn no_agents_goes_straight_to_voicemail() {
+    let app = spawn_with(|s| s.agents.clear()).await;
+    assert_golden("no_agents", &app.inbound("CA-empty", CALLER).await);
+    assert_eq!(
+        app.notices_for("CA-empty"),
+        vec![Notice::Missed {
+            from: caller(),
+            reason: MissReason::NoAgents
+        }]
+    );
+}
+
+#[tokio::test]
+async fn get_and_post_voice_requests_get_the_same_document() {
+    let app = spawn_app().await;
+    let get = app.inbound("CA-get", CALLER).await;
+    let post = app.inbound_post("CA-post", CALLER).await;
+    assert_eq!(get.status, StatusCode::OK);
+    assert_eq!(get.body, post.body);
+    assert_golden("ring_round_1", &post);
+}
+
+#[tokio::test]
+async fn a_caller_number_cannot_break_or_inject_xml() {
+    let app = spawn_app().await;
+    let hostile = r#"+1202<&"'></Dial><Hangup/>"#;
+    let answer = app.inbound("CA-hostile", hostile).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let doc = roxmltree::Document::parse(&answer.body).expect("well-formed XML");
+    let verbs: Vec<_> = doc
+        .root_element()
+        .children()
+        .filter(|n| n.is_element())
+        .map(|n| n.tag_name().name().to_owned())
+        .collect();
+    assert_eq!(verbs, ["Play", "Dial"], "{}", answer.body);
+    let dial = doc
+        .descendants()
+        .find(|n| n.has_tag_name("Dial"))
+        .expect("dial");
+    // The number arrives intact as data, shown to the agents, never as markup.
+    assert_eq!(dial.attribute("fromDisplayName"), Some(hostile));
+    assert_eq!(dial.children().filter(|n| n.is_element()).count(), 3);
+}
+
+#[tokio::test]
+async fn finished_calls_are_forgotten_after_the_grace_period() {
+    let app = spawn_with(|s| {
+        s.calls.grace_secs = 1;
+        s.calls.sweep_interval_secs = 1;
+    })
+    .await;
+    app.inbound("CA-sweep", CALLER).await;
+    app.call_status("CA-sweep", "completed").await;
+    assert_eq!(app.state.store.live(), 0);
+    // Within the grace period the call is remembered: a repeated voice request just hangs up.
+    assert_golden("hangup", &app.inbound("CA-sweep", CALLER).await);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Forgotten: the same CallSid is now a new call.
+    assert_golden("ring_round_1", &app.inbound("CA-sweep", CALLER).await);
+}
+
+#[tokio::test]
+async fn agents_on_phone_numbers_ring_with_number_nouns() {
+    use switchboard::config::AgentSettings;
+    let app = spawn_with(|s| {
+        s.agents = vec![
+            AgentSettings {
+                name: "Ada Lovelace".into(),
+                sip: Some(ADA.into()),
+                number: None,
+            },
+            AgentSettings {
+                name: "Night shift".into(),
+                sip: None,
+                number: Some("+12025550199".into()),
+            },
+        ];
+        s.dial.record = switchboard::config::RecordMode::DoNotRecord;
+        s.dial.ring_timeout_secs = 30;
+    })
+    .await;
+    assert_golden("ring_mixed", &app.inbound("CA-mixed", CALLER).await);
+    app.leg("CA-mixed", "LEG-n", "in-progress", "+1 202 555 0199", "2")
+        .await;
+    let notices = app.notices_for("CA-mixed");
+    assert!(
+        matches!(&notices[1], Notice::Answered { agent: Some(a), .. } if &**a == "Night shift"),
+        "{notices:?}"
+    );
+}

@@ -1,0 +1,190 @@
+//! At-least-once, out-of-order delivery; unknown calls; bad input.
+
+use reqwest::StatusCode;
+use switchboard::call::Notice;
+
+use crate::helpers::{assert_golden, spawn_app};
+
+const CALLER: &str = "+12025550142";
+const ADA: &str = "sip:ada@switchboard-demo.sip.example.com";
+
+#[tokio::test]
+async fn duplicated_and_reordered_callbacks_change_nothing() {
+    let app = spawn_app().await;
+    let first = app.inbound("CA-dup", CALLER).await;
+    // A repeated voice request for a live call returns the same document.
+    assert_eq!(app.inbound("CA-dup", CALLER).await.body, first.body);
+    // Leg callbacks out of order (completed before answered) and each twice.
+    for _ in 0..2 {
+        app.leg("CA-dup", "LEG-a", "ringing", ADA, "1").await;
+        app.leg("CA-dup", "LEG-a", "in-progress", ADA, "2").await;
+    }
+    assert_eq!(app.inbound("CA-dup", CALLER).await.body, first.body);
+    for _ in 0..2 {
+        app.leg("CA-dup", "LEG-a", "completed", ADA, "3").await;
+        app.leg("CA-dup", "LEG-a", "initiated", ADA, "0").await;
+    }
+    // The Dial action delivered twice answers the same document both times.
+    let after = app
+        .dial_action("CA-dup", 1, "completed", Some(("LEG-a", "20")))
+        .await;
+    assert_golden("after_call", &after);
+    assert_golden(
+        "after_call",
+        &app.dial_action("CA-dup", 1, "completed", Some(("LEG-a", "20")))
+            .await,
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            app.call_status("CA-dup", "completed").await,
+            StatusCode::NO_CONTENT
+        );
+    }
+    // A very late leg callback for the answered leg.
+    app.leg("CA-dup", "LEG-a", "in-progress", ADA, "2").await;
+
+    let notices = app.notices_for("CA-dup");
+    let kinds: Vec<_> = notices
+        .iter()
+        .map(|n| match n {
+            Notice::Ringing { .. } => "ringing",
+            Notice::Answered { .. } => "answered",
+            Notice::Finished { .. } => "finished",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["ringing", "answered", "finished"], "{notices:?}");
+    assert!(
+        matches!(&notices[2], Notice::Finished { talk_secs: 20, agent: Some(a), .. } if &**a == "Ada Lovelace")
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_dial_action_for_an_old_round_returns_the_current_document() {
+    let app = spawn_app().await;
+    app.inbound("CA-old", CALLER).await;
+    let round2 = app.dial_action("CA-old", 1, "no-answer", None).await;
+    let again = app.dial_action("CA-old", 1, "no-answer", None).await;
+    assert_eq!(again.body, round2.body);
+    assert_golden("ring_round_2", &again);
+}
+
+#[tokio::test]
+async fn callbacks_for_an_unknown_call_answer_2xx_and_change_nothing() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.call_status("CA-nobody", "completed").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.leg("CA-nobody", "LEG-x", "ringing", ADA, "0").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.recording("CA-nobody", "voicemail", "https://rec.example/x.mp3", "3")
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert!(app.notices_for("CA-nobody").is_empty());
+    assert_eq!(app.state.store.live(), 0);
+    // The Record action of an unknown call still closes politely.
+    assert_golden("goodbye", &app.record_action("CA-nobody").await);
+}
+
+#[tokio::test]
+async fn a_dial_action_for_a_forgotten_call_apologises_and_takes_a_message() {
+    let app = spawn_app().await;
+    assert_golden(
+        "apology",
+        &app.dial_action("CA-lost", 1, "no-answer", None).await,
+    );
+    app.record_action("CA-lost").await;
+    app.call_status("CA-lost", "completed").await;
+    app.recording("CA-lost", "voicemail", "https://rec.example/lost.mp3", "9")
+        .await;
+    let notices = app.notices_for("CA-lost");
+    assert!(
+        matches!(
+            notices.last(),
+            Some(Notice::Voicemail {
+                duration_secs: 9,
+                ..
+            })
+        ),
+        "{notices:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx() {
+    let app = spawn_app().await;
+    // Voice URL without a CallSid: 400, and the body is still a valid document.
+    let answer = app.get_query("/texml/inbound", &[("From", CALLER)]).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    roxmltree::Document::parse(&answer.body).expect("valid XML even when refused");
+
+    type Form<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&str, Form, &str); 5] = [
+        (
+            "/texml/status",
+            &[("CallSid", "CA1")],
+            "CallStatus: is missing",
+        ),
+        (
+            "/texml/status",
+            &[("CallSid", "CA1"), ("CallStatus", "exploded")],
+            "CallStatus: `exploded` is not one of",
+        ),
+        (
+            "/texml/status",
+            &[("CallStatus", "completed")],
+            "CallSid: is missing",
+        ),
+        (
+            "/texml/recording?kind=sideways",
+            &[
+                ("CallSid", "CA1"),
+                ("RecordingUrl", "https://rec.example/a"),
+            ],
+            "kind: `sideways` is not one of",
+        ),
+        (
+            "/texml/recording?kind=voicemail",
+            &[("CallSid", "CA1"), ("RecordingUrl", "javascript:alert(1)")],
+            "RecordingUrl: is not an http(s) URL",
+        ),
+    ];
+    for (path, form, message) in cases {
+        let answer = app.post_form(path, form).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path} {form:?}");
+        assert!(answer.body.contains(message), "{path}: {}", answer.body);
+    }
+
+    let too_long = "x".repeat(300);
+    let answer = app
+        .post_form(
+            "/texml/status",
+            &[("CallSid", &too_long), ("CallStatus", "ringing")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let answer = app
+        .client
+        .post(format!("{}/texml/status", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![
+            b'C', b'a', b'l', b'l', b'S', b'i', b'd', b'=', 0xff, 0xfe,
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    let big = app
+        .client
+        .post(format!("{}/texml/status", app.base))
+        .body(vec![b'a'; 100 * 1024])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}

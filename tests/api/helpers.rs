@@ -1,0 +1,277 @@
+//! Starting the server and speaking to it as the provider does.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use actix_web::web::Data;
+use reqwest::StatusCode;
+use switchboard::call::Notice;
+use switchboard::config::Settings;
+use switchboard::domain::CallSid;
+use switchboard::notify::Notifier;
+use switchboard::startup::{AppState, Application};
+
+/// The public URL every test server writes into its documents (golden files depend on it).
+pub const PUBLIC_URL: &str = "https://switchboard.test";
+
+/// Records every notice the server emits, in order.
+#[derive(Default)]
+pub struct Collector(Mutex<Vec<(String, Notice)>>);
+
+impl Notifier for Collector {
+    fn notify(&self, call: &CallSid, notice: &Notice) {
+        self.0
+            .lock()
+            .expect("collector lock")
+            .push((call.to_string(), notice.clone()));
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub notices: Arc<Collector>,
+    pub state: Data<AppState>,
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// The demo configuration on port 0, with the repository's templates and audio.
+pub fn test_settings() -> Settings {
+    let mut s = Settings::demo().expect("demo settings");
+    s.server.host = "127.0.0.1".into();
+    s.server.port = 0;
+    s.server.workers = 1;
+    s.server.public_url = PUBLIC_URL.into();
+    s.paths.templates = repo_path("templates/prompts.toml");
+    s.paths.audio = repo_path("audio");
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        switchboard::telemetry::init(&Settings::demo().expect("demo").log);
+    }
+    let mut settings = test_settings();
+    tweak(&mut settings);
+    settings.validate().expect("test settings are valid");
+    let notices = Arc::new(Collector::default());
+    let app = Application::build_with(settings, notices.clone())
+        .await
+        .expect("server builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        notices,
+        state,
+    }
+}
+
+/// A provider request's answer: status, content type and body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl TestApp {
+    async fn answer(&self, req: reqwest::RequestBuilder) -> Answer {
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = res.text().await.expect("body");
+        Answer {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Answer {
+        self.answer(self.client.post(format!("{}{path}", self.base)).form(form))
+            .await
+    }
+
+    pub async fn get_query(&self, path: &str, query: &[(&str, &str)]) -> Answer {
+        self.answer(self.client.get(format!("{}{path}", self.base)).query(query))
+            .await
+    }
+
+    /// The voice URL, as Telnyx requests it by default (GET with query parameters).
+    pub async fn inbound(&self, sid: &str, from: &str) -> Answer {
+        self.get_query("/texml/inbound", &inbound_fields(sid, from))
+            .await
+    }
+
+    /// The voice URL as a form POST.
+    pub async fn inbound_post(&self, sid: &str, from: &str) -> Answer {
+        self.post_form("/texml/inbound", &inbound_fields(sid, from))
+            .await
+    }
+
+    /// A Dial action of `round` (the URL Switchboard wrote in the document).
+    pub async fn dial_action(
+        &self,
+        sid: &str,
+        round: u8,
+        status: &str,
+        bridged: Option<(&str, &str)>,
+    ) -> Answer {
+        let mut form = vec![
+            ("AccountSid", "ACtest"),
+            ("CallSid", sid),
+            ("From", "+12025550142"),
+            ("To", "+18005550100"),
+            ("DialCallStatus", status),
+        ];
+        if let Some((leg, duration)) = bridged {
+            form.push(("DialCallSid", leg));
+            form.push(("DialCallDuration", duration));
+        }
+        self.post_form(&format!("/texml/dial?round={round}"), &form)
+            .await
+    }
+
+    /// A status callback for a dialled leg.
+    pub async fn leg(
+        &self,
+        parent: &str,
+        leg: &str,
+        status: &str,
+        to: &str,
+        seq: &str,
+    ) -> StatusCode {
+        self.post_form(
+            "/texml/status",
+            &[
+                ("AccountSid", "ACtest"),
+                ("CallSid", leg),
+                ("ParentCallSid", parent),
+                ("CallStatus", status),
+                ("CallbackSource", "call-progress-events"),
+                ("From", "+18005550100"),
+                ("To", to),
+                ("SequenceNumber", seq),
+                ("Timestamp", "2026-11-21 12:00:00.000000Z"),
+            ],
+        )
+        .await
+        .status
+    }
+
+    /// A status callback for the caller's own call.
+    pub async fn call_status(&self, sid: &str, status: &str) -> StatusCode {
+        self.post_form(
+            "/texml/status",
+            &[
+                ("AccountSid", "ACtest"),
+                ("CallSid", sid),
+                ("CallStatus", status),
+                ("From", "+12025550142"),
+                ("To", "+18005550100"),
+                ("CallDuration", "61"),
+            ],
+        )
+        .await
+        .status
+    }
+
+    /// The Record action.
+    pub async fn record_action(&self, sid: &str) -> Answer {
+        self.post_form(
+            "/texml/voicemail",
+            &[
+                ("CallSid", sid),
+                ("RecordingUrl", "https://rec.example/vm.mp3"),
+                ("RecordingDuration", "14"),
+                ("Digits", "hangup"),
+            ],
+        )
+        .await
+    }
+
+    /// A recording status callback of `kind` (voicemail or conversation).
+    pub async fn recording(&self, sid: &str, kind: &str, url: &str, secs: &str) -> StatusCode {
+        self.post_form(
+            &format!("/texml/recording?kind={kind}"),
+            &[
+                ("AccountSid", "ACtest"),
+                ("CallSid", sid),
+                ("RecordingSid", "REC1"),
+                ("RecordingStatus", "completed"),
+                ("RecordingUrl", url),
+                ("RecordingDuration", secs),
+                ("RecordingChannels", "1"),
+            ],
+        )
+        .await
+        .status
+    }
+
+    /// The notices emitted for call `sid`, in order.
+    pub fn notices_for(&self, sid: &str) -> Vec<Notice> {
+        self.notices
+            .0
+            .lock()
+            .expect("collector lock")
+            .iter()
+            .filter(|(s, _)| s == sid)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+}
+
+fn inbound_fields<'a>(sid: &'a str, from: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("AccountSid", "ACtest"),
+        ("CallSid", sid),
+        ("CallSidLegacy", "v3:legacy"),
+        ("CallerId", from),
+        ("CallingPartyType", "pstn"),
+        ("CallStatus", "in-progress"),
+        ("ConnectionId", "1234567890"),
+        ("From", from),
+        ("To", "+18005550100"),
+    ]
+}
+
+/// Compares `body` with `tests/golden/{name}.xml` to the byte. `UPDATE_GOLDEN=1` rewrites the
+/// file instead (review the diff before committing it).
+pub fn assert_golden(name: &str, answer: &Answer) {
+    assert_eq!(answer.status, StatusCode::OK, "{name}: {}", answer.body);
+    assert_eq!(
+        answer.content_type, "application/xml; charset=utf-8",
+        "{name}"
+    );
+    let path = repo_path(&format!("tests/golden/{name}.xml"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &answer.body).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        answer.body,
+        expected,
+        "document differs from {}",
+        path.display()
+    );
+}

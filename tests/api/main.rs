@@ -1,0 +1,8 @@
+//! Black-box tests: each starts the real server on port 0 and plays calls over HTTP exactly as the
+//! provider would. One binary, several modules, so the suite links once.
+
+mod audio_and_health;
+mod call_flow;
+mod callbacks;
+mod helpers;
+mod startup;
