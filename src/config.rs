@@ -4,9 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
+use std::str::FromStr;
+
 use config::{Config, Environment, File, FileFormat};
+use rust_decimal::Decimal;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
+
+use crate::notify::slack::Mention;
 
 use crate::domain::{Agent, Endpoint};
 
@@ -22,8 +28,87 @@ pub struct Settings {
     pub dial: DialSettings,
     pub voicemail: VoicemailSettings,
     pub calls: CallSettings,
+    pub slack: SlackSettings,
+    pub privacy: PrivacySettings,
+    pub telnyx: TelnyxSettings,
+    pub jobs: JobSettings,
+    pub balance: BalanceSettings,
     #[serde(default)]
     pub agents: Vec<AgentSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackSettings {
+    pub webhook_url: SecretString,
+    pub mention: Mention,
+    pub queue_capacity: usize,
+    pub timeout_secs: u64,
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySettings {
+    pub mask_caller_numbers: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelnyxSettings {
+    pub api_base_url: String,
+    pub api_key: SecretString,
+    pub outbound_voice_profile_id: String,
+    pub sip_domain: String,
+    pub timeout_secs: u64,
+    pub max_retries: u32,
+    pub retry_base_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub agents_refresh: String,
+    pub balance_check: String,
+    pub alert_after_failures: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalanceSettings {
+    pub alert_below: String,
+    pub remind_every: String,
+}
+
+impl SlackSettings {
+    /// The webhook URL, when notifications go to Slack.
+    pub fn url(&self) -> Option<&SecretString> {
+        (!self.webhook_url.expose_secret().trim().is_empty()).then_some(&self.webhook_url)
+    }
+}
+
+impl TelnyxSettings {
+    /// The API key, when the Telnyx API is used.
+    pub fn key(&self) -> Option<&SecretString> {
+        (!self.api_key.expose_secret().trim().is_empty()).then_some(&self.api_key)
+    }
+}
+
+impl BalanceSettings {
+    pub fn threshold(&self) -> Result<Decimal, String> {
+        Decimal::from_str(self.alert_below.trim()).map_err(|e| e.to_string())
+    }
+
+    pub fn remind_every(&self) -> Result<std::time::Duration, String> {
+        humantime::parse_duration(self.remind_every.trim()).map_err(|e| e.to_string())
+    }
+}
+
+/// Whether `expr` is a schedule the job scheduler accepts.
+pub fn valid_cron(expr: &str) -> bool {
+    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {})).is_ok()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,6 +196,7 @@ pub struct AgentSettings {
     pub name: String,
     pub sip: Option<String>,
     pub number: Option<String>,
+    pub connection_id: Option<String>,
 }
 
 /// A configuration that cannot be used. Its message names the key and says why.
@@ -231,6 +317,83 @@ impl Settings {
             "calls.grace_secs",
             "must not exceed calls.ttl_secs",
         );
+        check(
+            (1..=100_000).contains(&self.slack.queue_capacity),
+            "slack.queue_capacity",
+            "must be between 1 and 100000",
+        );
+        check(
+            (1..=120).contains(&self.slack.timeout_secs),
+            "slack.timeout_secs",
+            "must be between 1 and 120",
+        );
+        check(
+            (1..=50).contains(&self.slack.max_attempts),
+            "slack.max_attempts",
+            "must be between 1 and 50",
+        );
+        check(
+            self.slack.retry_base_ms >= 1 && self.slack.retry_base_ms <= self.slack.retry_max_ms,
+            "slack.retry_base_ms",
+            "must be at least 1 and at most slack.retry_max_ms",
+        );
+        if let Some(url) = self.slack.url() {
+            check(
+                Url::parse(url.expose_secret().trim())
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https")),
+                "slack.webhook_url",
+                "must be an http(s) URL (its value is not shown: it is a secret)",
+            );
+        }
+        check(
+            Url::parse(&self.telnyx.api_base_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https")),
+            "telnyx.api_base_url",
+            "must be an http(s) URL",
+        );
+        check(
+            !self.telnyx.sip_domain.trim().is_empty()
+                && !self.telnyx.sip_domain.contains(['@', ':', '/', ' ']),
+            "telnyx.sip_domain",
+            "must be a host name such as sip.telnyx.com",
+        );
+        check(
+            (1..=120).contains(&self.telnyx.timeout_secs),
+            "telnyx.timeout_secs",
+            "must be between 1 and 120",
+        );
+        check(
+            self.telnyx.max_retries <= 10,
+            "telnyx.max_retries",
+            "must be at most 10",
+        );
+        check(
+            valid_cron(&self.jobs.agents_refresh),
+            "jobs.agents_refresh",
+            "is not a cron schedule (sec min hour day month weekday), e.g. \"0 */10 * * * *\"",
+        );
+        check(
+            valid_cron(&self.jobs.balance_check),
+            "jobs.balance_check",
+            "is not a cron schedule (sec min hour day month weekday), e.g. \"0 0 * * * *\"",
+        );
+        check(
+            self.jobs.alert_after_failures >= 1,
+            "jobs.alert_after_failures",
+            "must be at least 1",
+        );
+        if let Err(e) = self.balance.threshold() {
+            errors.push(format!(
+                "balance.alert_below: is not a decimal amount such as \"80.00\" ({e})"
+            ));
+        }
+        match self.balance.remind_every() {
+            Ok(d) if d.as_secs() >= 60 => {}
+            Ok(_) => errors.push("balance.remind_every: must be at least 1m".into()),
+            Err(e) => errors.push(format!(
+                "balance.remind_every: is not a duration such as 12h or 1d ({e})"
+            )),
+        }
         for (i, agent) in self.agents.iter().enumerate() {
             if let Err(why) = agent.to_agent() {
                 errors.push(format!("agents[{i}]: {why}"));
@@ -259,7 +422,14 @@ impl AgentSettings {
             (None, Some(number)) => Endpoint::number(number).map_err(|e| format!("number: {e}"))?,
             _ => return Err("needs exactly one of `sip` or `number`".into()),
         };
-        Agent::new(&self.name, endpoint).map_err(|e| format!("name: {e}"))
+        let mut agent = Agent::new(&self.name, endpoint).map_err(|e| format!("name: {e}"))?;
+        agent.connection_id = self
+            .connection_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(Box::from);
+        Ok(agent)
     }
 }
 

@@ -163,6 +163,9 @@ impl Endpoint {
 pub struct Agent {
     pub name: Box<str>,
     pub endpoint: Endpoint,
+    /// The provider's id of the agent's SIP connection, which names them in the Call Control
+    /// events of their own calls. `None` for agents reached on a phone number.
+    pub connection_id: Option<Box<str>>,
 }
 
 impl Agent {
@@ -170,6 +173,7 @@ impl Agent {
         Ok(Agent {
             name: check_text(name)?.into(),
             endpoint,
+            connection_id: None,
         })
     }
 }

@@ -3,9 +3,13 @@
 
 pub mod audio; // the prompts in audio/, indexed at start and served safely
 pub mod call; // the pure call logic: state, events, transition, store
+pub mod clock; // injected time
 pub mod config; // settings: embedded defaults, file, environment; checked at start
 pub mod domain; // validated newtypes: CallSid, Party, Endpoint, Agent
-pub mod notify; // where notices about calls go
+pub mod jobs; // agents refresh and balance check, plain async fns
+pub mod notify; // notifications: log lines, Slack Block Kit messages, delivery queue
+pub mod outbound; // agents' own calls from Call Control webhooks
+pub mod provider; // the Telnyx REST API client
 pub mod roster; // the agents rung, replaced atomically
 pub mod routes; // thin actix handlers
 pub mod startup; // Application::build / run

@@ -21,6 +21,7 @@ use actix_web::{guard, HttpRequest, HttpResponse};
 
 use crate::call::Event;
 use crate::domain::CallSid;
+use crate::outbound::Envelope;
 use crate::startup::AppState;
 use crate::webhook::{self, BadRequest, Params};
 
@@ -37,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/texml/status", web::post().to(status))
     .route("/texml/recording", web::post().to(recording))
+    .route("/telnyx/events", web::post().to(telnyx_events))
     .route("/audio/{file}", web::get().to(audio))
     .route("/audio/{file}", web::head().to(audio))
     .route("/healthz", web::get().to(healthz))
@@ -137,9 +139,7 @@ fn callback(
         }
         Err(e) => {
             tracing::warn!(route = req.path(), error = %e, "bad callback refused");
-            HttpResponse::BadRequest()
-                .content_type("text/plain; charset=utf-8")
-                .body(format!("bad request: {e}\n"))
+            bad_request(&e)
         }
     }
 }
@@ -150,6 +150,37 @@ async fn status(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpRes
 
 async fn recording(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpResponse {
     callback(&req, &body, &state, webhook::recording)
+}
+
+/// Call Control webhooks of the agents' SIP connections (their own outbound calls).
+async fn telnyx_events(body: Bytes, state: Data<AppState>) -> HttpResponse {
+    let envelope: Envelope = match serde_json::from_slice(&body) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            tracing::warn!(error = %e, "bad Call Control event refused");
+            return bad_request(&e);
+        }
+    };
+    let now = state.clock.now_ms();
+    match state.outbound.apply(&envelope.data, now, &state.roster) {
+        Ok((outcome, notification)) => {
+            tracing::debug!(event_type = %envelope.data.event_type, id = envelope.data.id.as_deref(), ?outcome, "Call Control event");
+            if let Some(n) = notification {
+                state.notifier.notify(n);
+            }
+            HttpResponse::Ok().finish()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "bad Call Control event refused");
+            bad_request(&e)
+        }
+    }
+}
+
+fn bad_request(e: &dyn std::fmt::Display) -> HttpResponse {
+    HttpResponse::BadRequest()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("bad request: {e}\n"))
 }
 
 async fn audio(req: HttpRequest, file: web::Path<String>, state: Data<AppState>) -> HttpResponse {

@@ -5,18 +5,26 @@
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::web::{Data, PayloadConfig};
 use actix_web::{App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
+use tokio_cron_scheduler::{Job, JobScheduler};
+
 use crate::audio::AudioDir;
-use crate::call::{CallStore, Context, Effect, Ignored, MemoryStore, Millis, Reply};
+use crate::call::{CallStore, Context, Effect, Ignored, MemoryStore, Reply};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::CallSid;
-use crate::notify::{LogNotifier, Notifier};
+use crate::jobs::Jobs;
+use crate::notify::queue::DeliveryPolicy;
+use crate::notify::{
+    slack, DeliveryStats, Dispatcher, Notification, Notifier, Privacy, SlackQueue,
+};
+use crate::outbound::OutboundCalls;
 use crate::roster::Roster;
 use crate::texml::{Prompts, Renderer, TemplateError, Urls};
 
@@ -35,6 +43,8 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("jobs: {0}")]
+    Scheduler(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -46,17 +56,16 @@ pub struct AppState {
     pub roster: Roster,
     pub audio: AudioDir,
     pub notifier: Arc<dyn Notifier>,
+    pub clock: Arc<dyn Clock>,
+    /// Agents' own calls in progress.
+    pub outbound: OutboundCalls,
+    /// The scheduled jobs, when a Telnyx API key is configured.
+    pub jobs: Option<Arc<Jobs>>,
+    /// Slack delivery counters, when Slack is configured.
+    pub slack: Option<Arc<DeliveryStats>>,
     pub rounds: u8,
     /// False until serving and again while shutting down; `/readyz` reports it.
     pub ready: AtomicBool,
-}
-
-/// The wall clock, in the call logic's unit.
-pub fn now_ms() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
 }
 
 impl AppState {
@@ -67,17 +76,22 @@ impl AppState {
             rounds: self.rounds,
             available: &available,
         };
-        let applied = self.store.apply(sid, event, now_ms(), &ctx);
-        for effect in &applied.effects {
+        let now = self.clock.now_ms();
+        let applied = self.store.apply(sid, event, now, &ctx);
+        for effect in applied.effects {
             match effect {
-                Effect::Notify(notice) => self.notifier.notify(sid, notice),
+                Effect::Notify(notice) => self.notifier.notify(Notification::Call {
+                    sid: sid.clone(),
+                    at: now,
+                    notice,
+                }),
                 Effect::Ignored(Ignored::UnknownCall) => {
                     tracing::warn!(event = ?EventKind(event), "callback for an unknown call")
                 }
                 Effect::Ignored(Ignored::TooManyLegs) => {
                     tracing::warn!("leg ignored: the call already has too many legs")
                 }
-                Effect::Ignored(why) => {
+                Effect::Ignored(ref why) => {
                     tracing::debug!(?why, event = ?EventKind(event), "callback changed nothing")
                 }
             }
@@ -103,22 +117,30 @@ impl std::fmt::Debug for EventKind<'_> {
     }
 }
 
+/// Replacements for tests and tools: where notifications go, and what time it is.
+#[derive(Default)]
+pub struct Overrides {
+    pub notifier: Option<Arc<dyn Notifier>>,
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
 pub struct Application {
     port: u16,
     server: Server,
     state: Data<AppState>,
     sweep_every: Duration,
+    scheduler: Option<JobScheduler>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        Self::build_with(settings, Arc::new(LogNotifier)).await
+        Self::build_with(settings, Overrides::default()).await
     }
 
-    /// As [`Application::build`], with the notices handed to `notifier`.
+    /// As [`Application::build`], with some parts replaced.
     pub async fn build_with(
         settings: Settings,
-        notifier: Arc<dyn Notifier>,
+        overrides: Overrides,
     ) -> Result<Application, StartError> {
         let urls = Urls::new(&settings.server.public_url)?;
         let audio = AudioDir::scan(&settings.paths.audio);
@@ -128,21 +150,73 @@ impl Application {
             settings.calls.grace_secs,
             settings.calls.ttl_secs,
         ));
-        let agents = settings.static_agents();
+        let jobs = Jobs::from_settings(&settings).map(Arc::new);
+        // With the Telnyx API, the agents come from it; the static list is for running without.
+        let agents = if jobs.is_some() {
+            if !settings.agents.is_empty() {
+                tracing::info!("a Telnyx API key is set: static [[agents]] are ignored");
+            }
+            Vec::new()
+        } else {
+            settings.static_agents()
+        };
         tracing::info!(
-            agents = agents.len(),
+            static_agents = agents.len(),
             audio_files = audio.len(),
+            telnyx_api = jobs.is_some(),
+            slack = settings.slack.url().is_some(),
             "configuration and templates loaded"
         );
+        let (notifier, slack_stats) = match overrides.notifier {
+            Some(notifier) => (notifier, None),
+            None => {
+                let privacy = Privacy {
+                    mask_caller_numbers: settings.privacy.mask_caller_numbers,
+                };
+                let slack = settings.slack.url().map(|url| {
+                    let s = &settings.slack;
+                    let policy = DeliveryPolicy {
+                        capacity: s.queue_capacity,
+                        timeout: Duration::from_secs(s.timeout_secs),
+                        max_attempts: s.max_attempts,
+                        backoff_base: Duration::from_millis(s.retry_base_ms),
+                        backoff_max: Duration::from_millis(s.retry_max_ms),
+                    };
+                    let (queue, _worker) = SlackQueue::start(url.clone(), policy);
+                    (queue, slack::Style { mention: s.mention })
+                });
+                let stats = slack.as_ref().map(|(q, _)| q.stats.clone());
+                let notifier: Arc<dyn Notifier> = Arc::new(Dispatcher { privacy, slack });
+                (notifier, stats)
+            }
+        };
         let state = Data::new(AppState {
             store,
             renderer,
             roster: Roster::new(agents),
             audio,
             notifier,
+            clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            outbound: OutboundCalls::new(settings.calls.grace_secs, settings.calls.ttl_secs),
+            jobs,
+            slack: slack_stats,
             rounds: settings.dial.rounds,
             ready: AtomicBool::new(false),
         });
+        let scheduler = match &state.jobs {
+            Some(jobs) => {
+                // The first refresh is awaited (bounded) so the first call rings real agents.
+                let first = jobs.run_agents_refresh(&state.roster, &*state.notifier, &*state.clock);
+                let limit = Duration::from_secs(settings.telnyx.timeout_secs * 4 + 5);
+                if tokio::time::timeout(limit, first).await.is_err() {
+                    tracing::warn!(
+                        "the first agents refresh took too long; it will run again on schedule"
+                    );
+                }
+                Some(schedule(&state, &settings).await?)
+            }
+            None => None,
+        };
 
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
@@ -168,6 +242,7 @@ impl Application {
             server,
             state,
             sweep_every: Duration::from_secs(settings.calls.sweep_interval_secs),
+            scheduler,
         })
     }
 
@@ -188,7 +263,15 @@ impl Application {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let swept = state.store.sweep(now_ms());
+                let now = state.clock.now_ms();
+                let swept = state.store.sweep(now);
+                let stale_outbound = state.outbound.sweep(now, &state.roster);
+                if stale_outbound > 0 {
+                    tracing::warn!(
+                        stale_outbound,
+                        "forgot agents' calls whose hangup never arrived; their agents are free again"
+                    );
+                }
                 if swept.stale > 0 {
                     tracing::warn!(
                         stale = swept.stale,
@@ -205,6 +288,40 @@ impl Application {
         let result = self.server.await;
         self.state.ready.store(false, Ordering::Relaxed);
         sweeper.abort();
+        if let Some(mut scheduler) = self.scheduler {
+            let _ = scheduler.shutdown().await;
+        }
         result
     }
+}
+
+/// Wraps each job in the cron scheduler: one line each, the work is in [`crate::jobs`].
+async fn schedule(state: &Data<AppState>, settings: &Settings) -> Result<JobScheduler, StartError> {
+    let err = |e: tokio_cron_scheduler::JobSchedulerError| StartError::Scheduler(e.to_string());
+    let scheduler = JobScheduler::new().await.map_err(err)?;
+    let s = state.clone();
+    let refresh = Job::new_async(settings.jobs.agents_refresh.as_str(), move |_, _| {
+        let s = s.clone();
+        Box::pin(async move {
+            if let Some(jobs) = &s.jobs {
+                jobs.run_agents_refresh(&s.roster, &*s.notifier, &*s.clock)
+                    .await;
+            }
+        })
+    })
+    .map_err(err)?;
+    let s = state.clone();
+    let balance = Job::new_async(settings.jobs.balance_check.as_str(), move |_, _| {
+        let s = s.clone();
+        Box::pin(async move {
+            if let Some(jobs) = &s.jobs {
+                jobs.run_balance_check(&*s.notifier, &*s.clock).await;
+            }
+        })
+    })
+    .map_err(err)?;
+    scheduler.add(refresh).await.map_err(err)?;
+    scheduler.add(balance).await.map_err(err)?;
+    scheduler.start().await.map_err(err)?;
+    Ok(scheduler)
 }

@@ -118,13 +118,3 @@ pub enum Event {
         duration_secs: Option<u32>,
     },
 }
-
-impl Event {
-    /// Whether the provider waits for a document in answer to this event.
-    pub fn wants_document(&self) -> bool {
-        matches!(
-            self,
-            Event::Incoming { .. } | Event::DialEnded { .. } | Event::RecordEnded
-        )
-    }
-}

@@ -10,7 +10,7 @@ pub mod transition;
 pub use event::{CallStatus, DialStatus, Event, RecordingKind};
 pub use state::{Answer, Call, Lead, Leg, Message, Outcome, Phase, Reply, Targets};
 pub use store::{Applied, CallStore, MemoryStore, Swept};
-pub use transition::{transition, Context, Effect, Ignored, MissReason, Notice, Step};
+pub use transition::{transition, Context, Effect, Ignored, MissReason, Notice, NoticeKind, Step};
 
 /// Milliseconds since the Unix epoch: the only notion of time the call logic has, always passed in.
 pub type Millis = u64;

@@ -56,34 +56,33 @@ pub enum Ignored {
     NoRecording,
 }
 
-/// Something worth telling the people who watch the line.
+/// Something worth telling the people who watch the line, about one call.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Notice {
+pub struct Notice {
+    /// Who called.
+    pub from: Party,
+    /// The number they called (which line: support, hotline...).
+    pub line: Party,
+    pub kind: NoticeKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoticeKind {
     /// A call came in and `agents` phones ring.
-    Ringing {
-        from: Party,
-        to: Party,
-        agents: usize,
-    },
+    Ringing { agents: usize },
     /// An agent answered after the caller waited `after_secs`.
     Answered {
-        from: Party,
         agent: Option<Box<str>>,
         after_secs: u64,
     },
     /// Nobody answered; the caller goes to voicemail.
-    Missed { from: Party, reason: MissReason },
+    Missed { reason: MissReason },
     /// The caller left a message.
-    Voicemail {
-        from: Party,
-        url: Box<str>,
-        duration_secs: u32,
-    },
+    Voicemail { url: Box<str>, duration_secs: u32 },
     /// The caller hung up while agents rang, after waiting `waited_secs`.
-    Abandoned { from: Party, waited_secs: u64 },
+    Abandoned { waited_secs: u64 },
     /// An answered call ended.
     Finished {
-        from: Party,
         agent: Option<Box<str>>,
         talk_secs: u64,
     },
@@ -99,15 +98,15 @@ pub enum MissReason {
     Recovered,
 }
 
-impl Notice {
+impl NoticeKind {
     fn bit(&self) -> u8 {
         match self {
-            Notice::Ringing { .. } => 1,
-            Notice::Answered { .. } => 2,
-            Notice::Missed { .. } => 4,
-            Notice::Voicemail { .. } => 8,
-            Notice::Abandoned { .. } => 16,
-            Notice::Finished { .. } => 32,
+            NoticeKind::Ringing { .. } => 1,
+            NoticeKind::Answered { .. } => 2,
+            NoticeKind::Missed { .. } => 4,
+            NoticeKind::Voicemail { .. } => 8,
+            NoticeKind::Abandoned { .. } => 16,
+            NoticeKind::Finished { .. } => 32,
         }
     }
 }
@@ -130,9 +129,13 @@ impl Step {
 
 impl Call {
     /// Queues `notice` unless a notice of its kind was already emitted for this call.
-    fn notify(&mut self, effects: &mut Vec<Effect>, notice: Notice) {
-        if self.sent.first(notice.bit()) {
-            effects.push(Effect::Notify(notice));
+    fn notify(&mut self, effects: &mut Vec<Effect>, kind: NoticeKind) {
+        if self.sent.first(kind.bit()) {
+            effects.push(Effect::Notify(Notice {
+                from: self.from.clone(),
+                line: self.to.clone(),
+                kind,
+            }));
         }
     }
 
@@ -150,8 +153,7 @@ impl Call {
             recorded: false,
             message: None,
         };
-        let from = self.from.clone();
-        self.notify(effects, Notice::Missed { from, reason });
+        self.notify(effects, NoticeKind::Missed { reason });
     }
 }
 
@@ -213,11 +215,12 @@ fn incoming(sid: &CallSid, from: &Party, to: &Party, now: Millis, ctx: &Context<
             message: None,
         };
         let mut call = Call::new(sid.clone(), from.clone(), to.clone(), now, phase);
-        let notice = Notice::Missed {
-            from: from.clone(),
-            reason: MissReason::NoAgents,
-        };
-        call.notify(&mut effects, notice);
+        call.notify(
+            &mut effects,
+            NoticeKind::Missed {
+                reason: MissReason::NoAgents,
+            },
+        );
         return Step::changed(call, effects);
     }
     let phase = Phase::Dialing {
@@ -226,12 +229,8 @@ fn incoming(sid: &CallSid, from: &Party, to: &Party, now: Millis, ctx: &Context<
         answer: None,
     };
     let mut call = Call::new(sid.clone(), from.clone(), to.clone(), now, phase);
-    let notice = Notice::Ringing {
-        from: from.clone(),
-        to: to.clone(),
-        agents: ctx.available.len(),
-    };
-    call.notify(&mut effects, notice);
+    let agents = ctx.available.len();
+    call.notify(&mut effects, NoticeKind::Ringing { agents });
     Step::changed(call, effects)
 }
 
@@ -273,8 +272,7 @@ fn dial_ended(
                 at: now.saturating_sub(talked_ms).max(call.started_at),
                 leg: dial_sid.clone(),
             };
-            let notice = Notice::Answered {
-                from: call.from.clone(),
+            let notice = NoticeKind::Answered {
                 agent: answer.agent.clone(),
                 after_secs: secs_between(call.started_at, answer.at),
             };
@@ -322,11 +320,8 @@ fn recover(sid: &CallSid, from: &Party, to: &Party, status: DialStatus, now: Mil
     };
     let mut call = Call::new(sid.clone(), from.clone(), to.clone(), now, phase);
     if !status.answered() {
-        let notice = Notice::Missed {
-            from: from.clone(),
-            reason: MissReason::Recovered,
-        };
-        call.notify(&mut effects, notice);
+        let reason = MissReason::Recovered;
+        call.notify(&mut effects, NoticeKind::Missed { reason });
     }
     Step::changed(call, effects)
 }
@@ -366,7 +361,6 @@ fn leg_status(call: &Call, leg: &CallSid, status: CallStatus, to: &Party, now: M
     let agent = entry.agent.clone();
     let mut effects = Vec::new();
     if bit == Leg::ANSWERED {
-        let from = next.from.clone();
         match &mut next.phase {
             Phase::Dialing { answer, .. } if answer.is_none() => {
                 *answer = Some(Answer {
@@ -375,14 +369,7 @@ fn leg_status(call: &Call, leg: &CallSid, status: CallStatus, to: &Party, now: M
                     leg: Some(leg.clone()),
                 });
                 let after_secs = secs_between(call.started_at, now);
-                next.notify(
-                    &mut effects,
-                    Notice::Answered {
-                        from,
-                        agent,
-                        after_secs,
-                    },
-                );
+                next.notify(&mut effects, NoticeKind::Answered { agent, after_secs });
             }
             // The Dial action overtook this callback: fill in who it was.
             Phase::WrapUp { answer, .. } if answer.agent.is_none() => {
@@ -401,12 +388,11 @@ fn call_status(call: &Call, status: CallStatus, now: Millis) -> Step {
     }
     let mut next = call.clone();
     let mut effects = Vec::new();
-    let from = call.from.clone();
     let outcome = match &call.phase {
         Phase::Ended { .. } => return Step::ignored(Ignored::Duplicate),
         Phase::Dialing { answer: None, .. } => {
             let waited_secs = secs_between(call.started_at, now);
-            next.notify(&mut effects, Notice::Abandoned { from, waited_secs });
+            next.notify(&mut effects, NoticeKind::Abandoned { waited_secs });
             Outcome::Abandoned
         }
         Phase::Dialing {
@@ -433,8 +419,7 @@ fn finished(
     effects: &mut Vec<Effect>,
 ) -> Outcome {
     let talk_secs = talk_secs.map_or_else(|| secs_between(answer.at, now), u64::from);
-    let notice = Notice::Finished {
-        from: next.from.clone(),
+    let notice = NoticeKind::Finished {
         agent: answer.agent.clone(),
         talk_secs,
     };
@@ -499,8 +484,7 @@ fn recording(
         Phase::Voicemail { .. } | Phase::Ended { .. } => return Step::ignored(Ignored::Duplicate),
         _ => return Step::ignored(Ignored::Stale),
     }
-    let notice = Notice::Voicemail {
-        from: call.from.clone(),
+    let notice = NoticeKind::Voicemail {
         url: message.url,
         duration_secs: message.duration_secs,
     };
@@ -537,7 +521,7 @@ mod tests {
 
     /// Plays `events` (with their times in seconds) into a fresh call and returns the final state
     /// and every notice emitted, in order.
-    fn play(available: &Targets, events: &[(u64, Event)]) -> (Option<Call>, Vec<Notice>) {
+    fn play(available: &Targets, events: &[(u64, Event)]) -> (Option<Call>, Vec<NoticeKind>) {
         let ctx = Context {
             rounds: 2,
             available,
@@ -549,7 +533,11 @@ mod tests {
             let step = transition(&id, call.as_ref(), event, secs * 1000, &ctx);
             for e in step.effects {
                 if let Effect::Notify(n) = e {
-                    notices.push(n);
+                    assert_eq!(
+                        (n.from.as_str(), n.line.as_str()),
+                        ("+12025550142", "+18005550100")
+                    );
+                    notices.push(n.kind);
                 }
             }
             if let Some(next) = step.next {
@@ -605,10 +593,6 @@ mod tests {
         }
     }
 
-    fn from() -> Party {
-        party("+12025550142")
-    }
-
     #[test]
     fn answered_on_the_first_round() {
         let (call, notices) = play(
@@ -632,18 +616,12 @@ mod tests {
         assert_eq!(
             notices,
             vec![
-                Notice::Ringing {
-                    from: from(),
-                    to: party("+18005550100"),
-                    agents: 2
-                },
-                Notice::Answered {
-                    from: from(),
+                NoticeKind::Ringing { agents: 2 },
+                NoticeKind::Answered {
                     agent: ada.clone(),
                     after_secs: 5
                 },
-                Notice::Finished {
-                    from: from(),
+                NoticeKind::Finished {
                     agent: ada.clone(),
                     talk_secs: 60
                 },
@@ -718,8 +696,7 @@ mod tests {
         assert_eq!(notices.len(), 3);
         assert_eq!(
             notices[1],
-            Notice::Answered {
-                from: from(),
+            NoticeKind::Answered {
                 agent: Some("Bob".into()),
                 after_secs: 30
             }
@@ -754,12 +731,10 @@ mod tests {
         assert_eq!(
             &notices[1..],
             &[
-                Notice::Missed {
-                    from: from(),
+                NoticeKind::Missed {
                     reason: MissReason::NoAnswer
                 },
-                Notice::Voicemail {
-                    from: from(),
+                NoticeKind::Voicemail {
                     url: message.url.clone(),
                     duration_secs: 25
                 }
@@ -784,13 +759,7 @@ mod tests {
                 (13, parent(CallStatus::Completed)),
             ],
         );
-        assert_eq!(
-            &notices[1..],
-            &[Notice::Abandoned {
-                from: from(),
-                waited_secs: 12
-            }]
-        );
+        assert_eq!(&notices[1..], &[NoticeKind::Abandoned { waited_secs: 12 }]);
         assert_eq!(outcome(&call), Some(&Outcome::Abandoned));
         assert_eq!(call.expect("call").reply(), Reply::Hangup);
     }
@@ -800,8 +769,7 @@ mod tests {
         let (call, notices) = play(&none(), &[(0, incoming())]);
         assert_eq!(
             notices,
-            vec![Notice::Missed {
-                from: from(),
+            vec![NoticeKind::Missed {
                 reason: MissReason::NoAgents
             }]
         );
@@ -871,8 +839,7 @@ mod tests {
         );
         assert_eq!(
             notices[1],
-            Notice::Answered {
-                from: from(),
+            NoticeKind::Answered {
                 agent: Some("Ada".into()),
                 after_secs: 5
             }

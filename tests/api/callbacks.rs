@@ -1,7 +1,7 @@
 //! At-least-once, out-of-order delivery; unknown calls; bad input.
 
 use reqwest::StatusCode;
-use switchboard::call::Notice;
+use switchboard::call::NoticeKind;
 
 use crate::helpers::{assert_golden, spawn_app};
 
@@ -47,15 +47,15 @@ async fn duplicated_and_reordered_callbacks_change_nothing() {
     let kinds: Vec<_> = notices
         .iter()
         .map(|n| match n {
-            Notice::Ringing { .. } => "ringing",
-            Notice::Answered { .. } => "answered",
-            Notice::Finished { .. } => "finished",
+            NoticeKind::Ringing { .. } => "ringing",
+            NoticeKind::Answered { .. } => "answered",
+            NoticeKind::Finished { .. } => "finished",
             _ => "other",
         })
         .collect();
     assert_eq!(kinds, ["ringing", "answered", "finished"], "{notices:?}");
     assert!(
-        matches!(&notices[2], Notice::Finished { talk_secs: 20, agent: Some(a), .. } if &**a == "Ada Lovelace")
+        matches!(&notices[2], NoticeKind::Finished { talk_secs: 20, agent: Some(a), .. } if &**a == "Ada Lovelace")
     );
 }
 
@@ -106,7 +106,7 @@ async fn a_dial_action_for_a_forgotten_call_apologises_and_takes_a_message() {
     assert!(
         matches!(
             notices.last(),
-            Some(Notice::Voicemail {
+            Some(NoticeKind::Voicemail {
                 duration_secs: 9,
                 ..
             })

@@ -5,25 +5,21 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::web::Data;
 use reqwest::StatusCode;
-use switchboard::call::Notice;
+use switchboard::call::NoticeKind;
 use switchboard::config::Settings;
-use switchboard::domain::CallSid;
-use switchboard::notify::Notifier;
-use switchboard::startup::{AppState, Application};
+use switchboard::notify::{Notification, Notifier};
+use switchboard::startup::{AppState, Application, Overrides};
 
 /// The public URL every test server writes into its documents (golden files depend on it).
 pub const PUBLIC_URL: &str = "https://switchboard.test";
 
-/// Records every notice the server emits, in order.
+/// Records every notification the server emits, in order.
 #[derive(Default)]
-pub struct Collector(Mutex<Vec<(String, Notice)>>);
+pub struct Collector(Mutex<Vec<Notification>>);
 
 impl Notifier for Collector {
-    fn notify(&self, call: &CallSid, notice: &Notice) {
-        self.0
-            .lock()
-            .expect("collector lock")
-            .push((call.to_string(), notice.clone()));
+    fn notify(&self, notification: Notification) {
+        self.0.lock().expect("collector lock").push(notification);
     }
 }
 
@@ -62,7 +58,11 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     tweak(&mut settings);
     settings.validate().expect("test settings are valid");
     let notices = Arc::new(Collector::default());
-    let app = Application::build_with(settings, notices.clone())
+    let overrides = Overrides {
+        notifier: Some(notices.clone()),
+        clock: None,
+    };
+    let app = Application::build_with(settings, overrides)
         .await
         .expect("server builds");
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -222,15 +222,19 @@ impl TestApp {
         .status
     }
 
-    /// The notices emitted for call `sid`, in order.
-    pub fn notices_for(&self, sid: &str) -> Vec<Notice> {
+    /// The notices emitted for inbound call `sid`, in order.
+    pub fn notices_for(&self, sid: &str) -> Vec<NoticeKind> {
         self.notices
             .0
             .lock()
             .expect("collector lock")
             .iter()
-            .filter(|(s, _)| s == sid)
-            .map(|(_, n)| n.clone())
+            .filter_map(|n| match n {
+                Notification::Call { sid: s, notice, .. } if s.as_str() == sid => {
+                    Some(notice.kind.clone())
+                }
+                _ => None,
+            })
             .collect()
     }
 }

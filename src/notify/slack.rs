@@ -1,0 +1,339 @@
+//! Slack Block Kit messages: a header, a body, and a context line (line, CallSid, time), with a
+//! top-level `text` fallback for notifications. Built as JSON values (never strings pasted
+//! together), within Slack's limits, with caller-controlled text escaped for mrkdwn.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+use super::{JobNotice, Notification, OutboundKind, Privacy};
+use crate::call::{Millis, MissReason, NoticeKind};
+
+/// Slack's limits (docs.slack.dev, Block Kit reference).
+pub const MAX_HEADER: usize = 150;
+pub const MAX_SECTION: usize = 3000;
+pub const MAX_BLOCKS: usize = 50;
+
+/// Who is pinged on incoming calls and new voicemails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mention {
+    #[default]
+    None,
+    Here,
+    Channel,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    pub mention: Mention,
+}
+
+impl Mention {
+    fn prefix(self) -> &'static str {
+        match self {
+            Mention::None => "",
+            Mention::Here => "<!here> ",
+            Mention::Channel => "<!channel> ",
+        }
+    }
+}
+
+/// Escapes text for mrkdwn: only `&`, `<` and `>` (Slack's formatting reference).
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Cuts `s` to at most `max` characters, ending with `…` when cut.
+pub fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max.saturating_sub(1)) {
+        Some((i, _)) if s.chars().count() > max => format!("{}…", &s[..i]),
+        _ => s.to_owned(),
+    }
+}
+
+/// `42 s`, `3 min 5 s`, `1 h 2 min`.
+pub fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 && s % 60 == 0 => format!("{} min", s / 60),
+        s if s < 3600 => format!("{} min {} s", s / 60, s % 60),
+        s if s % 3600 < 60 => format!("{} h", s / 3600),
+        s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// A time Slack shows in each reader's own time zone, with a UTC fallback.
+fn when(at: Millis) -> String {
+    let secs = (at / 1000) as i64;
+    let fallback = OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| secs.to_string());
+    format!("<!date^{secs}^{{date_short_pretty}} {{time_secs}}|{fallback}>")
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The message for one notification.
+pub fn message(n: &Notification, privacy: &Privacy, style: &Style) -> Value {
+    let (title, body, context) = content(n, privacy, style);
+    let header = cut(&title, MAX_HEADER);
+    let body = cut(&body, MAX_SECTION);
+    let blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": true}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": body}}),
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": cut(&context, MAX_SECTION)}]}),
+    ];
+    debug_assert!(blocks.len() <= MAX_BLOCKS);
+    json!({
+        "text": cut(&format!("{header}: {body}"), MAX_SECTION),
+        "blocks": blocks,
+    })
+}
+
+fn content(n: &Notification, privacy: &Privacy, style: &Style) -> (String, String, String) {
+    let mention = style.mention.prefix();
+    match n {
+        Notification::Call { sid, at, notice } => {
+            let from = escape(&privacy.party(notice.from.as_str()));
+            let agent = |a: &Option<Box<str>>| match a {
+                Some(name) => format!("*{}*", escape(name)),
+                None => "An agent".to_owned(),
+            };
+            let (title, body) = match &notice.kind {
+                NoticeKind::Ringing { agents } => (
+                    ":telephone_receiving: Incoming call",
+                    format!(
+                        "{mention}*{from}* is calling. {} ringing.",
+                        plural(*agents, "agent is", "agents are")
+                    ),
+                ),
+                NoticeKind::Answered { agent: a, after_secs } => (
+                    ":white_check_mark: Call answered",
+                    format!("{} answered *{from}* after {}.", agent(a), duration(*after_secs)),
+                ),
+                NoticeKind::Missed { reason } => (
+                    ":warning: Missed call",
+                    match reason {
+                        MissReason::NoAnswer => format!(
+                            "Nobody answered *{from}*. The caller is being asked to leave a voicemail."
+                        ),
+                        MissReason::NoAgents => format!(
+                            "No agent was available for *{from}*. The caller is being asked to leave a voicemail."
+                        ),
+                        MissReason::Recovered => format!(
+                            "Switchboard lost track of the call from *{from}* and asked the caller to leave a voicemail."
+                        ),
+                    },
+                ),
+                NoticeKind::Voicemail { url, duration_secs } => (
+                    ":incoming_envelope: New voicemail",
+                    format!(
+                        "{mention}*{from}* left a voicemail ({}): <{}|listen to it>. \
+                         Provider links expire soon: download it if you need to keep it.",
+                        duration(u64::from(*duration_secs)),
+                        escape(url)
+                    ),
+                ),
+                NoticeKind::Abandoned { waited_secs } => (
+                    ":no_entry: Caller hung up",
+                    format!(
+                        "*{from}* hung up after waiting {}, before anyone answered.",
+                        duration(*waited_secs)
+                    ),
+                ),
+                NoticeKind::Finished { agent: a, talk_secs } => (
+                    ":telephone_receiver: Call finished",
+                    format!("{} talked with *{from}* for {}.", agent(a), duration(*talk_secs)),
+                ),
+            };
+            let context = format!(
+                "Line {} · Call `{}` · {}",
+                escape(notice.line.as_str()),
+                escape(sid.as_str()),
+                when(*at)
+            );
+            (title.to_owned(), body, context)
+        }
+        Notification::Outbound {
+            call_id,
+            at,
+            agent,
+            to,
+            kind,
+        } => {
+            let agent = escape(agent);
+            let to = escape(&privacy.party(to.as_str()));
+            let (title, body) = match kind {
+                OutboundKind::Started => (
+                    ":outbox_tray: Outbound call",
+                    format!("*{agent}* is calling *{to}*."),
+                ),
+                OutboundKind::Answered { after_secs } => (
+                    ":white_check_mark: Outbound call answered",
+                    format!("*{to}* answered *{agent}* after {}.", duration(*after_secs)),
+                ),
+                OutboundKind::Finished {
+                    talk_secs: Some(talk),
+                    ..
+                } => (
+                    ":telephone_receiver: Outbound call finished",
+                    format!("*{agent}* talked with *{to}* for {}.", duration(*talk)),
+                ),
+                OutboundKind::Finished {
+                    talk_secs: None,
+                    cause,
+                } => (
+                    ":telephone_receiver: Outbound call finished",
+                    match cause {
+                        Some(c) => format!(
+                            "*{agent}*'s call to *{to}* ended unanswered ({}).",
+                            escape(&c.replace('_', " "))
+                        ),
+                        None => format!("*{agent}*'s call to *{to}* ended unanswered."),
+                    },
+                ),
+            };
+            let context = format!("Agent's own call · `{}` · {}", escape(call_id), when(*at));
+            (title.to_owned(), body, context)
+        }
+        Notification::Job { at, kind } => {
+            let (title, body) = match kind {
+                JobNotice::BalanceLow {
+                    available,
+                    threshold,
+                    currency,
+                    reminder,
+                } => (
+                    if *reminder {
+                        ":money_with_wings: Balance still low"
+                    } else {
+                        ":money_with_wings: Low balance"
+                    },
+                    format!(
+                        "Available credit is *{available} {c}*, below the alert threshold of \
+                         {threshold} {c}. Top up the account so calls keep flowing.",
+                        c = escape(currency)
+                    ),
+                ),
+                JobNotice::BalanceRecovered {
+                    available,
+                    threshold,
+                    currency,
+                } => (
+                    ":moneybag: Balance recovered",
+                    format!(
+                        "Available credit is back to *{available} {c}* (alert threshold {threshold} {c}).",
+                        c = escape(currency)
+                    ),
+                ),
+                JobNotice::AgentsChanged { added, removed } => {
+                    let list = |names: &[String]| {
+                        names.iter().map(|n| escape(n)).collect::<Vec<_>>().join(", ")
+                    };
+                    let mut lines = Vec::new();
+                    if !added.is_empty() {
+                        lines.push(format!("*Added:* {}", list(added)));
+                    }
+                    if !removed.is_empty() {
+                        lines.push(format!("*Removed:* {}", list(removed)));
+                    }
+                    (":busts_in_silhouette: Agent list changed", lines.join("\n"))
+                }
+                JobNotice::JobFailing {
+                    job,
+                    failures,
+                    error,
+                } => (
+                    ":rotating_light: Job failing",
+                    format!(
+                        "The *{job}* job failed {failures} times in a row. Last error: {}",
+                        escape(&cut(error, 500))
+                    ),
+                ),
+            };
+            (
+                title.to_owned(),
+                body,
+                format!("Switchboard · {}", when(*at)),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::Notice;
+    use crate::domain::{CallSid, Party};
+
+    #[test]
+    fn limits_and_escaping_hold_for_hostile_input() {
+        let from = format!("<!channel> & {}", "x".repeat(5000));
+        let n = Notification::Call {
+            sid: CallSid::parse("CA<1>").expect("sid"),
+            at: 0,
+            notice: Notice {
+                from: Party::parse(&from[..200]).expect("party"),
+                line: Party::parse("+18005550100").expect("party"),
+                kind: NoticeKind::Ringing { agents: 1 },
+            },
+        };
+        let m = message(&n, &Privacy::default(), &Style::default());
+        let body = m["blocks"][1]["text"]["text"].as_str().expect("body");
+        assert!(body.starts_with("*&lt;!channel&gt; &amp; xxx"), "{body}");
+        assert!(!body.contains("<!channel>"));
+        let ctx = m["blocks"][2]["elements"][0]["text"].as_str().expect("ctx");
+        assert!(ctx.contains("`CA&lt;1&gt;`"), "{ctx}");
+        assert!(ctx.contains("<!date^0^{date_short_pretty} {time_secs}|1970-01-01 00:00:00 UTC>"));
+        assert!(m["text"].as_str().expect("text").chars().count() <= MAX_SECTION);
+    }
+
+    #[test]
+    fn long_texts_are_cut_to_the_limits() {
+        let n = Notification::Job {
+            at: 0,
+            kind: JobNotice::AgentsChanged {
+                added: (0..2000).map(|i| format!("Agent number {i}")).collect(),
+                removed: vec![],
+            },
+        };
+        let m = message(&n, &Privacy::default(), &Style::default());
+        let body = m["blocks"][1]["text"]["text"].as_str().expect("body");
+        assert_eq!(body.chars().count(), MAX_SECTION);
+        assert!(body.ends_with('…'));
+        assert_eq!(
+            cut(&"h".repeat(200), MAX_HEADER).chars().count(),
+            MAX_HEADER
+        );
+        assert_eq!(cut("short", MAX_HEADER), "short");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(0), "0 s");
+        assert_eq!(duration(59), "59 s");
+        assert_eq!(duration(60), "1 min");
+        assert_eq!(duration(185), "3 min 5 s");
+        assert_eq!(duration(3600), "1 h");
+        assert_eq!(duration(3725), "1 h 2 min");
+    }
+}
