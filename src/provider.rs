@@ -138,7 +138,7 @@ impl Telnyx {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
-                    let detail = error_detail(&res.text().await.unwrap_or_default());
+                    let detail = error_detail(status, &res.text().await.unwrap_or_default());
                     let error = ApiError::Status {
                         status: status.as_u16(),
                         detail,
@@ -209,8 +209,12 @@ impl Telnyx {
     }
 }
 
-/// The first error's title and detail from a Telnyx error body, or the start of the body.
-fn error_detail(body: &str) -> String {
+/// The first error's code, title and detail from a Telnyx error body, else the start of the
+/// body, else the status's reason phrase.
+fn error_detail(status: StatusCode, body: &str) -> String {
+    if body.trim().is_empty() {
+        return status.canonical_reason().unwrap_or("no detail").to_owned();
+    }
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let first = parsed
         .as_ref()

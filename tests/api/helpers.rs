@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::web::Data;
 use reqwest::StatusCode;
 use switchboard::call::NoticeKind;
+use switchboard::clock::ManualClock;
 use switchboard::config::Settings;
 use switchboard::notify::{Notification, Notifier};
 use switchboard::startup::{AppState, Application, Overrides};
@@ -16,6 +17,13 @@ pub const PUBLIC_URL: &str = "https://switchboard.test";
 /// Records every notification the server emits, in order.
 #[derive(Default)]
 pub struct Collector(Mutex<Vec<Notification>>);
+
+impl Collector {
+    /// Everything collected so far, emptying the collector.
+    pub fn take(&self) -> Vec<Notification> {
+        std::mem::take(&mut *self.0.lock().expect("collector lock"))
+    }
+}
 
 impl Notifier for Collector {
     fn notify(&self, notification: Notification) {
@@ -51,17 +59,37 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let notices = Arc::new(Collector::default());
+    let overrides = Overrides {
+        notifier: Some(notices.clone()),
+        clock: None,
+    };
+    spawn_custom(tweak, overrides, notices).await
+}
+
+/// The test server with its real notifier (Slack when configured) and `clock`.
+pub async fn spawn_with_clock(
+    tweak: impl FnOnce(&mut Settings),
+    clock: Arc<ManualClock>,
+) -> TestApp {
+    let overrides = Overrides {
+        notifier: None,
+        clock: Some(clock),
+    };
+    spawn_custom(tweak, overrides, Arc::new(Collector::default())).await
+}
+
+async fn spawn_custom(
+    tweak: impl FnOnce(&mut Settings),
+    overrides: Overrides,
+    notices: Arc<Collector>,
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         switchboard::telemetry::init(&Settings::demo().expect("demo").log);
     }
     let mut settings = test_settings();
     tweak(&mut settings);
     settings.validate().expect("test settings are valid");
-    let notices = Arc::new(Collector::default());
-    let overrides = Overrides {
-        notifier: Some(notices.clone()),
-        clock: None,
-    };
     let app = Application::build_with(settings, overrides)
         .await
         .expect("server builds");
@@ -278,4 +306,53 @@ pub fn assert_golden(name: &str, answer: &Answer) {
         "document differs from {}",
         path.display()
     );
+}
+
+/// 2026-11-21 12:00:00 UTC: the fixed start of every test clock.
+pub const T0: u64 = 1_795_262_400_000;
+
+/// Slack as a wiremock server; its webhook URL set in `settings`, retries fast.
+pub fn use_slack(settings: &mut Settings, slack: &wiremock::MockServer) {
+    settings.slack.webhook_url = format!("{}/services/T000/B000/fake", slack.uri()).into();
+    settings.slack.retry_base_ms = 20;
+    settings.slack.retry_max_ms = 200;
+}
+
+/// Waits (up to 10 s) until `server` has received at least `n` requests; returns their JSON
+/// bodies in order.
+pub async fn wait_for_messages(server: &wiremock::MockServer, n: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let received = server.received_requests().await.unwrap_or_default();
+        if received.len() >= n {
+            return received
+                .iter()
+                .map(|r| serde_json::from_slice(&r.body).expect("a JSON body"))
+                .collect();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected {n} requests, got {}",
+            received.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Compares `value` with `tests/golden/slack/{name}.json` (`UPDATE_GOLDEN=1` rewrites it).
+pub fn assert_golden_json(name: &str, value: &serde_json::Value) {
+    let path = repo_path(&format!("tests/golden/slack/{name}.json"));
+    let pretty = serde_json::to_string_pretty(value).expect("json") + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        std::fs::write(&path, &pretty).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    assert_eq!(pretty, expected, "message differs from {}", path.display());
 }

@@ -5,4 +5,7 @@ mod audio_and_health;
 mod call_flow;
 mod callbacks;
 mod helpers;
+mod jobs;
+mod outbound;
+mod slack;
 mod startup;
