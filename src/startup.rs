@@ -227,7 +227,7 @@ impl Application {
         let shared = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
                 .app_data(shared.clone())
                 .app_data(PayloadConfig::new(MAX_BODY))
                 .configure(crate::routes::configure)
