@@ -10,6 +10,7 @@ pub mod jobs; // agents refresh and balance check, plain async fns
 pub mod notify; // notifications: log lines, Slack Block Kit messages, delivery queue
 pub mod outbound; // agents' own calls from Call Control webhooks
 pub mod provider; // the Telnyx REST API client
+pub mod retry; // Retry-After and backoff, shared by the HTTP clients
 pub mod roster; // the agents rung, replaced atomically
 pub mod routes; // thin actix handlers
 pub mod startup; // Application::build / run

@@ -4,7 +4,6 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
@@ -13,11 +12,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::TelnyxSettings;
+use crate::retry::{backoff, retry_after};
 
 /// Pages read at most when listing (at 250 a page: 250,000 connections).
 const MAX_PAGES: u32 = 1000;
 const PAGE_SIZE: u32 = 250;
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -132,12 +131,7 @@ impl Telnyx {
                 }
                 Ok(res) => {
                     let status = res.status();
-                    let retry_after = res
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+                    let retry_after = retry_after(res.headers());
                     let detail = error_detail(status, &res.text().await.unwrap_or_default());
                     let error = ApiError::Status {
                         status: status.as_u16(),
@@ -155,8 +149,8 @@ impl Telnyx {
             if attempt >= self.max_retries {
                 return Err(error);
             }
-            let backoff = self.retry_base.saturating_mul(2u32.saturating_pow(attempt));
-            let wait = wait.unwrap_or(backoff.min(Duration::from_secs(8)));
+            let wait = wait
+                .unwrap_or_else(|| backoff(self.retry_base, attempt + 1, Duration::from_secs(8)));
             tracing::debug!(%error, attempt, wait_ms = wait.as_millis() as u64, "Telnyx API call will be retried");
             tokio::time::sleep(wait).await;
             attempt += 1;

@@ -13,15 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Longest wait a `Retry-After` may impose.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+use crate::retry::{backoff, retry_after};
 
 #[derive(Debug, Default)]
 pub struct DeliveryStats {
@@ -119,11 +117,7 @@ impl Worker {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
-        self.policy
-            .backoff_base
-            .saturating_mul(factor)
-            .min(self.policy.backoff_max)
+        backoff(self.policy.backoff_base, attempt, self.policy.backoff_max)
     }
 
     async fn attempt(&self, message: &Value, attempt: u32) -> Attempt {
@@ -144,12 +138,7 @@ impl Worker {
         if status.is_success() {
             return Attempt::Delivered;
         }
-        let retry_after = res
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+        let retry_after = retry_after(res.headers());
         let reason: String = res
             .text()
             .await

@@ -356,3 +356,12 @@ pub fn assert_golden_json(name: &str, value: &serde_json::Value) {
     });
     assert_eq!(pretty, expected, "message differs from {}", path.display());
 }
+
+/// The SIP URIs a voice document rings, in order.
+pub fn ringing(answer: &Answer) -> Vec<String> {
+    let doc = roxmltree::Document::parse(&answer.body).expect("well-formed XML");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("Sip"))
+        .filter_map(|n| n.text().map(str::to_owned))
+        .collect()
+}

@@ -16,7 +16,7 @@ use switchboard::roster::Roster;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{spawn_with, test_settings, Collector, T0};
+use crate::helpers::{ringing, spawn_with, test_settings, Collector, T0};
 
 const PROFILE: &str = "1293384261075731499";
 
@@ -364,15 +364,8 @@ async fn a_server_with_an_api_key_rings_the_agents_from_the_api() {
         s.telnyx.outbound_voice_profile_id = PROFILE.into();
     })
     .await;
-    let answer = app.inbound("CA-api", "+12025550142").await;
-    let doc = roxmltree::Document::parse(&answer.body).expect("xml");
-    let ringing: Vec<_> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("Sip"))
-        .filter_map(|n| n.text())
-        .collect();
     assert_eq!(
-        ringing,
+        ringing(&app.inbound("CA-api", "+12025550142").await),
         [
             "sip:ada@sip.telnyx.com",
             "sip:alan@sip.telnyx.com",

@@ -10,7 +10,7 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
-    assert_golden_json, spawn_with_clock, use_slack, wait_for_messages, TestApp, T0,
+    assert_golden_json, ringing, spawn_with_clock, use_slack, wait_for_messages, TestApp, T0,
 };
 
 fn agents_with_connections(s: &mut Settings) {
@@ -67,16 +67,11 @@ async fn post_event(app: &TestApp, body: &Value) -> StatusCode {
 }
 
 async fn ringing_agents(app: &TestApp, sid: &str) -> Vec<String> {
-    let answer = app.inbound(sid, "+12025550142").await;
-    let doc = roxmltree::Document::parse(&answer.body).expect("xml");
-    doc.descendants()
-        .filter(|n| n.has_tag_name("Sip"))
-        .filter_map(|n| n.text().map(str::to_owned))
-        .collect()
+    ringing(&app.inbound(sid, "+12025550142").await)
 }
 
-#[tokio::test]
-async fn an_agents_outbound_call_is_reported_once_and_keeps_them_off_inbound_calls() {
+/// A server whose two agents have connection ids, with Slack answering 200.
+async fn spawn_with_agents() -> (TestApp, MockServer) {
     let slack = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200))
@@ -90,6 +85,12 @@ async fn an_agents_outbound_call_is_reported_once_and_keeps_them_off_inbound_cal
         Arc::new(ManualClock::at(T0)),
     )
     .await;
+    (app, slack)
+}
+
+#[tokio::test]
+async fn an_agents_outbound_call_is_reported_once_and_keeps_them_off_inbound_calls() {
+    let (app, slack) = spawn_with_agents().await;
 
     let initiated = event(
         "ev-1",
@@ -149,19 +150,7 @@ async fn an_agents_outbound_call_is_reported_once_and_keeps_them_off_inbound_cal
 
 #[tokio::test]
 async fn unanswered_outbound_calls_say_why_they_ended() {
-    let slack = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&slack)
-        .await;
-    let app = spawn_with_clock(
-        |s| {
-            use_slack(s, &slack);
-            agents_with_connections(s);
-        },
-        Arc::new(ManualClock::at(T0)),
-    )
-    .await;
+    let (app, slack) = spawn_with_agents().await;
     let p = |extra: Value| {
         let mut p = payload(extra);
         p["call_control_id"] = json!("v3:out-2");
@@ -197,15 +186,7 @@ async fn unanswered_outbound_calls_say_why_they_ended() {
 
 #[tokio::test]
 async fn events_that_are_not_agents_outbound_calls_change_nothing() {
-    let slack = MockServer::start().await;
-    let app = spawn_with_clock(
-        |s| {
-            use_slack(s, &slack);
-            agents_with_connections(s);
-        },
-        Arc::new(ManualClock::at(T0)),
-    )
-    .await;
+    let (app, slack) = spawn_with_agents().await;
     let cases = [
         // The legs Switchboard itself dials to agents arrive as incoming calls on their connection.
         event(
