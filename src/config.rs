@@ -28,6 +28,9 @@ pub struct Settings {
     pub dial: DialSettings,
     pub voicemail: VoicemailSettings,
     pub calls: CallSettings,
+    pub security: SecuritySettings,
+    pub limits: LimitSettings,
+    pub twilio: TwilioSettings,
     pub slack: SlackSettings,
     pub privacy: PrivacySettings,
     pub telnyx: TelnyxSettings,
@@ -47,6 +50,7 @@ pub struct SlackSettings {
     pub max_attempts: u32,
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
+    pub flush_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,6 +64,7 @@ pub struct PrivacySettings {
 pub struct TelnyxSettings {
     pub api_base_url: String,
     pub api_key: SecretString,
+    pub public_key: String,
     pub outbound_voice_profile_id: String,
     pub sip_domain: String,
     pub timeout_secs: u64,
@@ -118,6 +123,35 @@ pub struct ServerSettings {
     pub port: u16,
     pub public_url: String,
     pub workers: usize,
+    pub shutdown_delay_secs: u64,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    pub mode: crate::signature::Mode,
+    pub max_clock_skew_secs: u64,
+    pub trust_forwarded_headers: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub max_active_calls: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSettings {
+    pub auth_token: SecretString,
+}
+
+impl TwilioSettings {
+    /// The auth token, when Twilio signatures are checked.
+    pub fn token(&self) -> Option<&SecretString> {
+        (!self.auth_token.expose_secret().trim().is_empty()).then_some(&self.auth_token)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -316,6 +350,47 @@ impl Settings {
             self.calls.grace_secs <= self.calls.ttl_secs,
             "calls.grace_secs",
             "must not exceed calls.ttl_secs",
+        );
+        check(
+            self.server.shutdown_delay_secs <= 300 && self.server.shutdown_timeout_secs <= 300,
+            "server.shutdown_delay_secs",
+            "and server.shutdown_timeout_secs must be at most 300",
+        );
+        check(
+            (1..=3600).contains(&self.security.max_clock_skew_secs),
+            "security.max_clock_skew_secs",
+            "must be between 1 and 3600",
+        );
+        let has_key = !self.telnyx.public_key.trim().is_empty();
+        if has_key {
+            if let Err(why) = crate::signature::telnyx_key(&self.telnyx.public_key) {
+                errors.push(format!("telnyx.public_key: {why}"));
+            }
+        }
+        let can_verify = has_key || self.twilio.token().is_some();
+        if matches!(
+            self.security.mode,
+            crate::signature::Mode::Enforce | crate::signature::Mode::Log
+        ) && !can_verify
+        {
+            errors.push(
+                "security.mode: enforce and log need telnyx.public_key or twilio.auth_token".into(),
+            );
+        }
+        let mut check = |ok: bool, key: &str, why: &str| {
+            if !ok {
+                errors.push(format!("{key}: {why}"));
+            }
+        };
+        check(
+            self.limits.max_active_calls >= 1,
+            "limits.max_active_calls",
+            "must be at least 1",
+        );
+        check(
+            self.slack.flush_timeout_secs <= 300,
+            "slack.flush_timeout_secs",
+            "must be at most 300",
         );
         check(
             (1..=100_000).contains(&self.slack.queue_capacity),

@@ -22,6 +22,7 @@ use actix_web::{guard, HttpRequest, HttpResponse};
 use crate::call::Event;
 use crate::domain::CallSid;
 use crate::outbound::Envelope;
+use crate::signature::{Mode, Signed};
 use crate::startup::AppState;
 use crate::webhook::{self, BadRequest, Params};
 
@@ -88,7 +89,47 @@ fn xml(status: StatusCode, body: Vec<u8>) -> HttpResponse {
         .body(body)
 }
 
+/// Checks the webhook's signature before anything else reads it. A refusal is counted, logged
+/// without the body, and answered 403: no state changes and nothing is sent.
+fn authenticate(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<(), HttpResponse> {
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = Signed {
+        header: &header,
+        path: req.path(),
+        query: req.query_string(),
+        body,
+        form: req.method() == Method::POST && !is_json(req),
+    };
+    let Err(why) = state.verifier.check(&signed, state.clock.now_ms()) else {
+        return Ok(());
+    };
+    let total = state
+        .counters
+        .rejected_signatures
+        .fetch_add(1, Ordering::Relaxed)
+        + 1;
+    if state.verifier.effective_mode() == Mode::Log {
+        tracing::warn!(route = req.path(), %why, rejected_signatures_total = total, "webhook signature not valid (log mode: let through)");
+        return Ok(());
+    }
+    tracing::warn!(route = req.path(), %why, rejected_signatures_total = total, "webhook refused: signature not valid");
+    Err(HttpResponse::Forbidden()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("forbidden: {why}\n")))
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
+}
+
 fn voice(kind: Voice, req: &HttpRequest, body: &[u8], state: &AppState) -> HttpResponse {
+    if let Err(refused) = authenticate(req, body, state) {
+        return refused;
+    }
     let parsed = provider_params(req, body).and_then(|p| match kind {
         Voice::Inbound => webhook::incoming(&p),
         Voice::Dial => webhook::dial_ended(&p, &own_params(req)),
@@ -125,6 +166,9 @@ fn callback(
     state: &AppState,
     parse: impl FnOnce(&Params, &Params) -> Result<(CallSid, Event), BadRequest>,
 ) -> HttpResponse {
+    if let Err(refused) = authenticate(req, body, state) {
+        return refused;
+    }
     let parsed = provider_params(req, body).and_then(|p| parse(&p, &own_params(req)));
     match parsed {
         Ok((sid, event)) => {
@@ -153,7 +197,10 @@ async fn recording(req: HttpRequest, body: Bytes, state: Data<AppState>) -> Http
 }
 
 /// Call Control webhooks of the agents' SIP connections (their own outbound calls).
-async fn telnyx_events(body: Bytes, state: Data<AppState>) -> HttpResponse {
+async fn telnyx_events(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpResponse {
+    if let Err(refused) = authenticate(&req, &body, &state) {
+        return refused;
+    }
     let envelope: Envelope = match serde_json::from_slice(&body) {
         Ok(envelope) => envelope,
         Err(e) => {

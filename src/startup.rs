@@ -3,7 +3,7 @@
 //! serves and sweeps.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use crate::notify::{
 };
 use crate::outbound::OutboundCalls;
 use crate::roster::Roster;
+use crate::signature::Verifier;
 use crate::texml::{Prompts, Renderer, TemplateError, Urls};
 
 /// Largest webhook body accepted (Telnyx callbacks are about 2 KiB).
@@ -63,6 +64,10 @@ pub struct AppState {
     pub jobs: Option<Arc<Jobs>>,
     /// Slack delivery counters, when Slack is configured.
     pub slack: Option<Arc<DeliveryStats>>,
+    /// Webhook signature checks.
+    pub verifier: Verifier,
+    pub counters: Counters,
+    pub max_active_calls: usize,
     pub rounds: u8,
     /// False until serving and again while shutting down; `/readyz` reports it.
     pub ready: AtomicBool,
@@ -75,6 +80,7 @@ impl AppState {
         let ctx = Context {
             rounds: self.rounds,
             available: &available,
+            accepting: self.store.live() < self.max_active_calls,
         };
         let now = self.clock.now_ms();
         let applied = self.store.apply(sid, event, now, &ctx);
@@ -88,6 +94,14 @@ impl AppState {
                 Effect::Ignored(Ignored::UnknownCall) => {
                     tracing::warn!(event = ?EventKind(event), "callback for an unknown call")
                 }
+                Effect::Ignored(Ignored::OverCapacity) => {
+                    let total = self.counters.over_capacity.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::warn!(
+                        over_capacity_total = total,
+                        max_active_calls = self.max_active_calls,
+                        "too many live calls: new caller asked to call back later"
+                    )
+                }
                 Effect::Ignored(Ignored::TooManyLegs) => {
                     tracing::warn!("leg ignored: the call already has too many legs")
                 }
@@ -98,6 +112,15 @@ impl AppState {
         }
         applied.reply
     }
+}
+
+/// What was refused, since start. Each is also logged when it happens.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Webhooks refused (or, in `log` mode, let through) for a missing or bad signature.
+    pub rejected_signatures: AtomicU64,
+    /// New calls refused past `limits.max_active_calls`.
+    pub over_capacity: AtomicU64,
 }
 
 /// An event's name for logs, without its caller-controlled fields.
@@ -130,6 +153,20 @@ pub struct Application {
     state: Data<AppState>,
     sweep_every: Duration,
     scheduler: Option<JobScheduler>,
+    slack: Option<Arc<SlackQueue>>,
+    shutdown: ShutdownHandle,
+    shutdown_delay: Duration,
+    flush_timeout: Duration,
+}
+
+/// Starts the same shutdown as SIGTERM (for tests and embedding).
+#[derive(Clone, Default)]
+pub struct ShutdownHandle(Arc<tokio::sync::Notify>);
+
+impl ShutdownHandle {
+    pub fn trigger(&self) {
+        self.0.notify_one();
+    }
 }
 
 impl Application {
@@ -167,7 +204,7 @@ impl Application {
             slack = settings.slack.url().is_some(),
             "configuration and templates loaded"
         );
-        let (notifier, slack_stats) = match overrides.notifier {
+        let (notifier, slack_queue) = match overrides.notifier {
             Some(notifier) => (notifier, None),
             None => {
                 let privacy = Privacy {
@@ -182,14 +219,26 @@ impl Application {
                         backoff_base: Duration::from_millis(s.retry_base_ms),
                         backoff_max: Duration::from_millis(s.retry_max_ms),
                     };
-                    let (queue, _worker) = SlackQueue::start(url.clone(), policy);
+                    let queue = Arc::new(SlackQueue::start(url.clone(), policy));
                     (queue, slack::Style { mention: s.mention })
                 });
-                let stats = slack.as_ref().map(|(q, _)| q.stats.clone());
+                let queue = slack.as_ref().map(|(q, _)| q.clone());
                 let notifier: Arc<dyn Notifier> = Arc::new(Dispatcher { privacy, slack });
-                (notifier, stats)
+                (notifier, queue)
             }
         };
+        let telnyx_key = Some(settings.telnyx.public_key.trim())
+            .filter(|k| !k.is_empty())
+            .and_then(|k| crate::signature::telnyx_key(k).ok());
+        let verifier = Verifier {
+            mode: settings.security.mode,
+            telnyx: telnyx_key,
+            twilio: settings.twilio.token().cloned(),
+            max_skew_secs: settings.security.max_clock_skew_secs,
+            public_base: settings.server.public_url.trim_end_matches('/').to_owned(),
+            trust_forwarded: settings.security.trust_forwarded_headers,
+        };
+        tracing::info!(mode = ?verifier.effective_mode(), "webhook signature checks");
         let state = Data::new(AppState {
             store,
             renderer,
@@ -199,7 +248,10 @@ impl Application {
             clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             outbound: OutboundCalls::new(settings.calls.grace_secs, settings.calls.ttl_secs),
             jobs,
-            slack: slack_stats,
+            slack: slack_queue.as_ref().map(|q| q.stats.clone()),
+            verifier,
+            counters: Counters::default(),
+            max_active_calls: settings.limits.max_active_calls,
             rounds: settings.dial.rounds,
             ready: AtomicBool::new(false),
         });
@@ -232,7 +284,9 @@ impl Application {
                 .app_data(PayloadConfig::new(MAX_BODY))
                 .configure(crate::routes::configure)
         })
-        .shutdown_timeout(20);
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        // Switchboard handles SIGTERM itself: /readyz must turn false before the listener closes.
+        .disable_signals();
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
@@ -243,7 +297,16 @@ impl Application {
             state,
             sweep_every: Duration::from_secs(settings.calls.sweep_interval_secs),
             scheduler,
+            slack: slack_queue,
+            shutdown: ShutdownHandle::default(),
+            shutdown_delay: Duration::from_secs(settings.server.shutdown_delay_secs),
+            flush_timeout: Duration::from_secs(settings.slack.flush_timeout_secs),
         })
+    }
+
+    /// A handle that starts the shutdown, as SIGTERM does.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -254,7 +317,11 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until the server stops (SIGINT/SIGTERM), sweeping finished and stale calls.
+    /// Serves, sweeping finished and stale calls, until SIGTERM, SIGINT or the shutdown handle.
+    /// Then, in order: `/readyz` turns false; the server keeps serving for
+    /// `server.shutdown_delay_secs` (the load balancer notices); it stops accepting and lets
+    /// in-flight requests finish (up to `server.shutdown_timeout_secs`); the jobs stop; the Slack
+    /// queue is flushed (up to `slack.flush_timeout_secs`, what is left is logged with a count).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
         let every = self.sweep_every;
@@ -283,15 +350,57 @@ impl Application {
                 }
             }
         });
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
         self.state.ready.store(true, Ordering::Relaxed);
         tracing::info!(port = self.port, "switchboard is serving");
-        let result = self.server.await;
+
+        let stopped_by_itself = tokio::select! {
+            result = &mut server => Some(result),
+            why = stop_requested(&self.shutdown) => {
+                tracing::info!(signal = why, "shutting down: not ready any more");
+                None
+            }
+        };
         self.state.ready.store(false, Ordering::Relaxed);
+        let result = match stopped_by_itself {
+            Some(result) => result,
+            None => {
+                tokio::time::sleep(self.shutdown_delay).await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                handle.stop(true).await;
+                server.await
+            }
+        };
         sweeper.abort();
         if let Some(mut scheduler) = self.scheduler {
             let _ = scheduler.shutdown().await;
         }
-        result
+        if let Some(queue) = &self.slack {
+            queue.shutdown(self.flush_timeout).await;
+        }
+        tracing::info!("stopped");
+        result.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// Waits for SIGTERM (Kubernetes), SIGINT (Ctrl-C) or the handle; says which.
+async fn stop_requested(handle: &ShutdownHandle) -> &'static str {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    async fn next(s: &mut Option<Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    tokio::select! {
+        _ = next(&mut term) => "SIGTERM",
+        _ = next(&mut int) => "SIGINT",
+        _ = handle.0.notified() => "shutdown handle",
     }
 }
 

@@ -147,6 +147,8 @@ pub enum Reply {
     Goodbye,
     /// Just hang up: the call is over.
     Hangup,
+    /// Too many calls at once: ask the caller to call back later, hang up.
+    Unavailable,
 }
 
 impl Call {

@@ -3,7 +3,7 @@
 //! forgotten after a grace period (late callbacks still find it meanwhile), and a call whose final
 //! callback never arrives is forgotten after a TTL counted from its last change.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
@@ -44,6 +44,8 @@ pub trait CallStore: Send + Sync {
 /// The reply for a voice request about a call the store does not hold.
 fn orphan_reply(event: &Event) -> Reply {
     match event {
+        // Only refused when over capacity: new calls are otherwise always taken.
+        Event::Incoming { .. } => Reply::Unavailable,
         // The message (if any) is taken; close politely.
         Event::RecordEnded => Reply::Goodbye,
         _ => Reply::Voicemail {
@@ -65,6 +67,9 @@ pub struct MemoryStore {
     ttl_ms: u64,
     /// Calls forgotten without their final callback since start (counted, never silent).
     stale_total: AtomicU64,
+    /// Calls held that have not ended, kept up to date on every change so the capacity check
+    /// costs nothing.
+    live: AtomicUsize,
 }
 
 impl MemoryStore {
@@ -74,6 +79,7 @@ impl MemoryStore {
             grace_ms: grace_secs.saturating_mul(1000),
             ttl_ms: ttl_secs.saturating_mul(1000),
             stale_total: AtomicU64::new(0),
+            live: AtomicUsize::new(0),
         }
     }
 
@@ -101,6 +107,9 @@ impl CallStore for MemoryStore {
             Entry::Occupied(mut slot) => {
                 let step = transition(sid, Some(&slot.get().call), event, now, ctx);
                 if let Some(call) = step.next {
+                    if call.is_ended() && !slot.get().call.is_ended() {
+                        self.live.fetch_sub(1, Ordering::Relaxed);
+                    }
                     let expires_at = self.expiry(&call, now);
                     slot.insert(Slot { call, expires_at });
                 }
@@ -114,6 +123,9 @@ impl CallStore for MemoryStore {
                 let reply = match step.next {
                     Some(call) => {
                         let reply = call.reply();
+                        if !call.is_ended() {
+                            self.live.fetch_add(1, Ordering::Relaxed);
+                        }
                         let expires_at = self.expiry(&call, now);
                         slot.insert(Slot { call, expires_at });
                         reply
@@ -143,11 +155,12 @@ impl CallStore for MemoryStore {
         });
         self.stale_total
             .fetch_add(swept.stale as u64, Ordering::Relaxed);
+        self.live.fetch_sub(swept.stale, Ordering::Relaxed);
         swept
     }
 
     fn live(&self) -> usize {
-        self.calls.iter().filter(|e| !e.call.is_ended()).count()
+        self.live.load(Ordering::Relaxed)
     }
 }
 
@@ -163,6 +176,7 @@ mod tests {
         Context {
             rounds: 2,
             available,
+            accepting: true,
         }
     }
 
@@ -211,6 +225,25 @@ mod tests {
         assert_eq!(store.held(), 1);
         assert_eq!(store.sweep(3_600_000), Swept { ended: 0, stale: 1 });
         assert_eq!((store.held(), store.stale_total()), (0, 1));
+        assert_eq!(store.live(), 0);
+    }
+
+    #[test]
+    fn past_capacity_new_calls_are_refused_politely_and_not_stored() {
+        let store = MemoryStore::new(60, 3600);
+        let avail = agents();
+        let full = Context {
+            accepting: false,
+            ..ctx(&avail)
+        };
+        let sid = CallSid::parse("CA-late").expect("sid");
+        let applied = store.apply(&sid, &incoming(), 0, &full);
+        assert_eq!(applied.reply, Reply::Unavailable);
+        assert_eq!(
+            applied.effects,
+            vec![Effect::Ignored(crate::call::Ignored::OverCapacity)]
+        );
+        assert_eq!(store.held(), 0);
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct Context<'a> {
     pub rounds: u8,
     /// The agents that would ring if a round started now.
     pub available: &'a Targets,
+    /// Whether a new call may be taken (false past `limits.max_active_calls`).
+    pub accepting: bool,
 }
 
 /// The result of one transition.
@@ -54,6 +56,8 @@ pub enum Ignored {
     TooManyLegs,
     /// A recording that is not ready or is empty.
     NoRecording,
+    /// A new call while Switchboard holds as many live calls as it may.
+    OverCapacity,
 }
 
 /// Something worth telling the people who watch the line, about one call.
@@ -169,6 +173,7 @@ pub fn transition(
         Event::Incoming { from, to } => match call {
             // A repeated voice request: the call keeps its document.
             Some(_) => Step::ignored(Ignored::Duplicate),
+            None if !ctx.accepting => Step::ignored(Ignored::OverCapacity),
             None => incoming(sid, from, to, now, ctx),
         },
         Event::DialEnded {
@@ -525,6 +530,7 @@ mod tests {
         let ctx = Context {
             rounds: 2,
             available,
+            accepting: true,
         };
         let id = sid("CA1");
         let mut call: Option<Call> = None;
@@ -642,6 +648,7 @@ mod tests {
         let ctx = Context {
             rounds: 2,
             available: &avail,
+            accepting: true,
         };
         let id = sid("CA1");
         let step = transition(&id, None, &incoming(), 0, &ctx);
@@ -859,6 +866,7 @@ mod tests {
         let ctx = Context {
             rounds: 2,
             available: &avail,
+            accepting: true,
         };
         let id = sid("CA-unknown");
         for event in [
@@ -891,6 +899,7 @@ mod tests {
         let ctx = Context {
             rounds: 1,
             available: &avail,
+            accepting: true,
         };
         let id = sid("CA1");
         let call = transition(&id, None, &incoming(), 0, &ctx)
@@ -914,6 +923,7 @@ mod tests {
         let ctx = Context {
             rounds: 2,
             available: &avail,
+            accepting: true,
         };
         let id = sid("CA1");
         let mut call = transition(&id, None, &incoming(), 0, &ctx)

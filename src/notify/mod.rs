@@ -85,7 +85,7 @@ pub trait Notifier: Send + Sync {
 /// The production notifier: one log line each, and a Slack message when Slack is configured.
 pub struct Dispatcher {
     pub privacy: Privacy,
-    pub slack: Option<(SlackQueue, slack::Style)>,
+    pub slack: Option<(Arc<SlackQueue>, slack::Style)>,
 }
 
 impl Notifier for Dispatcher {

@@ -10,7 +10,7 @@
 //! Every drop is counted in [`DeliveryStats`] and logged with the running total: never silent.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -32,6 +32,8 @@ pub struct DeliveryStats {
     pub dropped_failed: AtomicU64,
     /// The queue was full.
     pub dropped_full: AtomicU64,
+    /// Still queued when the shutdown flush ran out of time, or pushed after it began.
+    pub dropped_shutdown: AtomicU64,
 }
 
 impl DeliveryStats {
@@ -39,6 +41,15 @@ impl DeliveryStats {
         self.dropped_rejected.load(Ordering::Relaxed)
             + self.dropped_failed.load(Ordering::Relaxed)
             + self.dropped_full.load(Ordering::Relaxed)
+            + self.dropped_shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Messages queued and not yet delivered or dropped.
+    pub fn pending(&self) -> u64 {
+        let done = self.sent.load(Ordering::Relaxed)
+            + self.dropped_rejected.load(Ordering::Relaxed)
+            + self.dropped_failed.load(Ordering::Relaxed);
+        self.queued.load(Ordering::Relaxed).saturating_sub(done)
     }
 }
 
@@ -51,17 +62,18 @@ pub struct DeliveryPolicy {
     pub backoff_max: Duration,
 }
 
-/// The sending side, held by the notifier.
-#[derive(Clone)]
+/// The sending side, held by the notifier. The only sender: [`SlackQueue::shutdown`] drops it,
+/// which lets the worker drain what is queued and stop.
 pub struct SlackQueue {
-    tx: mpsc::Sender<Value>,
+    tx: RwLock<Option<mpsc::Sender<Value>>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
     pub stats: Arc<DeliveryStats>,
 }
 
 impl SlackQueue {
     /// Starts the worker posting to `url`. It ends when every `SlackQueue` clone is dropped and
     /// the queue is empty.
-    pub fn start(url: SecretString, policy: DeliveryPolicy) -> (SlackQueue, JoinHandle<()>) {
+    pub fn start(url: SecretString, policy: DeliveryPolicy) -> SlackQueue {
         let (tx, rx) = mpsc::channel(policy.capacity.max(1));
         let stats = Arc::new(DeliveryStats::default());
         let http = reqwest::Client::builder()
@@ -76,23 +88,56 @@ impl SlackQueue {
             stats: stats.clone(),
         };
         let handle = tokio::spawn(worker.run(rx));
-        (SlackQueue { tx, stats }, handle)
+        SlackQueue {
+            tx: RwLock::new(Some(tx)),
+            worker: Mutex::new(Some(handle)),
+            stats,
+        }
     }
 
     /// Queues `message`; never waits. A full queue drops it, counted and logged.
     pub fn push(&self, message: Value) {
-        match self.tx.try_send(message) {
-            Ok(()) => {
-                self.stats.queued.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => {
-                let total = self.stats.dropped_full.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(
-                    dropped_full_total = total,
-                    "Slack queue full (or stopped); message dropped"
-                );
-            }
+        let guard = self.tx.read().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = guard.as_ref() else {
+            let total = self.stats.dropped_shutdown.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                dropped_shutdown_total = total,
+                "Slack queue stopped; message dropped"
+            );
+            return;
+        };
+        // Counted before it can be delivered, so `pending` never goes below zero.
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        if tx.try_send(message).is_err() {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            let total = self.stats.dropped_full.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                dropped_full_total = total,
+                "Slack queue full; message dropped"
+            );
         }
+    }
+
+    /// Stops taking messages and gives the queued ones until `deadline` to go out. Returns how
+    /// many were left undelivered (counted as dropped and logged).
+    pub async fn shutdown(&self, deadline: Duration) -> u64 {
+        drop(self.tx.write().unwrap_or_else(|p| p.into_inner()).take());
+        let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut worker) = worker else { return 0 };
+        if tokio::time::timeout(deadline, &mut worker).await.is_ok() {
+            tracing::info!("Slack queue flushed");
+            return 0;
+        }
+        worker.abort();
+        let left = self.stats.pending();
+        self.stats
+            .dropped_shutdown
+            .fetch_add(left, Ordering::Relaxed);
+        tracing::error!(
+            left,
+            "Slack messages still undelivered at shutdown; dropped"
+        );
+        left
     }
 }
 

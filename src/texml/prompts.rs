@@ -114,6 +114,7 @@ pub struct Prompts {
     pub goodbye: Prompt,
     pub after_call: Prompt,
     pub error: Prompt,
+    pub unavailable: Prompt,
     pub display_name: Option<DisplayName>,
 }
 
@@ -128,6 +129,7 @@ struct FileDef {
     goodbye: PromptDef,
     after_call: PromptDef,
     error: PromptDef,
+    unavailable: PromptDef,
     #[serde(default)]
     ring: RingDef,
 }
@@ -260,6 +262,7 @@ impl Prompts {
             goodbye: prompt("goodbye", &def.goodbye)?,
             after_call: prompt("after_call", &def.after_call)?,
             error: prompt("error", &def.error)?,
+            unavailable: prompt("unavailable", &def.unavailable)?,
             display_name,
         })
     }

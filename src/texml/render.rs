@@ -165,6 +165,7 @@ impl Renderer {
             Reply::AfterCall => Response::new(vec![p.after_call.verb(), Verb::Hangup]),
             Reply::Goodbye => Response::new(vec![p.goodbye.verb(), Verb::Hangup]),
             Reply::Hangup => Response::new(vec![Verb::Hangup]),
+            Reply::Unavailable => Response::new(vec![p.unavailable.verb(), Verb::Hangup]),
         }
     }
 }

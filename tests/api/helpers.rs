@@ -48,6 +48,7 @@ pub fn test_settings() -> Settings {
     s.server.host = "127.0.0.1".into();
     s.server.port = 0;
     s.server.workers = 1;
+    s.server.shutdown_delay_secs = 0;
     s.server.public_url = PUBLIC_URL.into();
     s.paths.templates = repo_path("templates/prompts.toml");
     s.paths.audio = repo_path("audio");
