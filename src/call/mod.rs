@@ -7,6 +7,9 @@ pub mod state;
 pub mod store;
 pub mod transition;
 
+#[cfg(test)]
+mod properties;
+
 pub use event::{CallStatus, DialStatus, Event, RecordingKind};
 pub use state::{Answer, Call, Lead, Leg, Message, Outcome, Phase, Reply, Targets};
 pub use store::{Applied, CallStore, MemoryStore, Swept};

@@ -2,10 +2,13 @@
 //! provider would. One binary, several modules, so the suite links once.
 
 mod audio_and_health;
+mod bad_input;
 mod call_flow;
 mod callbacks;
 mod helpers;
 mod jobs;
 mod outbound;
+mod security;
+mod shutdown;
 mod slack;
 mod startup;

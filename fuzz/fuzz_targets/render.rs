@@ -1,0 +1,55 @@
+//! Any text as a caller's number, rendered into every document: the XML is always well-formed and
+//! the text comes back out as data, never as markup.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+
+use libfuzzer_sys::fuzz_target;
+use switchboard::audio::AudioDir;
+use switchboard::call::{Lead, Reply};
+use switchboard::config::Settings;
+use switchboard::domain::{Agent, Endpoint, Party};
+use switchboard::texml::prompts::{Prompts, EMBEDDED, MAX_DISPLAY_NAME};
+use switchboard::texml::{Renderer, Urls};
+
+fn renderer() -> &'static Renderer {
+    static RENDERER: OnceLock<Renderer> = OnceLock::new();
+    RENDERER.get_or_init(|| {
+        let settings = Settings::demo().expect("demo settings");
+        let urls = Urls::new("https://sb.example").expect("url");
+        let audio = AudioDir::default();
+        let prompts = Prompts::parse("prompts.toml", EMBEDDED, &audio, &|n| urls.audio(n))
+            .expect("templates");
+        Renderer::new(&settings, urls, prompts).expect("renderer")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let Ok(caller) = Party::parse(&text) else {
+        return;
+    };
+    let targets = Arc::from(vec![Agent::new(
+        "Ada",
+        Endpoint::sip("sip:ada@x.example").expect("sip"),
+    )
+    .expect("agent")]);
+    let replies = [
+        Reply::Ring { round: 1, targets, caller: caller.clone() },
+        Reply::Voicemail { lead: Lead::Apology },
+        Reply::AfterCall,
+        Reply::Goodbye,
+        Reply::Hangup,
+        Reply::Unavailable,
+    ];
+    for reply in &replies {
+        let xml = renderer().render(reply);
+        let xml = std::str::from_utf8(&xml).expect("UTF-8");
+        let doc = roxmltree::Document::parse(xml).expect("well-formed XML");
+        if let Some(dial) = doc.descendants().find(|n| n.has_tag_name("Dial")) {
+            let shown = dial.attribute("fromDisplayName").expect("display name");
+            let expected: String = caller.as_str().chars().take(MAX_DISPLAY_NAME).collect();
+            assert_eq!(shown, expected);
+        }
+    }
+});
