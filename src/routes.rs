@@ -89,9 +89,9 @@ fn xml(status: StatusCode, body: Vec<u8>) -> HttpResponse {
         .body(body)
 }
 
-/// Checks the webhook's signature before anything else reads it. A refusal is counted, logged
-/// without the body, and answered 403: no state changes and nothing is sent.
-fn authenticate(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<(), HttpResponse> {
+/// Checks the webhook's signature before anything else reads it; returns the refusal, if any. A
+/// refusal is counted, logged without the body, and answered 403: no state changes, nothing sent.
+fn refusal(req: &HttpRequest, body: &[u8], state: &AppState) -> Option<HttpResponse> {
     let headers = req.headers();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let signed = Signed {
@@ -101,9 +101,7 @@ fn authenticate(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<(), 
         body,
         form: req.method() == Method::POST && !is_json(req),
     };
-    let Err(why) = state.verifier.check(&signed, state.clock.now_ms()) else {
-        return Ok(());
-    };
+    let why = state.verifier.check(&signed, state.clock.now_ms()).err()?;
     let total = state
         .counters
         .rejected_signatures
@@ -111,12 +109,14 @@ fn authenticate(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<(), 
         + 1;
     if state.verifier.effective_mode() == Mode::Log {
         tracing::warn!(route = req.path(), %why, rejected_signatures_total = total, "webhook signature not valid (log mode: let through)");
-        return Ok(());
+        return None;
     }
     tracing::warn!(route = req.path(), %why, rejected_signatures_total = total, "webhook refused: signature not valid");
-    Err(HttpResponse::Forbidden()
-        .content_type("text/plain; charset=utf-8")
-        .body(format!("forbidden: {why}\n")))
+    Some(
+        HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("forbidden: {why}\n")),
+    )
 }
 
 fn is_json(req: &HttpRequest) -> bool {
@@ -127,7 +127,7 @@ fn is_json(req: &HttpRequest) -> bool {
 }
 
 fn voice(kind: Voice, req: &HttpRequest, body: &[u8], state: &AppState) -> HttpResponse {
-    if let Err(refused) = authenticate(req, body, state) {
+    if let Some(refused) = refusal(req, body, state) {
         return refused;
     }
     let parsed = provider_params(req, body).and_then(|p| match kind {
@@ -166,7 +166,7 @@ fn callback(
     state: &AppState,
     parse: impl FnOnce(&Params, &Params) -> Result<(CallSid, Event), BadRequest>,
 ) -> HttpResponse {
-    if let Err(refused) = authenticate(req, body, state) {
+    if let Some(refused) = refusal(req, body, state) {
         return refused;
     }
     let parsed = provider_params(req, body).and_then(|p| parse(&p, &own_params(req)));
@@ -198,7 +198,7 @@ async fn recording(req: HttpRequest, body: Bytes, state: Data<AppState>) -> Http
 
 /// Call Control webhooks of the agents' SIP connections (their own outbound calls).
 async fn telnyx_events(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpResponse {
-    if let Err(refused) = authenticate(&req, &body, &state) {
+    if let Some(refused) = refusal(&req, &body, &state) {
         return refused;
     }
     let envelope: Envelope = match serde_json::from_slice(&body) {

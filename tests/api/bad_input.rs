@@ -12,7 +12,9 @@ async fn a_table_of_bad_requests() {
     let app = spawn_app().await;
     let long = "x".repeat(300);
     let long_sid = format!("CallSid={long}&CallStatus=completed");
-    let rows: Vec<(&str, &str, &str, Vec<u8>, u16, &str)> = vec![
+    /// (method, path, content type, body, status, what the answer says)
+    type Row<'a> = (&'a str, &'a str, &'a str, Vec<u8>, u16, &'a str);
+    let rows: Vec<Row> = vec![
         // (method, path, content type, body, status, what the answer says)
         ("GET", "/texml/inbound?From=%2B1", "", vec![], 400, "<Response>"),
         ("POST", "/texml/inbound", FORM, b"From=%2B12025550142".to_vec(), 400, "<Response>"),

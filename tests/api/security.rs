@@ -106,7 +106,8 @@ async fn each_telnyx_signature_case() {
             .clone();
         h
     };
-    let cases: Vec<(&str, Vec<(&str, String)>, StatusCode)> = vec![
+    type Headers = Vec<(&'static str, String)>;
+    let cases: Vec<(&str, Headers, StatusCode)> = vec![
         ("missing", vec![], StatusCode::FORBIDDEN),
         ("forged", forged.to_vec(), StatusCode::FORBIDDEN),
         (
