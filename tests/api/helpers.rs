@@ -80,7 +80,8 @@ pub async fn spawn_with_clock(
     spawn_custom(tweak, overrides, Arc::new(Collector::default())).await
 }
 
-async fn spawn_custom(
+/// The test server with `overrides`; `notices` is what `TestApp::notices` will show.
+pub async fn spawn_custom(
     tweak: impl FnOnce(&mut Settings),
     overrides: Overrides,
     notices: Arc<Collector>,

@@ -10,9 +10,9 @@ use reqwest::StatusCode;
 use switchboard::clock::ManualClock;
 use switchboard::config::Settings;
 use switchboard::signature::{twilio_signature, Mode};
-use switchboard::startup::{Application, Overrides};
+use switchboard::startup::Overrides;
 
-use crate::helpers::{test_settings, Collector, TestApp, PUBLIC_URL, T0};
+use crate::helpers::{spawn_custom, test_settings, Collector, TestApp, PUBLIC_URL, T0};
 
 /// A fixed test key pair (not anyone's real key).
 fn signing_key() -> SigningKey {
@@ -25,37 +25,26 @@ fn public_key_b64(key: &SigningKey) -> String {
 
 const TWILIO_TOKEN: &str = "twilio-test-token-not-real";
 
-struct Secured {
-    app: TestApp,
-    notices: Arc<Collector>,
-}
-
-async fn spawn_secured(tweak: impl FnOnce(&mut Settings)) -> Secured {
-    let mut settings = test_settings();
-    settings.telnyx.public_key = public_key_b64(&signing_key());
-    settings.twilio.auth_token = TWILIO_TOKEN.to_owned().into();
-    tweak(&mut settings);
-    settings.validate().expect("valid");
+/// A server with a Telnyx public key and a Twilio token configured (so enforcing), at `T0`.
+async fn spawn_secured(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let notices = Arc::new(Collector::default());
     let overrides = Overrides {
         notifier: Some(notices.clone()),
         clock: Some(Arc::new(ManualClock::at(T0))),
     };
-    let app = Application::build_with(settings, overrides)
-        .await
-        .expect("builds");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state();
-    tokio::spawn(app.run_until_stopped());
-    Secured {
-        app: TestApp {
-            base,
-            client: reqwest::Client::new(),
-            notices: notices.clone(),
-            state,
-        },
-        notices,
-    }
+    let keys = |s: &mut Settings| {
+        s.telnyx.public_key = public_key_b64(&signing_key());
+        s.twilio.auth_token = TWILIO_TOKEN.to_owned().into();
+        tweak(s);
+    };
+    spawn_custom(keys, overrides, notices).await
+}
+
+fn rejected(app: &TestApp) -> u64 {
+    app.state
+        .counters
+        .rejected_signatures
+        .load(Ordering::Relaxed)
 }
 
 fn telnyx_headers(key: &SigningKey, ts_secs: u64, body: &[u8]) -> [(&'static str, String); 2] {
@@ -136,25 +125,18 @@ async fn each_telnyx_signature_case() {
         ("no timestamp", vec![good[0].clone()], StatusCode::FORBIDDEN),
     ];
     for (name, headers, status) in cases {
-        let res = post(&s.app, "/texml/inbound", FORM, FORM_TYPE, &headers).await;
+        let res = post(&s, "/texml/inbound", FORM, FORM_TYPE, &headers).await;
         assert_eq!(res.status(), status, "{name}");
     }
     // Refused requests changed nothing and told nobody.
-    assert_eq!(s.app.state.store.live(), 0);
+    assert_eq!(s.state.store.live(), 0);
     assert!(s.notices.take().is_empty());
-    assert_eq!(
-        s.app
-            .state
-            .counters
-            .rejected_signatures
-            .load(Ordering::Relaxed),
-        7
-    );
+    assert_eq!(rejected(&s), 7);
     // Within the allowed skew, the real thing passes.
-    let res = post(&s.app, "/texml/inbound", FORM, FORM_TYPE, &good).await;
+    let res = post(&s, "/texml/inbound", FORM, FORM_TYPE, &good).await;
     assert_eq!(res.status(), StatusCode::OK);
     let res = post(
-        &s.app,
+        &s,
         "/texml/inbound",
         FORM,
         FORM_TYPE,
@@ -162,7 +144,7 @@ async fn each_telnyx_signature_case() {
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK, "a retry 299 s later");
-    assert_eq!(s.app.state.store.live(), 1);
+    assert_eq!(s.state.store.live(), 1);
 }
 
 #[tokio::test]
@@ -172,11 +154,11 @@ async fn telnyx_json_events_and_form_callbacks_are_verified_over_the_raw_bytes()
     // Odd spacing and key order: re-serializing would change the bytes and break the signature.
     let json = r#"{ "data" : {"payload": {"call_control_id": "v3:x"}, "event_type":"call.dtmf.received", "id":"e1"} }"#;
     let headers = telnyx_headers(&key, NOW_SECS, json.as_bytes());
-    let res = post(&s.app, "/telnyx/events", json, "application/json", &headers).await;
+    let res = post(&s, "/telnyx/events", json, "application/json", &headers).await;
     assert_eq!(res.status(), StatusCode::OK);
     let tampered = json.replace("e1", "e2");
     let res = post(
-        &s.app,
+        &s,
         "/telnyx/events",
         &tampered,
         "application/json",
@@ -187,7 +169,7 @@ async fn telnyx_json_events_and_form_callbacks_are_verified_over_the_raw_bytes()
 
     let status = "CallSid=CA-x&CallStatus=completed";
     let res = post(
-        &s.app,
+        &s,
         "/texml/status",
         status,
         FORM_TYPE,
@@ -195,7 +177,7 @@ async fn telnyx_json_events_and_form_callbacks_are_verified_over_the_raw_bytes()
     )
     .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let res = post(&s.app, "/texml/status", status, FORM_TYPE, &[]).await;
+    let res = post(&s, "/texml/status", status, FORM_TYPE, &[]).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
 
@@ -213,7 +195,7 @@ async fn twilio_signatures_are_checked_over_the_public_url() {
     let sig = twilio_signature(TWILIO_TOKEN, &url, &twilio_params(form));
     let unknown_call_apology = StatusCode::OK;
     let res = post(
-        &s.app,
+        &s,
         "/texml/dial?round=1",
         form,
         FORM_TYPE,
@@ -222,10 +204,10 @@ async fn twilio_signatures_are_checked_over_the_public_url() {
     .await;
     assert_eq!(res.status(), unknown_call_apology);
     // Signed for another URL (as if the server's own address were used): refused.
-    let local = format!("{}/texml/dial?round=1", s.app.base);
+    let local = format!("{}/texml/dial?round=1", s.base);
     let wrong_url = twilio_signature(TWILIO_TOKEN, &local, &twilio_params(form));
     let res = post(
-        &s.app,
+        &s,
         "/texml/dial?round=1",
         form,
         FORM_TYPE,
@@ -235,7 +217,7 @@ async fn twilio_signatures_are_checked_over_the_public_url() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // A field changed after signing: refused.
     let res = post(
-        &s.app,
+        &s,
         "/texml/dial?round=1",
         &form.replace("no-answer", "completed"),
         FORM_TYPE,
@@ -251,9 +233,8 @@ async fn twilio_signatures_are_checked_over_the_public_url() {
         &[],
     );
     let res = s
-        .app
         .client
-        .get(format!("{}/texml/inbound?{query}", s.app.base))
+        .get(format!("{}/texml/inbound?{query}", s.base))
         .header("x-twilio-signature", sig)
         .send()
         .await
@@ -273,35 +254,21 @@ async fn behind_a_trusted_proxy_the_forwarded_url_is_the_signed_one() {
         ("x-forwarded-prefix", "/switchboard".to_string()),
         ("x-twilio-signature", sig.clone()),
     ];
-    let res = post(&s.app, "/texml/status", form, FORM_TYPE, &forwarded).await;
+    let res = post(&s, "/texml/status", form, FORM_TYPE, &forwarded).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     // Without trust, the same request is checked against server.public_url and refused.
     let untrusting = spawn_secured(|_| {}).await;
-    let res = post(
-        &untrusting.app,
-        "/texml/status",
-        form,
-        FORM_TYPE,
-        &forwarded,
-    )
-    .await;
+    let res = post(&untrusting, "/texml/status", form, FORM_TYPE, &forwarded).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
 async fn log_mode_counts_but_lets_through() {
     let s = spawn_secured(|s| s.security.mode = Mode::Log).await;
-    let res = post(&s.app, "/texml/inbound", FORM, FORM_TYPE, &[]).await;
+    let res = post(&s, "/texml/inbound", FORM, FORM_TYPE, &[]).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        s.app
-            .state
-            .counters
-            .rejected_signatures
-            .load(Ordering::Relaxed),
-        1
-    );
-    assert_eq!(s.app.state.store.live(), 1);
+    assert_eq!(rejected(&s), 1);
+    assert_eq!(s.state.store.live(), 1);
 }
 
 #[test]
