@@ -2,7 +2,7 @@
 //! [`crate::startup`] only wraps them): refresh the agent list from the provider, and watch the
 //! account balance.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::{Agent, Endpoint};
 use crate::notify::{JobNotice, Notification, Notifier};
-use crate::provider::{ApiError, CredentialConnection, Telnyx};
+use crate::provider::{ApiError, Balance, CredentialConnection, Telnyx};
 use crate::roster::Roster;
 
 /// Which credential connections are agents, and how to ring them.
@@ -147,25 +147,26 @@ pub fn balance_decision(
     }
 }
 
-/// Reads the balance and applies [`balance_decision`].
+/// Reads the balance and applies [`balance_decision`]; returns the balance read and the alert.
 pub async fn check_balance(
     api: &Telnyx,
     state: &Mutex<BalanceState>,
     threshold: Decimal,
     remind_every: Duration,
     now: Millis,
-) -> Result<Option<JobNotice>, ApiError> {
+) -> Result<(Balance, Option<JobNotice>), ApiError> {
     let balance = api.balance().await?;
     tracing::info!(available = %balance.available_credit, currency = %balance.currency, "balance checked");
     let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-    Ok(balance_decision(
+    let alert = balance_decision(
         &mut state,
         balance.available_credit,
         threshold,
         &balance.currency,
         now,
         remind_every,
-    ))
+    );
+    Ok((balance, alert))
 }
 
 /// Counts a job's consecutive failures; reports once per streak when it reaches the limit.
@@ -173,6 +174,9 @@ pub struct FailureStreak {
     job: &'static str,
     count: AtomicU32,
     alert_after: u32,
+    /// Runs since start, for the metrics.
+    pub ok_total: AtomicU64,
+    pub failed_total: AtomicU64,
 }
 
 impl FailureStreak {
@@ -181,16 +185,20 @@ impl FailureStreak {
             job,
             count: AtomicU32::new(0),
             alert_after,
+            ok_total: AtomicU64::new(0),
+            failed_total: AtomicU64::new(0),
         }
     }
 
     pub fn record<T>(&self, result: &Result<T, ApiError>) -> Option<JobNotice> {
         match result {
             Ok(_) => {
+                self.ok_total.fetch_add(1, Ordering::Relaxed);
                 self.count.store(0, Ordering::Relaxed);
                 None
             }
             Err(e) => {
+                self.failed_total.fetch_add(1, Ordering::Relaxed);
                 let failures = self.count.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::warn!(job = self.job, failures, error = %e, "job failed");
                 (failures == self.alert_after).then(|| JobNotice::JobFailing {
@@ -214,6 +222,8 @@ pub struct Jobs {
     pub refreshed_once: AtomicBool,
     pub agents_failures: FailureStreak,
     pub balance_failures: FailureStreak,
+    /// The last balance read, for the metrics.
+    last_balance: Mutex<Option<Balance>>,
 }
 
 impl Jobs {
@@ -243,6 +253,33 @@ impl Jobs {
                 "balance check",
                 settings.jobs.alert_after_failures,
             ),
+            last_balance: Mutex::new(None),
+        })
+    }
+
+    /// (job, successful runs, failed runs) since start.
+    pub fn run_counts(&self) -> [(&'static str, u64, u64); 2] {
+        let counts = |s: &FailureStreak| {
+            (
+                s.job,
+                s.ok_total.load(Ordering::Relaxed),
+                s.failed_total.load(Ordering::Relaxed),
+            )
+        };
+        [
+            counts(&self.agents_failures),
+            counts(&self.balance_failures),
+        ]
+    }
+
+    /// The last balance read, as a float for the metrics, with its currency.
+    pub fn last_balance(&self) -> Option<(f64, String)> {
+        let last = self.last_balance.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref().map(|b| {
+            (
+                rust_decimal::prelude::ToPrimitive::to_f64(&b.available_credit).unwrap_or(f64::NAN),
+                b.currency.clone(),
+            )
         })
     }
 
@@ -282,8 +319,11 @@ impl Jobs {
         if let Some(kind) = self.balance_failures.record(&result) {
             notifier.notify(Notification::Job { at, kind });
         }
-        if let Ok(Some(kind)) = result {
-            notifier.notify(Notification::Job { at, kind });
+        if let Ok((balance, alert)) = result {
+            *self.last_balance.lock().unwrap_or_else(|p| p.into_inner()) = Some(balance);
+            if let Some(kind) = alert {
+                notifier.notify(Notification::Job { at, kind });
+            }
         }
     }
 }

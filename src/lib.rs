@@ -7,6 +7,7 @@ pub mod clock; // injected time
 pub mod config; // settings: embedded defaults, file, environment; checked at start
 pub mod domain; // validated newtypes: CallSid, Party, Endpoint, Agent
 pub mod jobs; // agents refresh and balance check, plain async fns
+pub mod metrics; // GET /metrics: Prometheus exposition
 pub mod notify; // notifications: log lines, Slack Block Kit messages, delivery queue
 pub mod outbound; // agents' own calls from Call Control webhooks
 pub mod provider; // the Telnyx REST API client

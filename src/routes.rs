@@ -10,7 +10,7 @@
 //! | `GET /audio/{file}` | prompts from the audio folder |
 //! | `GET /healthz`, `GET /readyz` | alive; ready to take calls |
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 
 use actix_files::NamedFile;
@@ -19,7 +19,10 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::web::{self, Bytes, Data};
 use actix_web::{guard, HttpRequest, HttpResponse};
 
-use crate::call::Event;
+use futures_util::FutureExt;
+use tracing::Instrument;
+
+use crate::call::{Event, StoreError};
 use crate::domain::CallSid;
 use crate::outbound::Envelope;
 use crate::signature::{Mode, Signed};
@@ -44,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/audio/{file}", web::head().to(audio))
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
+    .route("/metrics", web::get().to(metrics))
     .default_service(web::to(not_found));
 }
 
@@ -56,15 +60,15 @@ enum Voice {
 }
 
 async fn inbound(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpResponse {
-    voice(Voice::Inbound, &req, &body, &state)
+    voice(Voice::Inbound, &req, &body, &state).await
 }
 
 async fn dial(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpResponse {
-    voice(Voice::Dial, &req, &body, &state)
+    voice(Voice::Dial, &req, &body, &state).await
 }
 
 async fn voicemail(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpResponse {
-    voice(Voice::RecordEnded, &req, &body, &state)
+    voice(Voice::RecordEnded, &req, &body, &state).await
 }
 
 /// The provider's fields: the query string of a GET (Telnyx's default voice method), the form
@@ -126,7 +130,7 @@ fn is_json(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.contains("json"))
 }
 
-fn voice(kind: Voice, req: &HttpRequest, body: &[u8], state: &AppState) -> HttpResponse {
+async fn voice(kind: Voice, req: &HttpRequest, body: &[u8], state: &AppState) -> HttpResponse {
     if let Some(refused) = refusal(req, body, state) {
         return refused;
     }
@@ -144,15 +148,22 @@ fn voice(kind: Voice, req: &HttpRequest, body: &[u8], state: &AppState) -> HttpR
         }
     };
     let span = tracing::info_span!("call", call_sid = %sid);
+    // The call path must always answer with a document: a store failure or even a panic is turned
+    // into the apology document (sorry, then take a message), never dead air.
+    let answered = AssertUnwindSafe(async {
+        let reply = state.handle(&sid, &event).await?;
+        Ok::<_, StoreError>(state.renderer.render(&reply))
+    })
+    .catch_unwind()
+    .instrument(span.clone())
+    .await;
     let _entered = span.enter();
-    // The call path must always answer with a document; a bug in it must not leave the caller in
-    // dead air, so even a panic is turned into the apology document.
-    let answered = catch_unwind(AssertUnwindSafe(|| {
-        let reply = state.handle(&sid, &event);
-        state.renderer.render(&reply)
-    }));
     match answered {
-        Ok(body) => xml(StatusCode::OK, body),
+        Ok(Ok(body)) => xml(StatusCode::OK, body),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "call state unavailable; answered with the apology document");
+            xml(StatusCode::OK, state.renderer.fallback().to_vec())
+        }
         Err(_) => {
             tracing::error!("internal error on the call path; answered with the apology document");
             xml(StatusCode::OK, state.renderer.fallback().to_vec())
@@ -160,7 +171,7 @@ fn voice(kind: Voice, req: &HttpRequest, body: &[u8], state: &AppState) -> HttpR
     }
 }
 
-fn callback(
+async fn callback(
     req: &HttpRequest,
     body: &[u8],
     state: &AppState,
@@ -170,30 +181,39 @@ fn callback(
         return refused;
     }
     let parsed = provider_params(req, body).and_then(|p| parse(&p, &own_params(req)));
-    match parsed {
-        Ok((sid, event)) => {
-            let span = tracing::info_span!("call", call_sid = %sid);
-            let _entered = span.enter();
-            let handled = catch_unwind(AssertUnwindSafe(|| state.handle(&sid, &event)));
-            if handled.is_err() {
-                tracing::error!("internal error while applying a callback");
-                return HttpResponse::InternalServerError().finish();
-            }
-            HttpResponse::NoContent().finish()
-        }
+    let (sid, event) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             tracing::warn!(route = req.path(), error = %e, "bad callback refused");
-            bad_request(&e)
+            return bad_request(&e);
+        }
+    };
+    let span = tracing::info_span!("call", call_sid = %sid);
+    let handled = AssertUnwindSafe(state.handle(&sid, &event))
+        .catch_unwind()
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    match handled {
+        Ok(Ok(_)) => HttpResponse::NoContent().finish(),
+        // The provider retries a 5xx: nothing is lost while the store is away.
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "call state unavailable; the provider will retry");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+        Err(_) => {
+            tracing::error!("internal error while applying a callback");
+            HttpResponse::InternalServerError().finish()
         }
     }
 }
 
 async fn status(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpResponse {
-    callback(&req, &body, &state, |p, _| webhook::status(p))
+    callback(&req, &body, &state, |p, _| webhook::status(p)).await
 }
 
 async fn recording(req: HttpRequest, body: Bytes, state: Data<AppState>) -> HttpResponse {
-    callback(&req, &body, &state, webhook::recording)
+    callback(&req, &body, &state, webhook::recording).await
 }
 
 /// Call Control webhooks of the agents' SIP connections (their own outbound calls).
@@ -270,6 +290,13 @@ async fn readyz(state: Data<AppState>) -> HttpResponse {
             .content_type("text/plain; charset=utf-8")
             .body("not ready\n")
     }
+}
+
+async fn metrics(state: Data<AppState>) -> HttpResponse {
+    let live = state.store.live(state.clock.now_ms()).await.ok();
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.encode(live))
 }
 
 async fn not_found() -> HttpResponse {

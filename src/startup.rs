@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service};
 use actix_web::web::{Data, PayloadConfig};
 use actix_web::{App, HttpServer};
 use tracing_actix_web::TracingLogger;
@@ -15,11 +15,12 @@ use tracing_actix_web::TracingLogger;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::audio::AudioDir;
-use crate::call::{CallStore, Context, Effect, Ignored, MemoryStore, Reply};
+use crate::call::{CallStore, Context, Effect, Ignored, MemoryStore, Reply, StoreError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::CallSid;
 use crate::jobs::Jobs;
+use crate::metrics::Metrics;
 use crate::notify::queue::DeliveryPolicy;
 use crate::notify::{
     slack, DeliveryStats, Dispatcher, Notification, Notifier, Privacy, SlackQueue,
@@ -67,6 +68,7 @@ pub struct AppState {
     /// Webhook signature checks.
     pub verifier: Verifier,
     pub counters: Counters,
+    pub metrics: Arc<Metrics>,
     pub max_active_calls: usize,
     pub rounds: u8,
     /// False until serving and again while shutting down; `/readyz` reports it.
@@ -75,15 +77,29 @@ pub struct AppState {
 
 impl AppState {
     /// Applies one event to its call and runs the effects; returns the call's reply.
-    pub fn handle(&self, sid: &CallSid, event: &crate::call::Event) -> Reply {
+    pub async fn handle(
+        &self,
+        sid: &CallSid,
+        event: &crate::call::Event,
+    ) -> Result<Reply, StoreError> {
         let available = self.roster.available();
+        let now = self.clock.now_ms();
+        // Only a new call needs the live count (one more round trip with Redis).
+        let accepting = match event {
+            crate::call::Event::Incoming { .. } => {
+                self.store.live(now).await? < self.max_active_calls
+            }
+            _ => true,
+        };
         let ctx = Context {
             rounds: self.rounds,
             available: &available,
-            accepting: self.store.live() < self.max_active_calls,
+            accepting,
         };
-        let now = self.clock.now_ms();
-        let applied = self.store.apply(sid, event, now, &ctx);
+        let applied = self.store.apply(sid, event, now, &ctx).await?;
+        if let Some(outcome) = applied.ended {
+            self.metrics.call_ended(outcome);
+        }
         for effect in applied.effects {
             match effect {
                 Effect::Notify(notice) => self.notifier.notify(Notification::Call {
@@ -95,6 +111,7 @@ impl AppState {
                     tracing::warn!(event = ?EventKind(event), "callback for an unknown call")
                 }
                 Effect::Ignored(Ignored::OverCapacity) => {
+                    self.metrics.call_ended("refused");
                     let total = self.counters.over_capacity.fetch_add(1, Ordering::Relaxed) + 1;
                     tracing::warn!(
                         over_capacity_total = total,
@@ -110,7 +127,7 @@ impl AppState {
                 }
             }
         }
-        applied.reply
+        Ok(applied.reply)
     }
 }
 
@@ -251,10 +268,12 @@ impl Application {
             slack: slack_queue.as_ref().map(|q| q.stats.clone()),
             verifier,
             counters: Counters::default(),
+            metrics: Arc::new(Metrics::new()),
             max_active_calls: settings.limits.max_active_calls,
             rounds: settings.dial.rounds,
             ready: AtomicBool::new(false),
         });
+        state.metrics.attach(&state.clone().into_inner());
         let scheduler = match &state.jobs {
             Some(jobs) => {
                 // The first refresh is awaited (bounded) so the first call rings real agents.
@@ -278,7 +297,19 @@ impl Application {
         let port = listener.local_addr()?.port();
         let shared = state.clone();
         let mut server = HttpServer::new(move || {
+            let metrics = shared.metrics.clone();
             App::new()
+                .wrap_fn(move |req, srv| {
+                    let metrics = metrics.clone();
+                    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                    let started = std::time::Instant::now();
+                    let answer = srv.call(req);
+                    async move {
+                        let res = answer.await?;
+                        metrics.request(&route, res.status().as_u16(), started.elapsed());
+                        Ok(res)
+                    }
+                })
                 .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
                 .app_data(shared.clone())
                 .app_data(PayloadConfig::new(MAX_BODY))
@@ -331,7 +362,13 @@ impl Application {
             loop {
                 tick.tick().await;
                 let now = state.clock.now_ms();
-                let swept = state.store.sweep(now);
+                let swept = match state.store.sweep(now).await {
+                    Ok(swept) => swept,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sweep failed; will try again");
+                        continue;
+                    }
+                };
                 let stale_outbound = state.outbound.sweep(now, &state.roster);
                 if stale_outbound > 0 {
                     tracing::warn!(

@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use switchboard::call::{CallStore, Context, MemoryStore, Targets};
+use switchboard::call::{Context, MemoryStore, Targets};
 use switchboard::domain::{Agent, Endpoint};
 use switchboard::outbound::{Envelope, OutboundCalls};
 use switchboard::roster::Roster;
@@ -38,9 +38,9 @@ fuzz_target!(|data: &[u8]| {
             webhook::recording(&p, &q),
         ];
         for (i, (sid, event)) in parsed.into_iter().flatten().enumerate() {
-            let _ = store.apply(&sid, &event, i as u64 * 1000, &ctx);
+            let _ = store.apply_now(&sid, &event, i as u64 * 1000, &ctx);
         }
-        let _ = store.sweep(u64::MAX);
+        let _ = store.sweep_now(u64::MAX);
     }
     if let Ok(envelope) = serde_json::from_slice::<Envelope>(data) {
         let roster = Roster::new(agents().to_vec());

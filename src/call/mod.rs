@@ -12,7 +12,7 @@ mod properties;
 
 pub use event::{CallStatus, DialStatus, Event, RecordingKind};
 pub use state::{Answer, Call, Lead, Leg, Message, Outcome, Phase, Reply, Targets};
-pub use store::{Applied, CallStore, MemoryStore, Swept};
+pub use store::{Applied, CallStore, MemoryStore, StoreError, Swept};
 pub use transition::{transition, Context, Effect, Ignored, MissReason, Notice, NoticeKind, Step};
 
 /// Milliseconds since the Unix epoch: the only notion of time the call logic has, always passed in.

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::domain::{Agent, CallSid, Party};
 
 use super::Millis;
@@ -13,7 +15,7 @@ pub type Targets = Arc<[Agent]>;
 /// Everything Switchboard remembers about one inbound call, keyed by the caller's CallSid.
 /// Kept small on purpose (memory per live call is a product target): texts are boxed strings,
 /// the agent list is shared, and legs are bounded by [`super::transition::MAX_LEGS`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Call {
     pub sid: CallSid,
     pub from: Party,
@@ -30,7 +32,7 @@ pub struct Call {
 }
 
 /// Where the call is.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Phase {
     /// The caller heard the greeting (round 1) or the busy prompt (later rounds) and every agent in
     /// `targets` rings; `answer` is set once one of them picked up (they are talking).
@@ -56,7 +58,7 @@ pub enum Phase {
 }
 
 /// Who answered, and when.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Answer {
     /// The agent's name; `None` when the provider's answer could not be tied to a known agent.
     pub agent: Option<Box<str>>,
@@ -65,14 +67,14 @@ pub struct Answer {
 }
 
 /// A voicemail message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub url: Box<str>,
     pub duration_secs: u32,
 }
 
 /// How a call ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     /// An agent answered; they talked this long.
     Finished {
@@ -89,7 +91,7 @@ pub enum Outcome {
 }
 
 /// What the caller hears before the voicemail prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Lead {
     /// The greeting: nobody was available, so the call went straight to voicemail.
     Greeting,
@@ -100,7 +102,7 @@ pub enum Lead {
 }
 
 /// One dialled leg (an agent's phone ringing).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Leg {
     pub sid: CallSid,
     pub agent: Option<Box<str>>,
@@ -117,7 +119,7 @@ impl Leg {
 }
 
 /// The set of notices already emitted for a call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sent(u8);
 
 impl Sent {
@@ -151,7 +153,27 @@ pub enum Reply {
     Unavailable,
 }
 
+impl Outcome {
+    /// The outcome's name in metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Finished { .. } => "answered",
+            Outcome::Voicemail(_) => "voicemail",
+            Outcome::Missed => "missed",
+            Outcome::Abandoned => "abandoned",
+        }
+    }
+}
+
 impl Call {
+    /// How the call ended, if it has.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        match &self.phase {
+            Phase::Ended { outcome, .. } => Some(outcome),
+            _ => None,
+        }
+    }
+
     pub fn new(sid: CallSid, from: Party, to: Party, now: Millis, phase: Phase) -> Call {
         Call {
             sid,

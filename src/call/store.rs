@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use async_trait::async_trait;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
@@ -20,6 +21,21 @@ pub struct Applied {
     /// The document the call is on now (meaningful for voice requests).
     pub reply: Reply,
     pub effects: Vec<Effect>,
+    /// How the call ended, when this event ended it.
+    pub ended: Option<&'static str>,
+}
+
+/// The store could not be reached or read (Redis down, corrupt entry).
+#[derive(Debug, thiserror::Error)]
+#[error("call store: {0}")]
+pub struct StoreError(pub String);
+
+/// What ending `before` → `after` means for the outcome counters.
+pub fn ended(before: Option<&Call>, after: &Call) -> Option<&'static str> {
+    match (before.and_then(Call::outcome), after.outcome()) {
+        (None, Some(outcome)) => Some(outcome.label()),
+        _ => None,
+    }
 }
 
 /// What a sweep removed.
@@ -32,17 +48,31 @@ pub struct Swept {
 }
 
 /// Storage of call states. One implementation per backend; the call logic is the same on all.
+#[async_trait]
 pub trait CallStore: Send + Sync {
-    /// Applies `event` to call `sid` at `now`, atomically.
-    fn apply(&self, sid: &CallSid, event: &Event, now: Millis, ctx: &Context<'_>) -> Applied;
+    /// Applies `event` to call `sid` at `now`, atomically: two events for one call never
+    /// interleave, on one replica or several.
+    async fn apply(
+        &self,
+        sid: &CallSid,
+        event: &Event,
+        now: Millis,
+        ctx: &Context<'_>,
+    ) -> Result<Applied, StoreError>;
     /// Forgets ended calls past their grace period and stale calls past their TTL.
-    fn sweep(&self, now: Millis) -> Swept;
-    /// Calls in memory that have not ended.
-    fn live(&self) -> usize;
+    async fn sweep(&self, now: Millis) -> Result<Swept, StoreError>;
+    /// Calls held that have not ended.
+    async fn live(&self, now: Millis) -> Result<usize, StoreError>;
+    /// Calls forgotten without their final callback since start (this replica's sweeps).
+    fn stale_total(&self) -> u64;
+    /// Whether the store answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The reply for a voice request about a call the store does not hold.
-fn orphan_reply(event: &Event) -> Reply {
+pub fn orphan_reply(event: &Event) -> Reply {
     match event {
         // Only refused when over capacity: new calls are otherwise always taken.
         Event::Incoming { .. } => Reply::Unavailable,
@@ -94,20 +124,49 @@ impl MemoryStore {
     pub fn held(&self) -> usize {
         self.calls.len()
     }
+}
 
-    /// Calls forgotten without a final callback since start.
-    pub fn stale_total(&self) -> u64 {
+#[async_trait]
+impl CallStore for MemoryStore {
+    async fn apply(
+        &self,
+        sid: &CallSid,
+        event: &Event,
+        now: Millis,
+        ctx: &Context<'_>,
+    ) -> Result<Applied, StoreError> {
+        Ok(self.apply_now(sid, event, now, ctx))
+    }
+
+    async fn sweep(&self, now: Millis) -> Result<Swept, StoreError> {
+        Ok(self.sweep_now(now))
+    }
+
+    async fn live(&self, _now: Millis) -> Result<usize, StoreError> {
+        Ok(self.live.load(Ordering::Relaxed))
+    }
+
+    fn stale_total(&self) -> u64 {
         self.stale_total.load(Ordering::Relaxed)
     }
 }
 
-impl CallStore for MemoryStore {
-    fn apply(&self, sid: &CallSid, event: &Event, now: Millis, ctx: &Context<'_>) -> Applied {
+impl MemoryStore {
+    /// [`CallStore::apply`], without the async wrapper.
+    pub fn apply_now(
+        &self,
+        sid: &CallSid,
+        event: &Event,
+        now: Millis,
+        ctx: &Context<'_>,
+    ) -> Applied {
         match self.calls.entry(sid.clone()) {
             Entry::Occupied(mut slot) => {
                 let step = transition(sid, Some(&slot.get().call), event, now, ctx);
+                let mut ended_as = None;
                 if let Some(call) = step.next {
-                    if call.is_ended() && !slot.get().call.is_ended() {
+                    ended_as = ended(Some(&slot.get().call), &call);
+                    if ended_as.is_some() {
                         self.live.fetch_sub(1, Ordering::Relaxed);
                     }
                     let expires_at = self.expiry(&call, now);
@@ -116,6 +175,7 @@ impl CallStore for MemoryStore {
                 Applied {
                     reply: slot.get().call.reply(),
                     effects: step.effects,
+                    ended: ended_as,
                 }
             }
             Entry::Vacant(slot) => {
@@ -135,12 +195,14 @@ impl CallStore for MemoryStore {
                 Applied {
                     reply,
                     effects: step.effects,
+                    ended: None,
                 }
             }
         }
     }
 
-    fn sweep(&self, now: Millis) -> Swept {
+    /// [`CallStore::sweep`], without the async wrapper.
+    pub fn sweep_now(&self, now: Millis) -> Swept {
         let mut swept = Swept::default();
         self.calls.retain(|_, entry| {
             if entry.expires_at > now {
@@ -159,7 +221,8 @@ impl CallStore for MemoryStore {
         swept
     }
 
-    fn live(&self) -> usize {
+    /// Calls held that have not ended.
+    pub fn live_now(&self) -> usize {
         self.live.load(Ordering::Relaxed)
     }
 }
@@ -200,10 +263,10 @@ mod tests {
         let store = MemoryStore::new(60, 3600);
         let avail = agents();
         let sid = CallSid::parse("CA1").expect("sid");
-        let first = store.apply(&sid, &incoming(), 0, &ctx(&avail));
-        let again = store.apply(&sid, &incoming(), 1000, &ctx(&Arc::from(Vec::new())));
+        let first = store.apply_now(&sid, &incoming(), 0, &ctx(&avail));
+        let again = store.apply_now(&sid, &incoming(), 1000, &ctx(&Arc::from(Vec::new())));
         assert_eq!(first.reply, again.reply);
-        assert_eq!(store.live(), 1);
+        assert_eq!(store.live_now(), 1);
     }
 
     #[test]
@@ -212,20 +275,23 @@ mod tests {
         let avail = agents();
         let ended = CallSid::parse("CA-ended").expect("sid");
         let stale = CallSid::parse("CA-stale").expect("sid");
-        store.apply(&ended, &incoming(), 0, &ctx(&avail));
-        store.apply(&stale, &incoming(), 0, &ctx(&avail));
+        store.apply_now(&ended, &incoming(), 0, &ctx(&avail));
+        store.apply_now(&stale, &incoming(), 0, &ctx(&avail));
         let done = Event::CallStatus {
             status: CallStatus::Completed,
         };
-        store.apply(&ended, &done, 10_000, &ctx(&avail));
-        assert_eq!((store.live(), store.held()), (1, 2));
+        store.apply_now(&ended, &done, 10_000, &ctx(&avail));
+        assert_eq!((store.live_now(), store.held()), (1, 2));
 
-        assert_eq!(store.sweep(69_999), Swept::default());
-        assert_eq!(store.sweep(70_000), Swept { ended: 1, stale: 0 });
+        assert_eq!(store.sweep_now(69_999), Swept::default());
+        assert_eq!(store.sweep_now(70_000), Swept { ended: 1, stale: 0 });
         assert_eq!(store.held(), 1);
-        assert_eq!(store.sweep(3_600_000), Swept { ended: 0, stale: 1 });
-        assert_eq!((store.held(), store.stale_total()), (0, 1));
-        assert_eq!(store.live(), 0);
+        assert_eq!(store.sweep_now(3_600_000), Swept { ended: 0, stale: 1 });
+        assert_eq!(
+            (store.held(), store.stale_total.load(Ordering::Relaxed)),
+            (0, 1)
+        );
+        assert_eq!(store.live_now(), 0);
     }
 
     #[test]
@@ -237,7 +303,7 @@ mod tests {
             ..ctx(&avail)
         };
         let sid = CallSid::parse("CA-late").expect("sid");
-        let applied = store.apply(&sid, &incoming(), 0, &full);
+        let applied = store.apply_now(&sid, &incoming(), 0, &full);
         assert_eq!(applied.reply, Reply::Unavailable);
         assert_eq!(
             applied.effects,
@@ -251,7 +317,7 @@ mod tests {
         let store = MemoryStore::new(60, 3600);
         let avail = agents();
         let sid = CallSid::parse("CA-nobody").expect("sid");
-        let applied = store.apply(&sid, &Event::RecordEnded, 0, &ctx(&avail));
+        let applied = store.apply_now(&sid, &Event::RecordEnded, 0, &ctx(&avail));
         assert_eq!(applied.reply, Reply::Goodbye);
         assert_eq!(store.held(), 0);
     }

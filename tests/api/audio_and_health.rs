@@ -92,3 +92,38 @@ async fn health_and_readiness() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn metrics_count_requests_outcomes_and_live_calls() {
+    let app = crate::helpers::spawn_app().await;
+    app.inbound("CA-m1", "+12025550142").await;
+    app.inbound("CA-m2", "+12025550142").await;
+    app.call_status("CA-m2", "completed").await;
+    app.post_form("/texml/status", &[("CallSid", "CA-x")]).await;
+    let res = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/openmetrics-text")));
+    let text = res.text().await.expect("body");
+    for line in [
+        "switchboard_http_requests_total{route=\"/texml/inbound\",status=\"200\"} 2",
+        "switchboard_http_requests_total{route=\"/texml/status\",status=\"400\"} 1",
+        "switchboard_calls_total{outcome=\"abandoned\"} 1",
+        "switchboard_live_calls 1",
+        "switchboard_ready 1",
+        "switchboard_agents_known 3",
+        "switchboard_signature_rejections_total 0",
+        "switchboard_webhook_duration_seconds_count{route=\"/texml/inbound\"} 2",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"));
+}

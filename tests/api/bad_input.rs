@@ -62,7 +62,7 @@ async fn a_table_of_bad_requests() {
         }
     }
     // Nothing above created a call.
-    assert_eq!(app.state.store.live(), 0);
+    assert_eq!(app.live().await, 0);
 }
 
 #[tokio::test]
@@ -89,5 +89,5 @@ async fn past_the_live_call_cap_new_callers_are_asked_to_call_back() {
     );
     let fourth = app.inbound("CA-4", "+12025550104").await;
     assert!(fourth.body.contains("<Dial"), "{}", fourth.body);
-    assert_eq!(app.state.store.live(), 2);
+    assert_eq!(app.live().await, 2);
 }

@@ -55,7 +55,7 @@ async fn answered_on_the_first_round() {
             talk_secs: 42
         }
     );
-    assert_eq!(app.state.store.live(), 0);
+    assert_eq!(app.live().await, 0);
 }
 
 #[tokio::test]
@@ -205,7 +205,7 @@ async fn finished_calls_are_forgotten_after_the_grace_period() {
     .await;
     app.inbound("CA-sweep", CALLER).await;
     app.call_status("CA-sweep", "completed").await;
-    assert_eq!(app.state.store.live(), 0);
+    assert_eq!(app.live().await, 0);
     // Within the grace period the call is remembered: a repeated voice request just hangs up.
     assert_golden("hangup", &app.inbound("CA-sweep", CALLER).await);
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;

@@ -86,7 +86,7 @@ async fn callbacks_for_an_unknown_call_answer_2xx_and_change_nothing() {
         StatusCode::NO_CONTENT
     );
     assert!(app.notices_for("CA-nobody").is_empty());
-    assert_eq!(app.state.store.live(), 0);
+    assert_eq!(app.live().await, 0);
     // The Record action of an unknown call still closes politely.
     assert_golden("goodbye", &app.record_action("CA-nobody").await);
 }

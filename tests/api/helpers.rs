@@ -252,6 +252,11 @@ impl TestApp {
         .status
     }
 
+    /// Calls in progress, as the store counts them.
+    pub async fn live(&self) -> usize {
+        self.state.store.live(0).await.expect("store answers")
+    }
+
     /// The notices emitted for inbound call `sid`, in order.
     pub fn notices_for(&self, sid: &str) -> Vec<NoticeKind> {
         self.notices

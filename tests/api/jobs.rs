@@ -255,7 +255,7 @@ async fn the_balance_crossing_below_staying_low_and_recovering_alerts_exactly() 
         ("160.00", 29 * hour),
     ] {
         set_balance(&api, available).await;
-        let alert = check_balance(&telnyx, &state, threshold, day, T0 + at)
+        let (_, alert) = check_balance(&telnyx, &state, threshold, day, T0 + at)
             .await
             .expect("balance");
         alerts.push(alert.map(|a| match a {

@@ -129,7 +129,7 @@ async fn each_telnyx_signature_case() {
         assert_eq!(res.status(), status, "{name}");
     }
     // Refused requests changed nothing and told nobody.
-    assert_eq!(s.state.store.live(), 0);
+    assert_eq!(s.live().await, 0);
     assert!(s.notices.take().is_empty());
     assert_eq!(rejected(&s), 7);
     // Within the allowed skew, the real thing passes.
@@ -144,7 +144,7 @@ async fn each_telnyx_signature_case() {
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK, "a retry 299 s later");
-    assert_eq!(s.state.store.live(), 1);
+    assert_eq!(s.live().await, 1);
 }
 
 #[tokio::test]
@@ -268,7 +268,7 @@ async fn log_mode_counts_but_lets_through() {
     let res = post(&s, "/texml/inbound", FORM, FORM_TYPE, &[]).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(rejected(&s), 1);
-    assert_eq!(s.state.store.live(), 1);
+    assert_eq!(s.live().await, 1);
 }
 
 #[test]
