@@ -28,6 +28,7 @@ pub struct Settings {
     pub dial: DialSettings,
     pub voicemail: VoicemailSettings,
     pub calls: CallSettings,
+    pub state: StateSettings,
     pub security: SecuritySettings,
     pub limits: LimitSettings,
     pub twilio: TwilioSettings,
@@ -125,6 +126,23 @@ pub struct ServerSettings {
     pub workers: usize,
     pub shutdown_delay_secs: u64,
     pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSettings {
+    pub backend: Backend,
+    pub redis_url: SecretString,
+    pub key_prefix: String,
+    pub lease_ttl_secs: u64,
+    pub agents_sync_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -361,6 +379,26 @@ impl Settings {
             "security.max_clock_skew_secs",
             "must be between 1 and 3600",
         );
+        if self.state.backend == Backend::Redis {
+            let url = self.state.redis_url.expose_secret();
+            let ok = Url::parse(url.trim())
+                .is_ok_and(|u| matches!(u.scheme(), "redis" | "redis+unix" | "unix"));
+            if !ok {
+                errors.push(
+                    "state.redis_url: must be a redis:// URL (its value is not shown: it may hold a password)"
+                        .into(),
+                );
+            }
+        }
+        if !(3..=3600).contains(&self.state.lease_ttl_secs) {
+            errors.push("state.lease_ttl_secs: must be between 3 and 3600".into());
+        }
+        if !(1..=3600).contains(&self.state.agents_sync_secs) {
+            errors.push("state.agents_sync_secs: must be between 1 and 3600".into());
+        }
+        if self.state.key_prefix.contains(char::is_whitespace) {
+            errors.push("state.key_prefix: must not contain spaces".into());
+        }
         let has_key = !self.telnyx.public_key.trim().is_empty();
         if has_key {
             if let Err(why) = crate::signature::telnyx_key(&self.telnyx.public_key) {

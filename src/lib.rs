@@ -4,6 +4,7 @@
 pub mod audio; // the prompts in audio/, indexed at start and served safely
 pub mod call; // the pure call logic: state, events, transition, store
 pub mod clock; // injected time
+pub mod cluster; // several replicas: the job lease and the shared agent list
 pub mod config; // settings: embedded defaults, file, environment; checked at start
 pub mod domain; // validated newtypes: CallSid, Party, Endpoint, Agent
 pub mod jobs; // agents refresh and balance check, plain async fns

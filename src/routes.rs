@@ -280,16 +280,23 @@ async fn healthz() -> HttpResponse {
         .body("ok\n")
 }
 
+/// Ready once serving, not while starting or shutting down, and not while the configured Redis
+/// does not answer.
 async fn readyz(state: Data<AppState>) -> HttpResponse {
-    if state.ready.load(Ordering::Relaxed) {
+    let serving = state.ready.load(Ordering::Relaxed);
+    let store =
+        tokio::time::timeout(std::time::Duration::from_millis(500), state.store.ping()).await;
+    let (ok, why) = match (serving, store) {
+        (false, _) => (false, "not ready: starting or shutting down\n"),
+        (true, Ok(Ok(()))) => (true, "ready\n"),
+        (true, _) => (false, "not ready: the call store (Redis) does not answer\n"),
+    };
+    let mut res = if ok {
         HttpResponse::Ok()
-            .content_type("text/plain; charset=utf-8")
-            .body("ready\n")
     } else {
         HttpResponse::ServiceUnavailable()
-            .content_type("text/plain; charset=utf-8")
-            .body("not ready\n")
-    }
+    };
+    res.content_type("text/plain; charset=utf-8").body(why)
 }
 
 async fn metrics(state: Data<AppState>) -> HttpResponse {

@@ -15,9 +15,13 @@ use tracing_actix_web::TracingLogger;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::audio::AudioDir;
+use secrecy::ExposeSecret;
+
+use crate::call::redis_store::{self, RedisStore};
 use crate::call::{CallStore, Context, Effect, Ignored, MemoryStore, Reply, StoreError};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Settings;
+use crate::cluster::{Lease, SharedAgents};
+use crate::config::{Backend, Settings};
 use crate::domain::CallSid;
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
@@ -47,6 +51,8 @@ pub enum StartError {
     },
     #[error("jobs: {0}")]
     Scheduler(String),
+    #[error("state.redis_url: cannot connect to Redis ({0})")]
+    Redis(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -67,6 +73,10 @@ pub struct AppState {
     pub slack: Option<Arc<DeliveryStats>>,
     /// Webhook signature checks.
     pub verifier: Verifier,
+    /// Whether this replica runs the scheduled jobs.
+    pub lease: Lease,
+    /// The agent list shared between replicas (Redis backend).
+    pub shared_agents: Option<SharedAgents>,
     pub counters: Counters,
     pub metrics: Arc<Metrics>,
     pub max_active_calls: usize,
@@ -174,6 +184,7 @@ pub struct Application {
     shutdown: ShutdownHandle,
     shutdown_delay: Duration,
     flush_timeout: Duration,
+    agents_sync: Duration,
 }
 
 /// Starts the same shutdown as SIGTERM (for tests and embedding).
@@ -200,10 +211,37 @@ impl Application {
         let audio = AudioDir::scan(&settings.paths.audio);
         let prompts = Prompts::load(&settings.paths.templates, &audio, &|name| urls.audio(name))?;
         let renderer = Renderer::new(&settings, urls, prompts)?;
-        let store = Arc::new(MemoryStore::new(
-            settings.calls.grace_secs,
-            settings.calls.ttl_secs,
-        ));
+        let (store, redis): (Arc<dyn CallStore>, _) = match settings.state.backend {
+            Backend::Memory => (
+                Arc::new(MemoryStore::new(
+                    settings.calls.grace_secs,
+                    settings.calls.ttl_secs,
+                )),
+                None,
+            ),
+            Backend::Redis => {
+                let conn = redis_store::connect(settings.state.redis_url.expose_secret().trim())
+                    .await
+                    .map_err(|e| StartError::Redis(e.0))?;
+                let store = RedisStore::new(
+                    conn.clone(),
+                    &settings.state.key_prefix,
+                    settings.calls.grace_secs,
+                    settings.calls.ttl_secs,
+                );
+                (Arc::new(store), Some(conn))
+            }
+        };
+        let prefix = &settings.state.key_prefix;
+        let lease = match &redis {
+            Some(conn) => Lease::redis(
+                conn.clone(),
+                format!("{prefix}lease:jobs"),
+                Duration::from_secs(settings.state.lease_ttl_secs),
+            ),
+            None => Lease::solo(),
+        };
+        let shared_agents = redis.map(|conn| SharedAgents::new(conn, format!("{prefix}agents")));
         let jobs = Jobs::from_settings(&settings).map(Arc::new);
         // With the Telnyx API, the agents come from it; the static list is for running without.
         let agents = if jobs.is_some() {
@@ -267,6 +305,8 @@ impl Application {
             jobs,
             slack: slack_queue.as_ref().map(|q| q.stats.clone()),
             verifier,
+            lease,
+            shared_agents,
             counters: Counters::default(),
             metrics: Arc::new(Metrics::new()),
             max_active_calls: settings.limits.max_active_calls,
@@ -332,6 +372,7 @@ impl Application {
             shutdown: ShutdownHandle::default(),
             shutdown_delay: Duration::from_secs(settings.server.shutdown_delay_secs),
             flush_timeout: Duration::from_secs(settings.slack.flush_timeout_secs),
+            agents_sync: Duration::from_secs(settings.state.agents_sync_secs),
         })
     }
 
@@ -387,6 +428,8 @@ impl Application {
                 }
             }
         });
+        let cluster = (self.state.shared_agents.is_some())
+            .then(|| tokio::spawn(keep_in_step(self.state.clone(), self.agents_sync)));
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         self.state.ready.store(true, Ordering::Relaxed);
@@ -410,14 +453,56 @@ impl Application {
             }
         };
         sweeper.abort();
+        if let Some(cluster) = cluster {
+            cluster.abort();
+        }
         if let Some(mut scheduler) = self.scheduler {
             let _ = scheduler.shutdown().await;
         }
+        // Another replica takes the jobs over at once instead of after the lease expires.
+        self.state.lease.release().await;
         if let Some(queue) = &self.slack {
             queue.shutdown(self.flush_timeout).await;
         }
         tracing::info!("stopped");
         result.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// With several replicas: keeps the job lease (taking it when free) and the local agent list in
+/// step with the one the lease holder publishes.
+async fn keep_in_step(state: Data<AppState>, agents_every: Duration) {
+    let mut lease_tick = tokio::time::interval(state.lease.renew_every());
+    let mut agents_tick = tokio::time::interval(agents_every);
+    loop {
+        tokio::select! {
+            _ = lease_tick.tick() => {
+                let was = state.lease.holding();
+                if state.lease.renew().await && !was {
+                    publish_agents(&state).await;
+                }
+            }
+            _ = agents_tick.tick() => {
+                let Some(shared) = &state.shared_agents else { continue };
+                match shared.fetch().await {
+                    Ok(Some(agents)) if agents.as_slice() != &*state.roster.all() => {
+                        tracing::info!(agents = agents.len(), "agent list updated from the shared one");
+                        state.roster.replace(agents);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "shared agent list not readable"),
+                }
+            }
+        }
+    }
+}
+
+/// The lease holder shares the agent list it read from the provider.
+async fn publish_agents(state: &AppState) {
+    if let (Some(shared), Some(_)) = (&state.shared_agents, &state.jobs) {
+        if let Err(e) = shared.publish(&state.roster.all()).await {
+            tracing::warn!(error = %e, "agent list not shared");
+        }
     }
 }
 
@@ -460,7 +545,7 @@ async fn schedule(state: &Data<AppState>, settings: &Settings) -> Result<JobSche
     let balance = Job::new_async(settings.jobs.balance_check.as_str(), move |_, _| {
         let s = s.clone();
         Box::pin(async move {
-            if let Some(jobs) = &s.jobs {
+            if let Some(jobs) = s.jobs.as_ref().filter(|_| s.lease.holding()) {
                 jobs.run_balance_check(&*s.notifier, &*s.clock).await;
             }
         })

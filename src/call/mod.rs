@@ -3,6 +3,7 @@
 //! [`store`] applies it atomically per CallSid; handlers only parse, apply and render.
 
 pub mod event;
+pub mod redis_store;
 pub mod state;
 pub mod store;
 pub mod transition;

@@ -8,6 +8,7 @@ mod callbacks;
 mod helpers;
 mod jobs;
 mod outbound;
+mod replicas;
 mod security;
 mod shutdown;
 mod slack;
