@@ -16,6 +16,7 @@ pub mod retry; // Retry-After and backoff, shared by the HTTP clients
 pub mod roster; // the agents rung, replaced atomically
 pub mod routes; // thin actix handlers
 pub mod signature; // webhook signatures: Telnyx Ed25519, Twilio HMAC-SHA1
+pub mod simulate; // switchboard simulate: plays calls against any TeXML server
 pub mod startup; // Application::build / run
 pub mod telemetry; // tracing subscriber
 pub mod texml; // typed documents, templates, rendering

@@ -12,10 +12,64 @@ struct Cli {
     /// A TOML file overriding the embedded defaults (only the keys it sets change).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Play calls against a TeXML/TwiML server as the provider would (no phone needed).
+    Simulate(switchboard::simulate::SimulateArgs),
+}
+
+fn simulate(args: switchboard::simulate::SimulateArgs) -> ExitCode {
+    let json = args.json.clone();
+    let trace = args.trace;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("switchboard simulate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(switchboard::simulate::run(args)) {
+        Ok(report) => {
+            if trace {
+                for line in &report.trace {
+                    println!("{line}");
+                }
+            }
+            print!("{}", report.render());
+            if let Some(path) = json {
+                let written = serde_json::to_string_pretty(&report)
+                    .map_err(|e| e.to_string())
+                    .and_then(|j| std::fs::write(&path, j).map_err(|e| e.to_string()));
+                if let Err(e) = written {
+                    eprintln!("switchboard simulate: --json {}: {e}", path.display());
+                    return ExitCode::from(1);
+                }
+            }
+            if report.errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("switchboard simulate: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Simulate(args)) = cli.command {
+        return simulate(args);
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {

@@ -1,0 +1,688 @@
+//! `switchboard simulate`: plays calls against any TeXML/TwiML server the way the provider does.
+//! It requests the voice URL, interprets each document (Say, Play, Pause, Gather, Dial with
+//! Number/Sip, Record, Redirect, Hangup, Reject; anything else is reported), sends the status
+//! callbacks a provider sends for each dialled leg, follows action URLs and redirects, and ends
+//! with the call's own status callback. It only ever contacts the hosts of the URLs it was given.
+
+pub mod doc;
+mod report;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use ed25519_dalek::{Signer, SigningKey};
+use url::Url;
+
+pub use report::{KindStats, Report};
+
+use crate::signature::twilio_signature;
+use doc::Element;
+
+/// What the simulated caller and agents do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Agent `--agent` answers on round `--round`.
+    Answer,
+    /// Nobody answers; the caller leaves a message.
+    Voicemail,
+    /// The caller hangs up while the agents ring.
+    Abandon,
+    /// The caller presses `--digits` at the first Gather, then as `answer`.
+    Gather,
+    /// Only the voice request: the call stays ringing (to measure memory per live call).
+    Hold,
+    /// For load: answered on round 1 (50%), answered on round 2 (20%), voicemail (20%),
+    /// abandoned (10%), seeded by `--seed`.
+    Mix,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VoiceMethod {
+    Get,
+    Post,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// The voice URL (the TeXML application's).
+    #[arg(long, default_value = "http://127.0.0.1:8080/texml/inbound")]
+    pub url: String,
+    /// How the voice URL is requested (Telnyx's default is GET).
+    #[arg(long, value_enum, default_value = "get")]
+    pub method: VoiceMethod,
+    /// The application's status callback URL [default: /texml/status on the voice URL's host].
+    #[arg(long)]
+    pub status_url: Option<String>,
+    #[arg(long, value_enum, default_value = "answer")]
+    pub scenario: Scenario,
+    /// With `answer`: the round of ringing that is answered (1 = the first Dial).
+    #[arg(long, default_value_t = 1)]
+    pub round: u32,
+    /// With `answer`: which dialled agent answers (1 = the first noun of the Dial).
+    #[arg(long, default_value_t = 1)]
+    pub agent: usize,
+    /// With `gather`: the digits pressed.
+    #[arg(long, default_value = "1")]
+    pub digits: String,
+    /// How long answered calls talk, in (simulated) seconds.
+    #[arg(long, default_value_t = 42)]
+    pub talk_secs: u32,
+    #[arg(long, default_value_t = 1)]
+    pub calls: usize,
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Print the whole conversation: each document and each callback.
+    #[arg(long)]
+    pub trace: bool,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Sign requests as Telnyx does: the Ed25519 private key (base64 of its 32-byte seed).
+    #[arg(long, env = "SWITCHBOARD_SIM_TELNYX_KEY", hide_env_values = true)]
+    pub telnyx_key: Option<String>,
+    /// Sign requests as Twilio does: the auth token.
+    #[arg(long, env = "SWITCHBOARD_SIM_TWILIO_TOKEN", hide_env_values = true)]
+    pub twilio_token: Option<String>,
+    #[arg(long, default_value = "+12025550142")]
+    pub from: String,
+    #[arg(long, default_value = "+18005550100")]
+    pub to: String,
+    /// Seed of the `mix` scenario.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+impl SimulateArgs {
+    /// The defaults, for `url` (as the command line gives them).
+    pub fn for_url(url: &str) -> SimulateArgs {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: SimulateArgs,
+        }
+        let mut args = Wrapper::parse_from(["simulate"]).args;
+        args.url = url.to_owned();
+        args
+    }
+}
+
+/// What one call is told to do.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    name: &'static str,
+    /// The Dial round that is answered (0: none).
+    answer_round: u32,
+    agent: usize,
+    abandon: bool,
+    gather: bool,
+    hold: bool,
+}
+
+fn plan(args: &SimulateArgs, call: u64) -> Plan {
+    let base = Plan {
+        name: "answer",
+        answer_round: args.round.max(1),
+        agent: args.agent.max(1),
+        abandon: false,
+        gather: false,
+        hold: false,
+    };
+    match args.scenario {
+        Scenario::Answer => base,
+        Scenario::Gather => Plan {
+            name: "gather",
+            gather: true,
+            ..base
+        },
+        Scenario::Voicemail => Plan {
+            name: "voicemail",
+            answer_round: 0,
+            ..base
+        },
+        Scenario::Abandon => Plan {
+            name: "abandon",
+            abandon: true,
+            ..base
+        },
+        Scenario::Hold => Plan {
+            name: "hold",
+            hold: true,
+            ..base
+        },
+        Scenario::Mix => {
+            // A small, seeded, dependency-free mixer (splitmix64).
+            let mut z = args
+                .seed
+                .wrapping_add(call.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            match (z ^ (z >> 31)) % 10 {
+                0..=4 => Plan {
+                    answer_round: 1,
+                    ..base
+                },
+                5 | 6 => Plan {
+                    answer_round: 2,
+                    ..base
+                },
+                7 | 8 => Plan {
+                    name: "voicemail",
+                    answer_round: 0,
+                    ..base
+                },
+                _ => Plan {
+                    name: "abandon",
+                    abandon: true,
+                    ..base
+                },
+            }
+        }
+    }
+}
+
+/// Shared by every simulated call.
+struct Sim {
+    args: SimulateArgs,
+    http: reqwest::Client,
+    voice_url: Url,
+    status_url: Url,
+    allowed: HashSet<(String, u16)>,
+    telnyx: Option<SigningKey>,
+    report: Mutex<Report>,
+    run_id: u64,
+    trace: Mutex<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+fn host_of(url: &Url) -> (String, u16) {
+    (
+        url.host_str().unwrap_or_default().to_owned(),
+        url.port_or_known_default().unwrap_or(0),
+    )
+}
+
+/// Plays `args.calls` calls, `args.concurrency` at a time, and returns the figures.
+pub async fn run(args: SimulateArgs) -> Result<Report, String> {
+    let voice_url = Url::parse(&args.url).map_err(|e| format!("--url: {e}"))?;
+    let status_url = match &args.status_url {
+        Some(u) => Url::parse(u).map_err(|e| format!("--status-url: {e}"))?,
+        None => voice_url
+            .join("/texml/status")
+            .map_err(|e| format!("--url: {e}"))?,
+    };
+    let telnyx = match &args.telnyx_key {
+        Some(k) => {
+            let seed: [u8; 32] = BASE64
+                .decode(k.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or("--telnyx-key: must be base64 of a 32-byte Ed25519 private key")?;
+            Some(SigningKey::from_bytes(&seed))
+        }
+        None => None,
+    };
+    let allowed = [host_of(&voice_url), host_of(&status_url)]
+        .into_iter()
+        .collect();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(args.concurrency.max(1))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let sim = Arc::new(Sim {
+        args: args.clone(),
+        http,
+        voice_url,
+        status_url,
+        allowed,
+        telnyx,
+        report: Mutex::new(Report::default()),
+        run_id,
+        trace: Mutex::new(Vec::new()),
+    });
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..args.concurrency.max(1))
+        .map(|_| {
+            let sim = sim.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= sim.args.calls as u64 {
+                        break;
+                    }
+                    let outcome = sim.play(n).await;
+                    sim.record_outcome(outcome);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.map_err(|e| e.to_string())?;
+    }
+    let mut report = std::mem::take(&mut *sim.report.lock().unwrap_or_else(|p| p.into_inner()));
+    report.finish(args.calls, args.concurrency, started.elapsed());
+    report.trace = std::mem::take(&mut *sim.trace.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(report)
+}
+
+/// How one request went.
+struct Answered {
+    status: u16,
+    body: String,
+}
+
+impl Sim {
+    fn note(&self, line: String) {
+        if self.args.trace {
+            self.trace
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(line);
+        }
+    }
+
+    fn record_outcome(&self, outcome: Result<String, String>) {
+        let mut report = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(o) => *report.outcomes.entry(o).or_default() += 1,
+            Err(e) => {
+                *report.outcomes.entry("error".into()).or_default() += 1;
+                report.error(e);
+            }
+        }
+    }
+
+    fn resolve(&self, base: &Url, target: &str) -> Result<Url, String> {
+        let url = base
+            .join(target.trim())
+            .map_err(|e| format!("bad URL {target:?}: {e}"))?;
+        if !self.allowed.contains(&host_of(&url)) {
+            return Err(format!(
+                "refused to contact {} (only the hosts of --url and --status-url)",
+                url.host_str().unwrap_or("?")
+            ));
+        }
+        Ok(url)
+    }
+
+    /// One HTTP request as the provider makes it, signed when a key is given; timed by `kind`.
+    async fn request(
+        &self,
+        kind: &str,
+        url: &Url,
+        method: Method,
+        params: &[(&str, String)],
+    ) -> Result<Answered, String> {
+        let form = {
+            let mut s = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in params {
+                s.append_pair(k, v);
+            }
+            s.finish()
+        };
+        let (full_url, body) = match method {
+            Method::Get => {
+                let mut u = url.clone();
+                let query = match u.query() {
+                    Some(q) if !q.is_empty() => format!("{q}&{form}"),
+                    _ => form,
+                };
+                u.set_query(Some(&query));
+                (u, String::new())
+            }
+            Method::Post => (url.clone(), form),
+        };
+        let mut req = match method {
+            Method::Get => self.http.get(full_url.clone()),
+            Method::Post => self
+                .http
+                .post(full_url.clone())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone()),
+        };
+        if let Some(key) = &self.telnyx {
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+                .to_string();
+            let signed = format!("{ts}|{body}");
+            let sig = BASE64.encode(key.sign(signed.as_bytes()).to_bytes());
+            req = req
+                .header("telnyx-timestamp", ts)
+                .header("telnyx-signature-ed25519", sig);
+        }
+        if let Some(token) = &self.args.twilio_token {
+            let fields: Vec<(String, String)> = match method {
+                Method::Get => Vec::new(),
+                Method::Post => params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            };
+            req = req.header(
+                "x-twilio-signature",
+                twilio_signature(token, full_url.as_str(), &fields),
+            );
+        }
+        self.note(format!(
+            "→ {} {} {}",
+            if method == Method::Get { "GET" } else { "POST" },
+            url,
+            params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        let started = Instant::now();
+        let sent = req.send().await;
+        let result = match sent {
+            Ok(res) => {
+                let status = res.status().as_u16();
+                let body = res.text().await.unwrap_or_default();
+                Ok(Answered { status, body })
+            }
+            Err(e) => Err(format!("{kind}: {}", e.without_url())),
+        };
+        let elapsed = started.elapsed();
+        let mut report = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        let ok = matches!(&result, Ok(a) if (200..300).contains(&a.status));
+        report.observe(kind, elapsed, ok);
+        drop(report);
+        match &result {
+            Ok(a) if a.body.trim().is_empty() => self.note(format!("← {}", a.status)),
+            Ok(a) => self.note(format!("← {}\n{}", a.status, a.body.trim_end())),
+            Err(e) => self.note(format!("← error: {e}")),
+        }
+        let answered = result?;
+        if !(200..300).contains(&answered.status) {
+            return Err(format!("{kind}: {} answered {}", url, answered.status));
+        }
+        Ok(answered)
+    }
+
+    /// Requests a document and parses it.
+    async fn document(
+        &self,
+        kind: &str,
+        url: &Url,
+        method: Method,
+        params: &[(&str, String)],
+    ) -> Result<Element, String> {
+        let answered = self.request(kind, url, method, params).await?;
+        doc::parse(&answered.body).map_err(|e| format!("{kind}: {url}: {e}"))
+    }
+
+    fn method_of(el: &Element, attr: &str) -> Method {
+        match el.attr(attr).map(str::to_ascii_uppercase).as_deref() {
+            Some("GET") => Method::Get,
+            _ => Method::Post,
+        }
+    }
+
+    /// Plays call number `n`; returns its outcome.
+    async fn play(&self, n: u64) -> Result<String, String> {
+        let plan = plan(&self.args, n);
+        let sid = format!("SIM{}-{n}", self.run_id);
+        let from = self.args.from.clone();
+        let to = self.args.to.clone();
+        let common = |status: &str| {
+            vec![
+                ("AccountSid", "ACsimulator".to_owned()),
+                ("CallSid", sid.clone()),
+                ("From", from.clone()),
+                ("To", to.clone()),
+                ("CallStatus", status.to_owned()),
+                ("Direction", "inbound".to_owned()),
+            ]
+        };
+        self.note(format!("=== call {sid} ({})", plan.name));
+        let voice_method = match self.args.method {
+            VoiceMethod::Get => Method::Get,
+            VoiceMethod::Post => Method::Post,
+        };
+        let mut url = self.voice_url.clone();
+        let mut doc = self
+            .document("voice", &url, voice_method, &common("ringing"))
+            .await?;
+        if plan.hold {
+            return Ok("held".into());
+        }
+        let mut outcome = "hangup".to_owned();
+        let mut round = 0u32;
+        let mut gathered = false;
+        let mut recording: Option<(Url, Method)> = None;
+        let mut documents = 1;
+        'documents: loop {
+            if documents > 32 {
+                return Err(format!("call {sid}: more than 32 documents (a loop?)"));
+            }
+            for verb in &doc.children {
+                match verb.name.as_str() {
+                    "Say" | "Play" | "Pause" => {}
+                    "Gather" => {
+                        if plan.gather && !gathered {
+                            gathered = true;
+                            let target = verb.attr("action").unwrap_or(url.as_str()).to_owned();
+                            let next = self.resolve(&url, &target)?;
+                            let mut params = common("in-progress");
+                            params.push(("Digits", self.args.digits.clone()));
+                            doc = self
+                                .document("gather", &next, Self::method_of(verb, "method"), &params)
+                                .await?;
+                            url = next;
+                            documents += 1;
+                            continue 'documents;
+                        }
+                    }
+                    "Dial" => {
+                        round += 1;
+                        let nouns: Vec<&Element> = verb
+                            .children
+                            .iter()
+                            .filter(|c| matches!(c.name.as_str(), "Number" | "Sip"))
+                            .collect();
+                        for other in verb
+                            .children
+                            .iter()
+                            .filter(|c| !matches!(c.name.as_str(), "Number" | "Sip"))
+                        {
+                            self.unsupported(&other.name);
+                        }
+                        let legs: Vec<String> = (0..nouns.len())
+                            .map(|i| format!("{sid}-R{round}-L{i}"))
+                            .collect();
+                        for (i, noun) in nouns.iter().enumerate() {
+                            self.leg(&url, noun, &legs[i], &sid, "initiated", 0).await?;
+                            self.leg(&url, noun, &legs[i], &sid, "ringing", 1).await?;
+                        }
+                        if plan.abandon {
+                            for (i, noun) in nouns.iter().enumerate() {
+                                self.leg(&url, noun, &legs[i], &sid, "canceled", 2).await?;
+                            }
+                            self.request(
+                                "status",
+                                &self.status_url,
+                                Method::Post,
+                                &common("completed"),
+                            )
+                            .await?;
+                            return Ok("abandoned".into());
+                        }
+                        let answerer = (plan.answer_round == round && !nouns.is_empty())
+                            .then(|| (plan.agent - 1).min(nouns.len() - 1));
+                        for (i, noun) in nouns.iter().enumerate() {
+                            let status = match answerer {
+                                Some(k) if k == i => "in-progress",
+                                Some(_) => "canceled",
+                                None => "no-answer",
+                            };
+                            self.leg(&url, noun, &legs[i], &sid, status, 2).await?;
+                        }
+                        let mut params = common("in-progress");
+                        match answerer {
+                            Some(k) => {
+                                self.leg(&url, nouns[k], &legs[k], &sid, "completed", 3)
+                                    .await?;
+                                params.push(("DialCallStatus", "completed".into()));
+                                params.push(("DialCallSid", legs[k].clone()));
+                                params.push(("DialCallDuration", self.args.talk_secs.to_string()));
+                                outcome = "answered".into();
+                            }
+                            None => params.push(("DialCallStatus", "no-answer".into())),
+                        }
+                        if let Some(action) = verb.attr("action") {
+                            let next = self.resolve(&url, action)?;
+                            doc = self
+                                .document(
+                                    "dial-action",
+                                    &next,
+                                    Self::method_of(verb, "method"),
+                                    &params,
+                                )
+                                .await?;
+                            url = next;
+                            documents += 1;
+                            continue 'documents;
+                        }
+                    }
+                    "Record" => {
+                        outcome = "voicemail".into();
+                        if let Some(cb) = verb.attr("recordingStatusCallback") {
+                            let cb_url = self.resolve(&url, cb)?;
+                            recording = Some((
+                                cb_url,
+                                Self::method_of(verb, "recordingStatusCallbackMethod"),
+                            ));
+                        }
+                        if let Some(action) = verb.attr("action") {
+                            let next = self.resolve(&url, action)?;
+                            let mut params = common("in-progress");
+                            params.push((
+                                "RecordingUrl",
+                                format!("https://recordings.invalid/{sid}.mp3"),
+                            ));
+                            params.push(("RecordingDuration", "12".into()));
+                            params.push(("Digits", "hangup".into()));
+                            doc = self
+                                .document(
+                                    "record-action",
+                                    &next,
+                                    Self::method_of(verb, "method"),
+                                    &params,
+                                )
+                                .await?;
+                            url = next;
+                            documents += 1;
+                            continue 'documents;
+                        }
+                    }
+                    "Redirect" => {
+                        let next = self.resolve(&url, &verb.text)?;
+                        doc = self
+                            .document(
+                                "redirect",
+                                &next,
+                                Self::method_of(verb, "method"),
+                                &common("in-progress"),
+                            )
+                            .await?;
+                        url = next;
+                        documents += 1;
+                        continue 'documents;
+                    }
+                    "Hangup" | "Reject" => break 'documents,
+                    other => self.unsupported(other),
+                }
+            }
+            break;
+        }
+        let mut done = common("completed");
+        done.push(("CallDuration", "60".into()));
+        self.request("status", &self.status_url, Method::Post, &done)
+            .await?;
+        if let Some((cb, method)) = recording {
+            let mut params = common("completed");
+            params.push(("RecordingSid", format!("RE{n}")));
+            params.push(("RecordingStatus", "completed".into()));
+            params.push((
+                "RecordingUrl",
+                format!("https://recordings.invalid/{sid}.mp3"),
+            ));
+            params.push(("RecordingDuration", "12".into()));
+            params.push(("RecordingSource", "RecordVerb".into()));
+            self.request("recording", &cb, method, &params).await?;
+        }
+        Ok(outcome)
+    }
+
+    fn unsupported(&self, verb: &str) {
+        self.note(format!(
+            "!! <{verb}> is not supported by the simulator; skipped"
+        ));
+        let mut report = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        *report.unsupported.entry(verb.to_owned()).or_default() += 1;
+    }
+
+    /// A status callback for one dialled leg, if the noun asks for it (and for that event).
+    async fn leg(
+        &self,
+        base: &Url,
+        noun: &Element,
+        leg: &str,
+        parent: &str,
+        status: &str,
+        seq: u32,
+    ) -> Result<(), String> {
+        let Some(cb) = noun.attr("statusCallback") else {
+            return Ok(());
+        };
+        let event = match status {
+            "in-progress" => "answered",
+            "initiated" | "ringing" => status,
+            _ => "completed",
+        };
+        let wanted = noun.attr("statusCallbackEvent").unwrap_or("completed");
+        if !wanted.split_whitespace().any(|e| e == event) {
+            return Ok(());
+        }
+        let url = self.resolve(base, cb)?;
+        let params = vec![
+            ("AccountSid", "ACsimulator".to_owned()),
+            ("CallSid", leg.to_owned()),
+            ("ParentCallSid", parent.to_owned()),
+            ("CallStatus", status.to_owned()),
+            ("CallbackSource", "call-progress-events".to_owned()),
+            ("From", self.args.to.clone()),
+            ("To", noun.text.clone()),
+            ("SequenceNumber", seq.to_string()),
+        ];
+        self.request(
+            "leg-status",
+            &url,
+            Self::method_of(noun, "statusCallbackMethod"),
+            &params,
+        )
+        .await
+        .map(|_| ())
+    }
+}
