@@ -11,5 +11,6 @@ mod outbound;
 mod replicas;
 mod security;
 mod shutdown;
+mod simulate;
 mod slack;
 mod startup;

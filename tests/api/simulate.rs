@@ -1,0 +1,205 @@
+//! `switchboard simulate` driving whole calls against a spawned server, for each scenario, against
+//! a server enforcing signatures, and against another TeXML server (wiremock).
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use switchboard::call::{MissReason, NoticeKind};
+use switchboard::simulate::{run, Scenario, SimulateArgs};
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{spawn_with, TestApp};
+
+/// A server whose documents point at itself (public URL = its own address), as the simulator
+/// only follows URLs on the host it was given.
+async fn spawn_self_addressed(tweak: impl FnOnce(&mut switchboard::config::Settings)) -> TestApp {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    spawn_with(move |s| {
+        s.server.port = port;
+        s.server.public_url = format!("http://127.0.0.1:{port}");
+        tweak(s);
+    })
+    .await
+}
+
+fn args(app: &TestApp, scenario: Scenario) -> SimulateArgs {
+    let mut a = SimulateArgs::for_url(&format!("{}/texml/inbound", app.base));
+    a.scenario = scenario;
+    a
+}
+
+fn kinds(app: &TestApp, prefix: &str) -> Vec<NoticeKind> {
+    app.notices
+        .take()
+        .into_iter()
+        .filter_map(|n| match n {
+            switchboard::notify::Notification::Call { sid, notice, .. }
+                if sid.as_str().starts_with(prefix) =>
+            {
+                Some(notice.kind)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn answered_on_round_two_by_the_third_agent() {
+    let app = spawn_self_addressed(|_| {}).await;
+    let mut a = args(&app, Scenario::Answer);
+    a.round = 2;
+    a.agent = 3;
+    a.trace = true;
+    let report = run(a).await.expect("runs");
+    assert_eq!(report.errors, 0, "{:?}", report.first_errors);
+    assert_eq!(report.outcomes.get("answered"), Some(&1));
+    let notices = kinds(&app, "SIM");
+    assert!(
+        matches!(&notices[1], NoticeKind::Answered { agent: Some(a), .. } if &**a == "Alan Turing"),
+        "{notices:?}"
+    );
+    assert!(matches!(
+        &notices[2],
+        NoticeKind::Finished { talk_secs: 42, .. }
+    ));
+    // The trace shows each document and callback.
+    let trace = report.trace.join("\n");
+    assert!(trace.contains("/texml/dial?round=2"), "{trace}");
+    assert!(trace.contains("CallStatus=in-progress"), "{trace}");
+    assert_eq!(app.live().await, 0);
+}
+
+#[tokio::test]
+async fn nobody_answers_and_a_voicemail_is_left() {
+    let app = spawn_self_addressed(|_| {}).await;
+    let mut a = args(&app, Scenario::Voicemail);
+    a.method = switchboard::simulate::VoiceMethod::Post;
+    let report = run(a).await.expect("runs");
+    assert_eq!(report.errors, 0, "{:?}", report.first_errors);
+    assert_eq!(report.outcomes.get("voicemail"), Some(&1));
+    let notices = kinds(&app, "SIM");
+    assert_eq!(notices.len(), 3, "{notices:?}");
+    assert_eq!(
+        notices[1],
+        NoticeKind::Missed {
+            reason: MissReason::NoAnswer
+        }
+    );
+    assert!(matches!(
+        notices[2],
+        NoticeKind::Voicemail {
+            duration_secs: 12,
+            ..
+        }
+    ));
+    assert!(report.kinds["recording"].count == 1 && report.kinds["record-action"].count == 1);
+}
+
+#[tokio::test]
+async fn the_caller_hangs_up_while_agents_ring() {
+    let app = spawn_self_addressed(|_| {}).await;
+    let report = run(args(&app, Scenario::Abandon)).await.expect("runs");
+    assert_eq!(report.outcomes.get("abandoned"), Some(&1));
+    let notices = kinds(&app, "SIM");
+    assert!(
+        matches!(
+            notices.as_slice(),
+            [NoticeKind::Ringing { .. }, NoticeKind::Abandoned { .. }]
+        ),
+        "{notices:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_mix_of_calls_in_parallel_ends_every_call() {
+    let app = spawn_self_addressed(|_| {}).await;
+    let mut a = args(&app, Scenario::Mix);
+    a.calls = 60;
+    a.concurrency = 8;
+    let report = run(a).await.expect("runs");
+    assert_eq!(report.errors, 0, "{:?}", report.first_errors);
+    assert_eq!(report.outcomes.values().sum::<usize>(), 60);
+    assert!(report.outcomes.len() >= 3, "{:?}", report.outcomes);
+    assert!(report.kinds["all"].count > 60 && report.requests_per_sec > 0.0);
+    assert_eq!(app.live().await, 0, "every call ended");
+}
+
+#[tokio::test]
+async fn signed_requests_pass_a_server_in_enforce_mode() {
+    let key = SigningKey::from_bytes(&[9u8; 32]);
+    let public = BASE64.encode(key.verifying_key().to_bytes());
+    let app = spawn_self_addressed(move |s| s.telnyx.public_key = public).await;
+    let mut a = args(&app, Scenario::Answer);
+    let unsigned = run(a.clone()).await.expect("runs");
+    assert_eq!(unsigned.outcomes.get("error"), Some(&1));
+    assert!(
+        unsigned.first_errors[0].contains("403"),
+        "{:?}",
+        unsigned.first_errors
+    );
+    a.telnyx_key = Some(BASE64.encode(key.to_bytes()));
+    let signed = run(a).await.expect("runs");
+    assert_eq!(signed.errors, 0, "{:?}", signed.first_errors);
+    assert_eq!(signed.outcomes.get("answered"), Some(&1));
+}
+
+#[tokio::test]
+async fn digits_for_a_gather_on_another_texml_server_and_unsupported_verbs_reported() {
+    let texml = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/voice"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"<Response><Gather action="/menu" numDigits="1"><Say>Press 1</Say></Gather><Hangup/></Response>"#,
+        ))
+        .mount(&texml)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/menu"))
+        .and(body_string_contains("Digits=7"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"<Response><Say>Thanks</Say><Enqueue>support</Enqueue><Redirect method="GET">/bye</Redirect></Response>"#,
+        ))
+        .expect(1)
+        .mount(&texml)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/bye"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<Response><Hangup/></Response>"))
+        .mount(&texml)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/texml/status"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&texml)
+        .await;
+    let mut a = SimulateArgs::for_url(&format!("{}/voice", texml.uri()));
+    a.scenario = Scenario::Gather;
+    a.digits = "7".into();
+    let report = run(a).await.expect("runs");
+    assert_eq!(report.errors, 0, "{:?}", report.first_errors);
+    assert_eq!(report.unsupported.get("Enqueue"), Some(&1));
+    assert_eq!(report.kinds["redirect"].count, 1);
+    assert_eq!(report.outcomes.get("hangup"), Some(&1));
+}
+
+#[tokio::test]
+async fn it_never_contacts_another_host() {
+    let texml = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"<Response><Redirect>http://example.com/elsewhere</Redirect></Response>"#,
+        ))
+        .mount(&texml)
+        .await;
+    let report = run(SimulateArgs::for_url(&format!("{}/voice", texml.uri())))
+        .await
+        .expect("runs");
+    assert_eq!(report.outcomes.get("error"), Some(&1));
+    assert!(report.first_errors[0].contains("refused to contact example.com"));
+    assert_eq!(texml.received_requests().await.map(|r| r.len()), Some(1));
+}
