@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Load figures on this machine (not part of CI; a few minutes). Builds release, starts Switchboard
+# and, in the same run, a minimal actix-web server answering constant documents
+# (examples/constant.rs); plays the same mix of calls against both with `switchboard simulate`
+# and prints the ratio. Then: the same with a Slack that takes 2 s per message, memory per live
+# call (HOLD_CALLS calls held ringing), live calls once every call ended, and the Redis backend.
+#   bash tests/load.sh            # CALLS=20000 CONCURRENCY=50 HOLD_CALLS=100000 by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CALLS=${CALLS:-20000}
+CONC=${CONCURRENCY:-50}
+HOLD=${HOLD_CALLS:-100000}
+
+cargo build --release --locked --quiet --bin switchboard --example constant
+bin=target/release/switchboard
+out=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$out"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_up() {
+  for _ in $(seq 200); do
+    curl -s -o /dev/null "http://127.0.0.1:$1/texml/status" && return 0
+    sleep 0.05
+  done
+  echo "nothing answers on port $1" >&2; exit 1
+}
+# start_switchboard PORT [VAR=value ...]: a release Switchboard on PORT whose documents point at it.
+start_switchboard() {
+  local port=$1; shift
+  env SWITCHBOARD__SERVER__HOST=127.0.0.1 SWITCHBOARD__SERVER__PORT="$port" \
+      SWITCHBOARD__SERVER__PUBLIC_URL="http://127.0.0.1:$port" SWITCHBOARD__LOG__LEVEL=warn \
+      SWITCHBOARD__LIMITS__MAX_ACTIVE_CALLS=1000000 SWITCHBOARD__SERVER__SHUTDOWN_DELAY_SECS=0 \
+      "$@" "$bin" > "$out/switchboard-$port.log" 2>&1 &
+  pids+=($!)
+  wait_up "$port"
+}
+# mix NAME PORT: the same seeded mix of calls; figures in $out/NAME.json.
+mix() {
+  "$bin" simulate --url "http://127.0.0.1:$2/texml/inbound" --scenario mix --calls "$CALLS" \
+    --concurrency "$CONC" --json "$out/$1.json" > "$out/$1.txt" || true
+  echo "--- $1"; cat "$out/$1.txt"
+}
+field() { python3 -c "import json,sys; d=json.load(open('$out/$1.json')); print($2)"; }
+live_calls() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^switchboard_live_calls /{print $2}'; }
+rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+
+echo "== $(nproc) cores; $CALLS calls of the mix at concurrency $CONC against each server"
+constant_port=$(free_port)
+"target/release/examples/constant" "$constant_port" > "$out/constant.log" 2>&1 &
+pids+=($!)
+wait_up "$constant_port"
+sb_port=$(free_port)
+start_switchboard "$sb_port"
+
+# Warm both up, then measure.
+CALLS=$((CALLS / 10)) mix warmup-constant "$constant_port" > /dev/null
+CALLS=$((CALLS / 10)) mix warmup-switchboard "$sb_port" > /dev/null
+mix constant "$constant_port"
+mix switchboard "$sb_port"
+sleep 1
+ended_live=$(live_calls "$sb_port")
+
+slow_port=$(free_port)
+start_switchboard "$slow_port" SWITCHBOARD__SLACK__WEBHOOK_URL="http://127.0.0.1:$constant_port/slow"
+mix slow-slack "$slow_port"
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no > "$out/redis.log" 2>&1 &
+pids+=($!)
+sleep 0.5
+redis_sb_port=$(free_port)
+start_switchboard "$redis_sb_port" SWITCHBOARD__STATE__BACKEND=redis \
+  SWITCHBOARD__STATE__REDIS_URL="redis://127.0.0.1:$redis_port/0"
+mix redis "$redis_sb_port"
+
+hold_port=$(free_port)
+start_switchboard "$hold_port"
+hold_pid=${pids[-1]}
+sleep 0.5
+before=$(rss_kb "$hold_pid")
+"$bin" simulate --url "http://127.0.0.1:$hold_port/texml/inbound" --scenario hold \
+  --calls "$HOLD" --concurrency "$CONC" > "$out/hold.txt" || true
+after=$(rss_kb "$hold_pid")
+held=$(live_calls "$hold_port")
+
+echo
+echo "== Summary"
+python3 - "$out" "$before" "$after" "$held" "$HOLD" "$ended_live" <<'PY'
+import json, sys
+out, before, after, held, hold, ended_live = sys.argv[1:]
+r = {n: json.load(open(f"{out}/{n}.json")) for n in ["constant", "switchboard", "slow-slack", "redis"]}
+rps = lambda n: r[n]["requests_per_sec"]
+p99 = lambda n: r[n]["kinds"]["all"]["p99_ms"]
+errors = {n: r[n]["errors"] for n in r}
+ratio = rps("switchboard") / rps("constant")
+redis_ratio = rps("redis") / rps("constant")
+slow = (p99("slow-slack") - p99("switchboard")) / p99("switchboard") * 100
+per_call = (int(after) - int(before)) * 1024 / int(hold)
+def line(name, value, target, ok):
+    print(f"{name:<44} {value:<22} target {target:<14} {'met' if ok else 'MISSED'}")
+line("request rate vs constant server (memory)", f"{ratio:.2f}x ({rps('switchboard'):.0f} vs {rps('constant'):.0f}/s)", ">= 0.75x", ratio >= 0.75)
+line("p99 request latency (memory)", f"{p99('switchboard'):.3f} ms", "< 2 ms", p99("switchboard") < 2)
+line("p99 with Slack answering in 2 s", f"{p99('slow-slack'):.3f} ms ({slow:+.0f}%)", "< +20%", slow < 20)
+line("memory per live call", f"{per_call:.0f} bytes ({held} held)", "< 1024 bytes", per_call < 1024)
+line("live calls after every call ended", f"{ended_live}", "0", ended_live == "0")
+line("request rate vs constant server (Redis)", f"{redis_ratio:.2f}x ({rps('redis'):.0f}/s)", "(measured)", True)
+line("p99 request latency (Redis)", f"{p99('redis'):.3f} ms", "(measured)", True)
+print(f"errors: {errors}")
+PY
