@@ -203,3 +203,53 @@ async fn it_never_contacts_another_host() {
     assert!(report.first_errors[0].contains("refused to contact example.com"));
     assert_eq!(texml.received_requests().await.map(|r| r.len()), Some(1));
 }
+
+#[tokio::test]
+async fn held_calls_stay_live() {
+    let app = spawn_self_addressed(|_| {}).await;
+    let mut a = args(&app, Scenario::Hold);
+    a.calls = 5;
+    let report = run(a).await.expect("runs");
+    assert_eq!(report.outcomes.get("held"), Some(&5));
+    assert_eq!(report.kinds["all"].count, 5, "only the voice requests");
+    assert_eq!(app.live().await, 5);
+}
+
+#[tokio::test]
+async fn the_command_prints_figures_and_writes_json() {
+    let app = spawn_self_addressed(|_| {}).await;
+    let json = std::env::temp_dir().join(format!("sim-{}.json", std::process::id()));
+    let url = format!("{}/texml/inbound", app.base);
+    let json_arg = json.display().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args([
+                "simulate",
+                "--url",
+                &url,
+                "--scenario",
+                "mix",
+                "--calls",
+                "20",
+            ])
+            .args(["--concurrency", "4", "--json", &json_arg])
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("20 calls in"), "{stdout}");
+    assert!(stdout.contains("p99 ms"), "{stdout}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).expect("json");
+    assert_eq!(figures["calls"], 20);
+    assert_eq!(figures["errors"], 0);
+    assert!(figures["kinds"]["voice"]["p99_ms"].as_f64().is_some());
+    std::fs::remove_file(json).ok();
+}
