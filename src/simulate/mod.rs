@@ -432,6 +432,20 @@ impl Sim {
         doc::parse(&answered.body).map_err(|e| format!("{kind}: {url}: {e}"))
     }
 
+    /// Follows `target` (relative to `base`) to the next document: an action URL or a redirect.
+    async fn follow(
+        &self,
+        kind: &str,
+        base: &Url,
+        target: &str,
+        method: Method,
+        params: &[(&str, String)],
+    ) -> Result<(Url, Element), String> {
+        let next = self.resolve(base, target)?;
+        let doc = self.document(kind, &next, method, params).await?;
+        Ok((next, doc))
+    }
+
     fn method_of(el: &Element, attr: &str) -> Method {
         match el.attr(attr).map(str::to_ascii_uppercase).as_deref() {
             Some("GET") => Method::Get,
@@ -483,13 +497,12 @@ impl Sim {
                         if plan.gather && !gathered {
                             gathered = true;
                             let target = verb.attr("action").unwrap_or(url.as_str()).to_owned();
-                            let next = self.resolve(&url, &target)?;
                             let mut params = common("in-progress");
                             params.push(("Digits", self.args.digits.clone()));
-                            doc = self
-                                .document("gather", &next, Self::method_of(verb, "method"), &params)
+                            let method = Self::method_of(verb, "method");
+                            (url, doc) = self
+                                .follow("gather", &url, &target, method, &params)
                                 .await?;
-                            url = next;
                             documents += 1;
                             continue 'documents;
                         }
@@ -551,16 +564,10 @@ impl Sim {
                             None => params.push(("DialCallStatus", "no-answer".into())),
                         }
                         if let Some(action) = verb.attr("action") {
-                            let next = self.resolve(&url, action)?;
-                            doc = self
-                                .document(
-                                    "dial-action",
-                                    &next,
-                                    Self::method_of(verb, "method"),
-                                    &params,
-                                )
+                            let method = Self::method_of(verb, "method");
+                            (url, doc) = self
+                                .follow("dial-action", &url, action, method, &params)
                                 .await?;
-                            url = next;
                             documents += 1;
                             continue 'documents;
                         }
@@ -575,7 +582,6 @@ impl Sim {
                             ));
                         }
                         if let Some(action) = verb.attr("action") {
-                            let next = self.resolve(&url, action)?;
                             let mut params = common("in-progress");
                             params.push((
                                 "RecordingUrl",
@@ -583,30 +589,20 @@ impl Sim {
                             ));
                             params.push(("RecordingDuration", "12".into()));
                             params.push(("Digits", "hangup".into()));
-                            doc = self
-                                .document(
-                                    "record-action",
-                                    &next,
-                                    Self::method_of(verb, "method"),
-                                    &params,
-                                )
+                            let method = Self::method_of(verb, "method");
+                            (url, doc) = self
+                                .follow("record-action", &url, action, method, &params)
                                 .await?;
-                            url = next;
                             documents += 1;
                             continue 'documents;
                         }
                     }
                     "Redirect" => {
-                        let next = self.resolve(&url, &verb.text)?;
-                        doc = self
-                            .document(
-                                "redirect",
-                                &next,
-                                Self::method_of(verb, "method"),
-                                &common("in-progress"),
-                            )
+                        let method = Self::method_of(verb, "method");
+                        let params = common("in-progress");
+                        (url, doc) = self
+                            .follow("redirect", &url, &verb.text, method, &params)
                             .await?;
-                        url = next;
                         documents += 1;
                         continue 'documents;
                     }
