@@ -16,10 +16,16 @@ pub enum FieldError {
     Empty,
     #[error("is longer than {MAX_FIELD_LEN} characters")]
     TooLong,
-    #[error("contains a control character")]
+    #[error("contains a control character or one XML cannot carry")]
     Control,
     #[error("{0}")]
     Invalid(&'static str),
+}
+
+/// Whether XML 1.0 can carry `c` (it cannot carry U+FFFE, U+FFFF, or control characters other
+/// than tab, newline and carriage return).
+pub fn xml_char(c: char) -> bool {
+    !matches!(c, '\u{FFFE}' | '\u{FFFF}') && (!c.is_control() || matches!(c, '\t' | '\n' | '\r'))
 }
 
 fn check_text(s: &str) -> Result<&str, FieldError> {
@@ -28,7 +34,7 @@ fn check_text(s: &str) -> Result<&str, FieldError> {
         Err(FieldError::Empty)
     } else if s.chars().count() > MAX_FIELD_LEN {
         Err(FieldError::TooLong)
-    } else if s.chars().any(char::is_control) {
+    } else if s.chars().any(|c| c.is_control() || !xml_char(c)) {
         Err(FieldError::Control)
     } else {
         Ok(s)
@@ -61,8 +67,17 @@ impl fmt::Display for CallSid {
 pub struct Party(Box<str>);
 
 impl Party {
+    /// A caller ID is shown, not refused: characters XML cannot carry (U+FFFE, U+FFFF) become
+    /// U+FFFD, so the call still gets a valid document. Control characters are refused.
     pub fn parse(s: &str) -> Result<Party, FieldError> {
-        Ok(Party(check_text(s)?.into()))
+        if s.chars().any(char::is_control) {
+            return Err(FieldError::Control);
+        }
+        let cleaned: String = s
+            .chars()
+            .map(|c| if xml_char(c) { c } else { '\u{FFFD}' })
+            .collect();
+        Ok(Party(check_text(&cleaned)?.into()))
     }
 
     /// For a field the provider left out.
@@ -188,6 +203,16 @@ mod tests {
         assert_eq!(CallSid::parse("  "), Err(FieldError::Empty));
         assert_eq!(CallSid::parse(&"x".repeat(300)), Err(FieldError::TooLong));
         assert_eq!(CallSid::parse("a\u{0}b"), Err(FieldError::Control));
+    }
+
+    #[test]
+    fn characters_xml_cannot_carry_never_reach_a_document() {
+        // Found by the `render` fuzz target: U+FFFF in a caller ID made the document invalid XML.
+        let p = Party::parse("+1202\u{FFFF}555\u{FFFE}").expect("shown, not refused");
+        assert_eq!(p.as_str(), "+1202\u{FFFD}555\u{FFFD}");
+        assert!(p.as_str().chars().all(xml_char));
+        assert_eq!(CallSid::parse("CA\u{FFFF}"), Err(FieldError::Control));
+        assert_eq!(Party::parse("a\u{7}b"), Err(FieldError::Control));
     }
 
     #[test]

@@ -221,7 +221,7 @@ impl Prompts {
                     format!("[{key}] say is longer than {MAX_SAY} characters"),
                 ));
             }
-            if say.chars().any(|c| c.is_control() && c != '\n') {
+            if say.chars().any(|c| !crate::domain::xml_char(c)) {
                 return Err(src.error(
                     Some(p.say.span()),
                     format!("[{key}] say contains a control character"),
