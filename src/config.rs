@@ -1,26 +1,30 @@
 //! Settings: the embedded `config/default.toml`, then an optional file, then `SWITCHBOARD__*`
-//! environment variables. Everything is checked once at start; an error names the key and why,
-//! so an operator never finds out about a typo from a caller.
+//! environment variables. Read once into a raw tree of the file's own types (strings, numbers),
+//! then parsed once into the types the code uses ([`Settings`]: URLs, keys, decimals, durations,
+//! cron schedules, agents). Every problem is reported at once, each naming its key, so an
+//! operator never finds out about a typo from a caller. Each section's checks sit next to it.
 
 use std::path::{Path, PathBuf};
-
 use std::str::FromStr;
+use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
+use ed25519_dalek::VerifyingKey;
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use crate::notify::slack::Mention;
-
 use crate::domain::{Agent, Endpoint};
+use crate::signature::Mode;
+use crate::sink::slack::Mention;
+use crate::texml::RecordMode;
 
 /// The embedded demo configuration; also the documentation of every key.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Every setting, parsed and checked.
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub server: ServerSettings,
     pub log: LogSettings,
@@ -37,96 +41,260 @@ pub struct Settings {
     pub telnyx: TelnyxSettings,
     pub jobs: JobSettings,
     pub balance: BalanceSettings,
-    #[serde(default)]
-    pub agents: Vec<AgentSettings>,
+    /// The statically configured agents (rung when no Telnyx API key is set).
+    pub agents: Vec<Agent>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlackSettings {
-    pub webhook_url: SecretString,
-    pub mention: Mention,
-    pub queue_capacity: usize,
-    pub timeout_secs: u64,
-    pub max_attempts: u32,
-    pub retry_base_ms: u64,
-    pub retry_max_ms: u64,
-    pub flush_timeout_secs: u64,
+/// A configuration that cannot be used. Its message names the key and says why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {}", .0.join("; "))]
+    Invalid(Vec<String>),
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrivacySettings {
-    pub mask_caller_numbers: bool,
-}
+/// The problems found so far, each `key: why`.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<String>);
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelnyxSettings {
-    pub api_base_url: String,
-    pub api_key: SecretString,
-    pub public_key: String,
-    pub outbound_voice_profile_id: String,
-    pub sip_domain: String,
-    pub timeout_secs: u64,
-    pub max_retries: u32,
-    pub retry_base_ms: u64,
-}
+impl Problems {
+    /// Records `why` against `key` unless `ok`.
+    pub fn check(&mut self, ok: bool, key: &str, why: &str) {
+        if !ok {
+            self.0.push(format!("{key}: {why}"));
+        }
+    }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobSettings {
-    pub agents_refresh: String,
-    pub balance_check: String,
-    pub alert_after_failures: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BalanceSettings {
-    pub alert_below: String,
-    pub remind_every: String,
-}
-
-impl SlackSettings {
-    /// The webhook URL, when notifications go to Slack.
-    pub fn url(&self) -> Option<&SecretString> {
-        (!self.webhook_url.expose_secret().trim().is_empty()).then_some(&self.webhook_url)
+    /// The value of `parsed`, or `None` with the problem recorded.
+    fn take<T, E: std::fmt::Display>(
+        &mut self,
+        parsed: Result<T, E>,
+        key: &str,
+        why: impl FnOnce(E) -> String,
+    ) -> Option<T> {
+        parsed.map_err(|e| self.0.push(format!("{key}: {}", why(e)))).ok()
     }
 }
 
-impl TelnyxSettings {
-    /// The API key, when the Telnyx API is used.
-    pub fn key(&self) -> Option<&SecretString> {
-        (!self.api_key.expose_secret().trim().is_empty()).then_some(&self.api_key)
+/// A section that can check its own values.
+pub trait Check {
+    fn check(&self, problems: &mut Problems);
+}
+
+/// A secret that may be left empty ("not configured").
+fn optional_secret(s: SecretString) -> Option<SecretString> {
+    (!s.expose_secret().trim().is_empty()).then_some(s)
+}
+
+fn http_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim()).map_err(|e| e.to_string())?;
+    if matches!(url.scheme(), "http" | "https") && url.host().is_some() {
+        Ok(url)
+    } else {
+        Err("not an http(s) URL".into())
     }
 }
 
-impl BalanceSettings {
-    pub fn threshold(&self) -> Result<Decimal, String> {
-        Decimal::from_str(self.alert_below.trim()).map_err(|e| e.to_string())
-    }
-
-    pub fn remind_every(&self) -> Result<std::time::Duration, String> {
-        humantime::parse_duration(self.remind_every.trim()).map_err(|e| e.to_string())
-    }
-}
-
-/// Whether `expr` is a schedule the job scheduler accepts.
-pub fn valid_cron(expr: &str) -> bool {
-    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {})).is_ok()
-}
+// ---------------------------------------------------------------------------------------------
+// server
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawServer {
+    host: String,
+    port: u16,
+    public_url: String,
+    workers: usize,
+    shutdown_delay_secs: u64,
+    shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
-    pub public_url: String,
+    /// Where the provider reaches us; every URL written into a document starts with it.
+    pub public_url: Url,
     pub workers: usize,
     pub shutdown_delay_secs: u64,
     pub shutdown_timeout_secs: u64,
 }
+
+impl RawServer {
+    fn parse(self, p: &mut Problems) -> Option<ServerSettings> {
+        let public_url = p.take(Url::parse(&self.public_url), "server.public_url", |e| {
+            format!("is not a URL ({e}); expected e.g. https://switchboard.example.com")
+        })?;
+        Some(ServerSettings {
+            host: self.host,
+            port: self.port,
+            public_url,
+            workers: self.workers,
+            shutdown_delay_secs: self.shutdown_delay_secs,
+            shutdown_timeout_secs: self.shutdown_timeout_secs,
+        })
+    }
+}
+
+impl Check for ServerSettings {
+    fn check(&self, p: &mut Problems) {
+        let url = &self.public_url;
+        p.check(
+            matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.query().is_none()
+                && url.fragment().is_none(),
+            "server.public_url",
+            "must be an absolute http(s) URL without query or fragment",
+        );
+        p.check(!self.host.trim().is_empty(), "server.host", "must not be empty");
+        p.check(
+            self.shutdown_delay_secs <= 300 && self.shutdown_timeout_secs <= 300,
+            "server.shutdown_delay_secs",
+            "and server.shutdown_timeout_secs must be at most 300",
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// log, paths
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Check for LogSettings {
+    fn check(&self, p: &mut Problems) {
+        p.check(
+            tracing_subscriber::EnvFilter::try_new(&self.level).is_ok(),
+            "log.level",
+            "is not a valid level or filter (e.g. info, debug, switchboard=debug)",
+        );
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathSettings {
+    pub templates: PathBuf,
+    pub audio: PathBuf,
+}
+
+// ---------------------------------------------------------------------------------------------
+// dial, voicemail, calls, limits
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialSettings {
+    pub ring_timeout_secs: u32,
+    pub rounds: u8,
+    pub record: RecordMode,
+    pub time_limit_secs: u32,
+}
+
+impl Check for DialSettings {
+    fn check(&self, p: &mut Problems) {
+        p.check(
+            (5..=120).contains(&self.ring_timeout_secs),
+            "dial.ring_timeout_secs",
+            "must be between 5 and 120",
+        );
+        p.check(
+            (1..=10).contains(&self.rounds),
+            "dial.rounds",
+            "must be between 1 and 10",
+        );
+        p.check(
+            (60..=14400).contains(&self.time_limit_secs),
+            "dial.time_limit_secs",
+            "must be between 60 and 14400",
+        );
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoicemailSettings {
+    pub max_length_secs: u32,
+    pub silence_timeout_secs: u32,
+    pub finish_on_key: String,
+    pub play_beep: bool,
+}
+
+impl Check for VoicemailSettings {
+    fn check(&self, p: &mut Problems) {
+        p.check(
+            (1..=3600).contains(&self.max_length_secs),
+            "voicemail.max_length_secs",
+            "must be between 1 and 3600",
+        );
+        p.check(
+            self.silence_timeout_secs <= 3600,
+            "voicemail.silence_timeout_secs",
+            "must be at most 3600",
+        );
+        let key = &self.finish_on_key;
+        p.check(
+            key.is_empty()
+                || (key.len() == 1 && key.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#')),
+            "voicemail.finish_on_key",
+            "must be empty or one of 0-9, * and #",
+        );
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSettings {
+    pub grace_secs: u64,
+    pub ttl_secs: u64,
+    pub sweep_interval_secs: u64,
+}
+
+impl Check for CallSettings {
+    fn check(&self, p: &mut Problems) {
+        p.check(
+            self.sweep_interval_secs >= 1,
+            "calls.sweep_interval_secs",
+            "must be at least 1",
+        );
+        p.check(
+            self.grace_secs <= self.ttl_secs,
+            "calls.grace_secs",
+            "must not exceed calls.ttl_secs",
+        );
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub max_active_calls: usize,
+}
+
+impl Check for LimitSettings {
+    fn check(&self, p: &mut Problems) {
+        p.check(
+            self.max_active_calls >= 1,
+            "limits.max_active_calls",
+            "must be at least 1",
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// state, security
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -145,119 +313,457 @@ pub struct StateSettings {
     pub agents_sync_secs: u64,
 }
 
+impl Check for StateSettings {
+    fn check(&self, p: &mut Problems) {
+        if self.backend == Backend::Redis {
+            let ok = Url::parse(self.redis_url.expose_secret().trim())
+                .is_ok_and(|u| matches!(u.scheme(), "redis" | "redis+unix" | "unix"));
+            p.check(
+                ok,
+                "state.redis_url",
+                "must be a redis:// URL (its value is not shown: it may hold a password)",
+            );
+        }
+        p.check(
+            (3..=3600).contains(&self.lease_ttl_secs),
+            "state.lease_ttl_secs",
+            "must be between 3 and 3600",
+        );
+        p.check(
+            (1..=3600).contains(&self.agents_sync_secs),
+            "state.agents_sync_secs",
+            "must be between 1 and 3600",
+        );
+        p.check(
+            !self.key_prefix.contains(char::is_whitespace),
+            "state.key_prefix",
+            "must not contain spaces",
+        );
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
-    pub mode: crate::signature::Mode,
+    pub mode: Mode,
     pub max_clock_skew_secs: u64,
     pub trust_forwarded_headers: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitSettings {
-    pub max_active_calls: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TwilioSettings {
-    pub auth_token: SecretString,
-}
-
-impl TwilioSettings {
-    /// The auth token, when Twilio signatures are checked.
-    pub fn token(&self) -> Option<&SecretString> {
-        (!self.auth_token.expose_secret().trim().is_empty()).then_some(&self.auth_token)
+impl Check for SecuritySettings {
+    fn check(&self, p: &mut Problems) {
+        p.check(
+            (1..=3600).contains(&self.max_clock_skew_secs),
+            "security.max_clock_skew_secs",
+            "must be between 1 and 3600",
+        );
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Pretty,
-    Json,
+// ---------------------------------------------------------------------------------------------
+// twilio, slack, privacy
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTwilio {
+    auth_token: SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioSettings {
+    /// The auth token, when Twilio signatures are checked.
+    pub auth_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LogSettings {
-    pub format: LogFormat,
-    pub level: String,
+struct RawSlack {
+    webhook_url: SecretString,
+    mention: Mention,
+    queue_capacity: usize,
+    timeout_secs: u64,
+    max_attempts: u32,
+    retry_base_ms: u64,
+    retry_max_ms: u64,
+    flush_timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PathSettings {
-    pub templates: PathBuf,
-    pub audio: PathBuf,
+#[derive(Debug, Clone)]
+pub struct SlackSettings {
+    /// The incoming webhook, when notifications go to Slack (a secret: never shown).
+    pub webhook_url: Option<SecretString>,
+    pub mention: Mention,
+    pub queue_capacity: usize,
+    pub timeout_secs: u64,
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub flush_timeout_secs: u64,
 }
 
-/// The `record` attribute of `<Dial>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RecordMode {
-    DoNotRecord,
-    RecordFromAnswer,
-    RecordFromRinging,
-    RecordFromAnswerDual,
-    RecordFromRingingDual,
-}
-
-impl RecordMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordMode::DoNotRecord => "do-not-record",
-            RecordMode::RecordFromAnswer => "record-from-answer",
-            RecordMode::RecordFromRinging => "record-from-ringing",
-            RecordMode::RecordFromAnswerDual => "record-from-answer-dual",
-            RecordMode::RecordFromRingingDual => "record-from-ringing-dual",
+impl RawSlack {
+    fn parse(self) -> SlackSettings {
+        SlackSettings {
+            webhook_url: optional_secret(self.webhook_url),
+            mention: self.mention,
+            queue_capacity: self.queue_capacity,
+            timeout_secs: self.timeout_secs,
+            max_attempts: self.max_attempts,
+            retry_base_ms: self.retry_base_ms,
+            retry_max_ms: self.retry_max_ms,
+            flush_timeout_secs: self.flush_timeout_secs,
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DialSettings {
-    pub ring_timeout_secs: u32,
-    pub rounds: u8,
-    pub record: RecordMode,
-    pub time_limit_secs: u32,
+impl Check for SlackSettings {
+    fn check(&self, p: &mut Problems) {
+        if let Some(url) = &self.webhook_url {
+            p.check(
+                http_url(url.expose_secret()).is_ok(),
+                "slack.webhook_url",
+                "must be an http(s) URL (its value is not shown: it is a secret)",
+            );
+        }
+        p.check(
+            self.flush_timeout_secs <= 300,
+            "slack.flush_timeout_secs",
+            "must be at most 300",
+        );
+        p.check(
+            (1..=100_000).contains(&self.queue_capacity),
+            "slack.queue_capacity",
+            "must be between 1 and 100000",
+        );
+        p.check(
+            (1..=120).contains(&self.timeout_secs),
+            "slack.timeout_secs",
+            "must be between 1 and 120",
+        );
+        p.check(
+            (1..=50).contains(&self.max_attempts),
+            "slack.max_attempts",
+            "must be between 1 and 50",
+        );
+        p.check(
+            self.retry_base_ms >= 1 && self.retry_base_ms <= self.retry_max_ms,
+            "slack.retry_base_ms",
+            "must be at least 1 and at most slack.retry_max_ms",
+        );
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct VoicemailSettings {
-    pub max_length_secs: u32,
-    pub silence_timeout_secs: u32,
-    pub finish_on_key: String,
-    pub play_beep: bool,
+pub struct PrivacySettings {
+    pub mask_caller_numbers: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// telnyx, jobs, balance
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTelnyx {
+    api_base_url: String,
+    api_key: SecretString,
+    public_key: String,
+    outbound_voice_profile_id: String,
+    sip_domain: String,
+    timeout_secs: u64,
+    max_retries: u32,
+    retry_base_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelnyxSettings {
+    pub api_base_url: Url,
+    /// The API key, when the Telnyx API is used.
+    pub api_key: Option<SecretString>,
+    /// The account's public key, when Telnyx webhooks are verified.
+    pub public_key: Option<VerifyingKey>,
+    /// Only connections on this outbound voice profile are agents (`None`: any).
+    pub outbound_voice_profile_id: Option<String>,
+    pub sip_domain: String,
+    pub timeout_secs: u64,
+    pub max_retries: u32,
+    pub retry_base_ms: u64,
+}
+
+impl RawTelnyx {
+    fn parse(self, p: &mut Problems) -> Option<TelnyxSettings> {
+        let api_base_url = p.take(
+            http_url(&self.api_base_url),
+            "telnyx.api_base_url",
+            |_| "must be an http(s) URL".into(),
+        );
+        let key = self.public_key.trim();
+        let public_key = match key {
+            "" => Some(None),
+            k => p
+                .take(crate::signature::telnyx_key(k), "telnyx.public_key", |e| e)
+                .map(Some),
+        };
+        let profile = self.outbound_voice_profile_id.trim();
+        Some(TelnyxSettings {
+            api_base_url: api_base_url?,
+            api_key: optional_secret(self.api_key),
+            public_key: public_key?,
+            outbound_voice_profile_id: (!profile.is_empty()).then(|| profile.to_owned()),
+            sip_domain: self.sip_domain.trim().to_owned(),
+            timeout_secs: self.timeout_secs,
+            max_retries: self.max_retries,
+            retry_base_ms: self.retry_base_ms,
+        })
+    }
+}
+
+impl Check for TelnyxSettings {
+    fn check(&self, p: &mut Problems) {
+        p.check(
+            !self.sip_domain.is_empty() && !self.sip_domain.contains(['@', ':', '/', ' ']),
+            "telnyx.sip_domain",
+            "must be a host name such as sip.telnyx.com",
+        );
+        p.check(
+            (1..=120).contains(&self.timeout_secs),
+            "telnyx.timeout_secs",
+            "must be between 1 and 120",
+        );
+        p.check(self.max_retries <= 10, "telnyx.max_retries", "must be at most 10");
+    }
+}
+
+/// A cron schedule the job scheduler accepts (with seconds: sec min hour day month weekday).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cron(String);
+
+impl Cron {
+    pub fn parse(expr: &str) -> Result<Cron, String> {
+        tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {}))
+            .map(|_| Cron(expr.to_owned()))
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CallSettings {
-    pub grace_secs: u64,
-    pub ttl_secs: u64,
-    pub sweep_interval_secs: u64,
+struct RawJobs {
+    agents_refresh: String,
+    balance_check: String,
+    alert_after_failures: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub agents_refresh: Cron,
+    pub balance_check: Cron,
+    pub alert_after_failures: u32,
+}
+
+impl RawJobs {
+    fn parse(self, p: &mut Problems) -> Option<JobSettings> {
+        let cron = |p: &mut Problems, expr: &str, key: &str, example: &str| {
+            p.take(Cron::parse(expr), key, |_| {
+                format!("is not a cron schedule (sec min hour day month weekday), e.g. \"{example}\"")
+            })
+        };
+        let agents_refresh = cron(p, &self.agents_refresh, "jobs.agents_refresh", "0 */10 * * * *");
+        let balance_check = cron(p, &self.balance_check, "jobs.balance_check", "0 0 * * * *");
+        Some(JobSettings {
+            agents_refresh: agents_refresh?,
+            balance_check: balance_check?,
+            alert_after_failures: self.alert_after_failures,
+        })
+    }
+}
+
+impl Check for JobSettings {
+    fn check(&self, p: &mut Problems) {
+        p.check(
+            self.alert_after_failures >= 1,
+            "jobs.alert_after_failures",
+            "must be at least 1",
+        );
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AgentSettings {
-    pub name: String,
-    pub sip: Option<String>,
-    pub number: Option<String>,
-    pub connection_id: Option<String>,
+struct RawBalance {
+    alert_below: String,
+    remind_every: String,
 }
 
-/// A configuration that cannot be used. Its message names the key and says why.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    #[error("configuration: {}", .0.join("; "))]
-    Invalid(Vec<String>),
+#[derive(Debug, Clone)]
+pub struct BalanceSettings {
+    /// Alert once when available credit falls below this (exact decimal, account currency).
+    pub alert_below: Decimal,
+    /// While it stays low, remind at most this often.
+    pub remind_every: Duration,
+}
+
+impl RawBalance {
+    fn parse(self, p: &mut Problems) -> Option<BalanceSettings> {
+        let alert_below = p.take(
+            Decimal::from_str(self.alert_below.trim()),
+            "balance.alert_below",
+            |e| format!("is not a decimal amount such as \"80.00\" ({e})"),
+        );
+        let remind_every = p.take(
+            humantime::parse_duration(self.remind_every.trim()),
+            "balance.remind_every",
+            |e| format!("is not a duration such as 12h or 1d ({e})"),
+        );
+        Some(BalanceSettings {
+            alert_below: alert_below?,
+            remind_every: remind_every?,
+        })
+    }
+}
+
+impl Check for BalanceSettings {
+    fn check(&self, p: &mut Problems) {
+        p.check(
+            self.remind_every.as_secs() >= 60,
+            "balance.remind_every",
+            "must be at least 1m",
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// agents
+
+/// One `[[agents]]` entry as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentSettings {
+    name: String,
+    sip: Option<String>,
+    number: Option<String>,
+    connection_id: Option<String>,
+}
+
+impl AgentSettings {
+    fn parse(&self) -> Result<Agent, String> {
+        let endpoint = match (&self.sip, &self.number) {
+            (Some(sip), None) => Endpoint::sip(sip).map_err(|e| format!("sip: {e}"))?,
+            (None, Some(number)) => Endpoint::number(number).map_err(|e| format!("number: {e}"))?,
+            _ => return Err("needs exactly one of `sip` or `number`".into()),
+        };
+        let mut agent = Agent::new(&self.name, endpoint).map_err(|e| format!("name: {e}"))?;
+        agent.connection_id = self
+            .connection_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(Box::from);
+        Ok(agent)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the whole tree
+
+/// The tree as the sources give it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    server: RawServer,
+    log: LogSettings,
+    paths: PathSettings,
+    dial: DialSettings,
+    voicemail: VoicemailSettings,
+    calls: CallSettings,
+    state: StateSettings,
+    security: SecuritySettings,
+    limits: LimitSettings,
+    twilio: RawTwilio,
+    slack: RawSlack,
+    privacy: PrivacySettings,
+    telnyx: RawTelnyx,
+    jobs: RawJobs,
+    balance: RawBalance,
+    #[serde(default)]
+    agents: Vec<AgentSettings>,
+}
+
+impl RawSettings {
+    fn parse(self) -> Result<Settings, ConfigError> {
+        let mut p = Problems::default();
+        let server = self.server.parse(&mut p);
+        let telnyx = self.telnyx.parse(&mut p);
+        let jobs = self.jobs.parse(&mut p);
+        let balance = self.balance.parse(&mut p);
+        let mut agents = Vec::new();
+        for (i, agent) in self.agents.iter().enumerate() {
+            if let Some(a) = p.take(agent.parse(), &format!("agents[{i}]"), |e| e) {
+                agents.push(a);
+            }
+        }
+        let slack = self.slack.parse();
+        // Every section that parsed is checked now, so all problems are reported at once.
+        let parsed: [Option<&dyn Check>; 4] = [
+            server.as_ref().map(|s| s as &dyn Check),
+            telnyx.as_ref().map(|s| s as &dyn Check),
+            jobs.as_ref().map(|s| s as &dyn Check),
+            balance.as_ref().map(|s| s as &dyn Check),
+        ];
+        let plain: [&dyn Check; 8] = [
+            &self.log,
+            &self.dial,
+            &self.voicemail,
+            &self.calls,
+            &self.limits,
+            &self.state,
+            &self.security,
+            &slack,
+        ];
+        for section in plain.into_iter().chain(parsed.into_iter().flatten()) {
+            section.check(&mut p);
+        }
+        let (Some(server), Some(telnyx), Some(jobs), Some(balance)) = (server, telnyx, jobs, balance)
+        else {
+            return Err(ConfigError::Invalid(p.0));
+        };
+        let settings = Settings {
+            server,
+            log: self.log,
+            paths: self.paths,
+            dial: self.dial,
+            voicemail: self.voicemail,
+            calls: self.calls,
+            state: self.state,
+            security: self.security,
+            limits: self.limits,
+            twilio: TwilioSettings {
+                auth_token: optional_secret(self.twilio.auth_token),
+            },
+            slack,
+            privacy: self.privacy,
+            telnyx,
+            jobs,
+            balance,
+            agents,
+        };
+        settings.cross_section().check(&mut p);
+        p.into_result(settings)
+    }
+}
+
+impl Problems {
+    fn into_result<T>(self, value: T) -> Result<T, ConfigError> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid(self.0))
+        }
+    }
 }
 
 impl Settings {
@@ -275,9 +781,8 @@ impl Settings {
             builder = builder.add_source(File::from(path).required(true));
         }
         let env = env.prefix_separator("__").separator("__").try_parsing(true);
-        let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
-        settings.validate()?;
-        Ok(settings)
+        let raw: RawSettings = builder.add_source(env).build()?.try_deserialize()?;
+        raw.parse()
     }
 
     /// The embedded demo configuration, checked.
@@ -285,264 +790,52 @@ impl Settings {
         Self::load_with(None, Environment::with_prefix("SWITCHBOARD_UNUSED_IN_DEMO"))
     }
 
-    /// Checks every value; all problems are reported at once, each naming its key.
+    /// Checks every value (again, after a program changed some); all problems at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut errors = Vec::new();
-        let mut check = |ok: bool, key: &str, why: &str| {
-            if !ok {
-                errors.push(format!("{key}: {why}"));
-            }
-        };
-        match Url::parse(&self.server.public_url) {
-            Ok(url) => check(
-                matches!(url.scheme(), "http" | "https")
-                    && url.host().is_some()
-                    && url.query().is_none()
-                    && url.fragment().is_none(),
-                "server.public_url",
-                "must be an absolute http(s) URL without query or fragment",
-            ),
-            Err(e) => check(
-                false,
-                "server.public_url",
-                &format!("is not a URL ({e}); expected e.g. https://switchboard.example.com"),
-            ),
+        let mut p = Problems::default();
+        let sections: [&dyn Check; 13] = [
+            &self.server,
+            &self.log,
+            &self.dial,
+            &self.voicemail,
+            &self.calls,
+            &self.limits,
+            &self.state,
+            &self.security,
+            &self.slack,
+            &self.telnyx,
+            &self.jobs,
+            &self.balance,
+            &self.cross_section(),
+        ];
+        for section in sections {
+            section.check(&mut p);
         }
-        check(
-            !self.server.host.trim().is_empty(),
-            "server.host",
-            "must not be empty",
-        );
-        check(
-            tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
-            "log.level",
-            "is not a valid level or filter (e.g. info, debug, switchboard=debug)",
-        );
-        check(
-            (5..=120).contains(&self.dial.ring_timeout_secs),
-            "dial.ring_timeout_secs",
-            "must be between 5 and 120",
-        );
-        check(
-            (1..=10).contains(&self.dial.rounds),
-            "dial.rounds",
-            "must be between 1 and 10",
-        );
-        check(
-            (60..=14400).contains(&self.dial.time_limit_secs),
-            "dial.time_limit_secs",
-            "must be between 60 and 14400",
-        );
-        check(
-            (1..=3600).contains(&self.voicemail.max_length_secs),
-            "voicemail.max_length_secs",
-            "must be between 1 and 3600",
-        );
-        check(
-            self.voicemail.silence_timeout_secs <= 3600,
-            "voicemail.silence_timeout_secs",
-            "must be at most 3600",
-        );
-        check(
-            self.voicemail.finish_on_key.is_empty()
-                || (self.voicemail.finish_on_key.len() == 1
-                    && self
-                        .voicemail
-                        .finish_on_key
-                        .chars()
-                        .all(|c| c.is_ascii_digit() || c == '*' || c == '#')),
-            "voicemail.finish_on_key",
-            "must be empty or one of 0-9, * and #",
-        );
-        check(
-            self.calls.sweep_interval_secs >= 1,
-            "calls.sweep_interval_secs",
-            "must be at least 1",
-        );
-        check(
-            self.calls.ttl_secs > u64::from(self.dial.time_limit_secs),
-            "calls.ttl_secs",
-            "must exceed dial.time_limit_secs (an answered call gets no callbacks while people talk)",
-        );
-        check(
-            self.calls.grace_secs <= self.calls.ttl_secs,
-            "calls.grace_secs",
-            "must not exceed calls.ttl_secs",
-        );
-        check(
-            self.server.shutdown_delay_secs <= 300 && self.server.shutdown_timeout_secs <= 300,
-            "server.shutdown_delay_secs",
-            "and server.shutdown_timeout_secs must be at most 300",
-        );
-        check(
-            (1..=3600).contains(&self.security.max_clock_skew_secs),
-            "security.max_clock_skew_secs",
-            "must be between 1 and 3600",
-        );
-        if self.state.backend == Backend::Redis {
-            let url = self.state.redis_url.expose_secret();
-            let ok = Url::parse(url.trim())
-                .is_ok_and(|u| matches!(u.scheme(), "redis" | "redis+unix" | "unix"));
-            if !ok {
-                errors.push(
-                    "state.redis_url: must be a redis:// URL (its value is not shown: it may hold a password)"
-                        .into(),
-                );
-            }
-        }
-        if !(3..=3600).contains(&self.state.lease_ttl_secs) {
-            errors.push("state.lease_ttl_secs: must be between 3 and 3600".into());
-        }
-        if !(1..=3600).contains(&self.state.agents_sync_secs) {
-            errors.push("state.agents_sync_secs: must be between 1 and 3600".into());
-        }
-        if self.state.key_prefix.contains(char::is_whitespace) {
-            errors.push("state.key_prefix: must not contain spaces".into());
-        }
-        let has_key = !self.telnyx.public_key.trim().is_empty();
-        if has_key {
-            if let Err(why) = crate::signature::telnyx_key(&self.telnyx.public_key) {
-                errors.push(format!("telnyx.public_key: {why}"));
-            }
-        }
-        let can_verify = has_key || self.twilio.token().is_some();
-        if matches!(
-            self.security.mode,
-            crate::signature::Mode::Enforce | crate::signature::Mode::Log
-        ) && !can_verify
-        {
-            errors.push(
-                "security.mode: enforce and log need telnyx.public_key or twilio.auth_token".into(),
-            );
-        }
-        let mut check = |ok: bool, key: &str, why: &str| {
-            if !ok {
-                errors.push(format!("{key}: {why}"));
-            }
-        };
-        check(
-            self.limits.max_active_calls >= 1,
-            "limits.max_active_calls",
-            "must be at least 1",
-        );
-        check(
-            self.slack.flush_timeout_secs <= 300,
-            "slack.flush_timeout_secs",
-            "must be at most 300",
-        );
-        check(
-            (1..=100_000).contains(&self.slack.queue_capacity),
-            "slack.queue_capacity",
-            "must be between 1 and 100000",
-        );
-        check(
-            (1..=120).contains(&self.slack.timeout_secs),
-            "slack.timeout_secs",
-            "must be between 1 and 120",
-        );
-        check(
-            (1..=50).contains(&self.slack.max_attempts),
-            "slack.max_attempts",
-            "must be between 1 and 50",
-        );
-        check(
-            self.slack.retry_base_ms >= 1 && self.slack.retry_base_ms <= self.slack.retry_max_ms,
-            "slack.retry_base_ms",
-            "must be at least 1 and at most slack.retry_max_ms",
-        );
-        if let Some(url) = self.slack.url() {
-            check(
-                Url::parse(url.expose_secret().trim())
-                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https")),
-                "slack.webhook_url",
-                "must be an http(s) URL (its value is not shown: it is a secret)",
-            );
-        }
-        check(
-            Url::parse(&self.telnyx.api_base_url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https")),
-            "telnyx.api_base_url",
-            "must be an http(s) URL",
-        );
-        check(
-            !self.telnyx.sip_domain.trim().is_empty()
-                && !self.telnyx.sip_domain.contains(['@', ':', '/', ' ']),
-            "telnyx.sip_domain",
-            "must be a host name such as sip.telnyx.com",
-        );
-        check(
-            (1..=120).contains(&self.telnyx.timeout_secs),
-            "telnyx.timeout_secs",
-            "must be between 1 and 120",
-        );
-        check(
-            self.telnyx.max_retries <= 10,
-            "telnyx.max_retries",
-            "must be at most 10",
-        );
-        check(
-            valid_cron(&self.jobs.agents_refresh),
-            "jobs.agents_refresh",
-            "is not a cron schedule (sec min hour day month weekday), e.g. \"0 */10 * * * *\"",
-        );
-        check(
-            valid_cron(&self.jobs.balance_check),
-            "jobs.balance_check",
-            "is not a cron schedule (sec min hour day month weekday), e.g. \"0 0 * * * *\"",
-        );
-        check(
-            self.jobs.alert_after_failures >= 1,
-            "jobs.alert_after_failures",
-            "must be at least 1",
-        );
-        if let Err(e) = self.balance.threshold() {
-            errors.push(format!(
-                "balance.alert_below: is not a decimal amount such as \"80.00\" ({e})"
-            ));
-        }
-        match self.balance.remind_every() {
-            Ok(d) if d.as_secs() >= 60 => {}
-            Ok(_) => errors.push("balance.remind_every: must be at least 1m".into()),
-            Err(e) => errors.push(format!(
-                "balance.remind_every: is not a duration such as 12h or 1d ({e})"
-            )),
-        }
-        for (i, agent) in self.agents.iter().enumerate() {
-            if let Err(why) = agent.to_agent() {
-                errors.push(format!("agents[{i}]: {why}"));
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(errors))
-        }
+        p.into_result(())
     }
 
-    /// The statically configured agents (already validated).
-    pub fn static_agents(&self) -> Vec<Agent> {
-        self.agents
-            .iter()
-            .filter_map(|a| a.to_agent().ok())
-            .collect()
+    fn cross_section(&self) -> CrossSection<'_> {
+        CrossSection(self)
     }
 }
 
-impl AgentSettings {
-    fn to_agent(&self) -> Result<Agent, String> {
-        let endpoint = match (&self.sip, &self.number) {
-            (Some(sip), None) => Endpoint::sip(sip).map_err(|e| format!("sip: {e}"))?,
-            (None, Some(number)) => Endpoint::number(number).map_err(|e| format!("number: {e}"))?,
-            _ => return Err("needs exactly one of `sip` or `number`".into()),
-        };
-        let mut agent = Agent::new(&self.name, endpoint).map_err(|e| format!("name: {e}"))?;
-        agent.connection_id = self
-            .connection_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(Box::from);
-        Ok(agent)
+/// Checks that involve several sections.
+struct CrossSection<'a>(&'a Settings);
+
+impl Check for CrossSection<'_> {
+    fn check(&self, p: &mut Problems) {
+        let s = self.0;
+        p.check(
+            s.calls.ttl_secs > u64::from(s.dial.time_limit_secs),
+            "calls.ttl_secs",
+            "must exceed dial.time_limit_secs (an answered call gets no callbacks while people talk)",
+        );
+        let can_verify = s.telnyx.public_key.is_some() || s.twilio.auth_token.is_some();
+        p.check(
+            !matches!(s.security.mode, Mode::Enforce | Mode::Log) || can_verify,
+            "security.mode",
+            "enforce and log need telnyx.public_key or twilio.auth_token",
+        );
     }
 }
 
@@ -564,7 +857,10 @@ mod tests {
         assert_eq!(s.server.port, 8080);
         assert_eq!(s.dial.rounds, 2);
         assert_eq!(s.dial.record, RecordMode::RecordFromAnswerDual);
-        assert_eq!(s.static_agents().len(), 3);
+        assert_eq!(s.agents.len(), 3);
+        assert_eq!(s.balance.alert_below, Decimal::new(8000, 2));
+        assert_eq!(s.balance.remind_every, Duration::from_secs(86_400));
+        assert!(s.telnyx.api_key.is_none() && s.slack.webhook_url.is_none());
     }
 
     #[test]
@@ -582,26 +878,33 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(s.server.port, 9001);
-        assert_eq!(s.server.public_url, "https://sb.example.com/base");
+        assert_eq!(s.server.public_url.as_str(), "https://sb.example.com/base");
         assert_eq!(s.dial.rounds, 3);
     }
 
     #[test]
-    fn invalid_values_name_their_keys() {
+    fn every_invalid_value_is_named_at_once() {
         let err = Settings::load_with(
             None,
             env(&[
                 ("SWITCHBOARD__DIAL__ROUNDS", "0"),
                 ("SWITCHBOARD__SERVER__PUBLIC_URL", "not a url"),
+                ("SWITCHBOARD__BALANCE__ALERT_BELOW", "lots"),
+                ("SWITCHBOARD__JOBS__BALANCE_CHECK", "hourly"),
+                ("SWITCHBOARD__TELNYX__PUBLIC_KEY", "not-a-key"),
             ]),
         )
         .expect_err("invalid")
         .to_string();
-        assert!(
-            err.contains("dial.rounds: must be between 1 and 10"),
-            "{err}"
-        );
-        assert!(err.contains("server.public_url"), "{err}");
+        for key in [
+            "dial.rounds: must be between 1 and 10",
+            "server.public_url",
+            "balance.alert_below",
+            "jobs.balance_check",
+            "telnyx.public_key",
+        ] {
+            assert!(err.contains(key), "{key}: {err}");
+        }
     }
 
     #[test]
@@ -618,5 +921,14 @@ mod tests {
             .expect_err("bad enum")
             .to_string();
         assert!(err.contains("always"), "{err}");
+    }
+
+    #[test]
+    fn a_program_changing_settings_is_checked_again() {
+        let mut s = Settings::demo().expect("demo");
+        s.dial.rounds = 11;
+        s.calls.ttl_secs = 10;
+        let err = s.validate().expect_err("invalid").to_string();
+        assert!(err.contains("dial.rounds") && err.contains("calls.ttl_secs"), "{err}");
     }
 }

@@ -173,6 +173,28 @@ impl Endpoint {
     }
 }
 
+/// Which line a call came in on (support, hotline, ...): the key of the agent roster and, later,
+/// of each line's hours and menus. One line, [`LineId::main`], until lines are configured.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LineId(Box<str>);
+
+impl LineId {
+    /// The line every call is on while no lines are configured.
+    pub fn main() -> LineId {
+        LineId("main".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Someone who answers calls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agent {

@@ -1,105 +1,28 @@
-//! The scheduled jobs, as plain async functions (tests call them directly; the cron scheduler in
-//! [`crate::startup`] only wraps them): refresh the agent list from the provider, and watch the
-//! account balance.
+//! The scheduled jobs: refresh the agent list from the provider, and watch the account balance.
+//! The work is plain async functions (tests call them directly); [`Jobs::schedule`] wraps each in
+//! the cron scheduler in one line.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use rust_decimal::Decimal;
+use secrecy::SecretString;
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
-use crate::call::Millis;
-use crate::clock::Clock;
+use crate::agents::source::{refresh_agents, AgentSource};
+use crate::agents::Agents;
 use crate::config::Settings;
-use crate::domain::{Agent, Endpoint};
-use crate::notify::{JobNotice, Notification, Notifier};
-use crate::provider::{ApiError, Balance, CredentialConnection, Telnyx};
-use crate::roster::Roster;
-
-/// Which credential connections are agents, and how to ring them.
-#[derive(Debug, Clone)]
-pub struct AgentSource {
-    /// Keep only connections on this outbound voice profile (`None`: any).
-    pub profile: Option<String>,
-    pub sip_domain: String,
-}
-
-/// The agents among `connections`: active, on the profile, with a valid SIP user name. The
-/// display name is the connection name (or the user name). Returns the agents and how many
-/// matching connections were skipped as unusable.
-pub fn agents_from(
-    connections: &[CredentialConnection],
-    source: &AgentSource,
-) -> (Vec<Agent>, usize) {
-    let mut agents = Vec::new();
-    let mut skipped = 0;
-    for c in connections {
-        let on_profile = match &source.profile {
-            Some(p) => c.outbound_voice_profile_id.as_deref() == Some(p.as_str()),
-            None => true,
-        };
-        if !c.active || !on_profile {
-            continue;
-        }
-        let agent = c.user_name.as_deref().and_then(|user| {
-            let endpoint = Endpoint::sip(&format!("sip:{user}@{}", source.sip_domain)).ok()?;
-            let name = c.connection_name.as_deref().unwrap_or(user);
-            let mut agent = Agent::new(name, endpoint).ok()?;
-            agent.connection_id = Some(c.id.as_str().into());
-            Some(agent)
-        });
-        match agent {
-            Some(a) => agents.push(a),
-            None => skipped += 1,
-        }
-    }
-    agents.sort_by(|a, b| {
-        a.name
-            .cmp(&b.name)
-            .then(a.endpoint.as_str().cmp(b.endpoint.as_str()))
-    });
-    (agents, skipped)
-}
-
-/// Reads every credential connection and replaces the roster with the agents among them, at
-/// once. On any error the roster keeps its last good list. Returns who was added and removed
-/// (`None` when nothing changed).
-pub async fn refresh_agents(
-    api: &Telnyx,
-    roster: &Roster,
-    source: &AgentSource,
-) -> Result<Option<JobNotice>, ApiError> {
-    let connections = api.credential_connections().await?;
-    let (agents, skipped) = agents_from(&connections, source);
-    if skipped > 0 {
-        tracing::warn!(
-            skipped,
-            "credential connections without a usable SIP user name were left out"
-        );
-    }
-    let old = roster.all();
-    let label = |a: &Agent| a.name.to_string();
-    let added: Vec<String> = agents
-        .iter()
-        .filter(|a| !old.contains(a))
-        .map(label)
-        .collect();
-    let removed: Vec<String> = old
-        .iter()
-        .filter(|a| !agents.contains(a))
-        .map(label)
-        .collect();
-    tracing::info!(
-        connections = connections.len(),
-        agents = agents.len(),
-        "agent list refreshed"
-    );
-    if added.is_empty() && removed.is_empty() {
-        return Ok(None);
-    }
-    roster.replace(agents);
-    Ok(Some(JobNotice::AgentsChanged { added, removed }))
-}
+use crate::domain::LineId;
+use crate::lease::Lease;
+use crate::provider::{ApiError, Balance, Telnyx};
+use crate::sink::{JobNotice, Record, Sinks};
+use crate::time::{Clock, Millis};
 
 /// What the balance watch remembers between checks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -169,36 +92,57 @@ pub async fn check_balance(
     Ok((balance, alert))
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    job: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CurrencyLabels {
+    currency: String,
+}
+
 /// Counts a job's consecutive failures; reports once per streak when it reaches the limit.
 pub struct FailureStreak {
     job: &'static str,
     count: AtomicU32,
     alert_after: u32,
-    /// Runs since start, for the metrics.
-    pub ok_total: AtomicU64,
-    pub failed_total: AtomicU64,
+    /// Runs since start by result, for `/metrics`.
+    runs: Family<RunLabels, Counter>,
 }
 
 impl FailureStreak {
     pub fn new(job: &'static str, alert_after: u32) -> FailureStreak {
+        FailureStreak::counted(job, alert_after, Family::default())
+    }
+
+    fn counted(job: &'static str, alert_after: u32, runs: Family<RunLabels, Counter>) -> Self {
         FailureStreak {
             job,
             count: AtomicU32::new(0),
             alert_after,
-            ok_total: AtomicU64::new(0),
-            failed_total: AtomicU64::new(0),
+            runs,
         }
+    }
+
+    fn ran(&self, result: &'static str) {
+        let labels = RunLabels {
+            job: self.job,
+            result,
+        };
+        self.runs.get_or_create(&labels).inc();
     }
 
     pub fn record<T>(&self, result: &Result<T, ApiError>) -> Option<JobNotice> {
         match result {
             Ok(_) => {
-                self.ok_total.fetch_add(1, Ordering::Relaxed);
+                self.ran("ok");
                 self.count.store(0, Ordering::Relaxed);
                 None
             }
             Err(e) => {
-                self.failed_total.fetch_add(1, Ordering::Relaxed);
+                self.ran("error");
                 let failures = self.count.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::warn!(job = self.job, failures, error = %e, "job failed");
                 (failures == self.alert_after).then(|| JobNotice::JobFailing {
@@ -209,6 +153,18 @@ impl FailureStreak {
             }
         }
     }
+}
+
+/// What the jobs act on, shared with the rest of the application.
+#[derive(Clone)]
+pub struct JobContext {
+    pub agents: Arc<Agents>,
+    /// The line the provider's agents answer.
+    pub line: LineId,
+    pub sinks: Sinks,
+    pub clock: Arc<dyn Clock>,
+    /// Only the holder checks the balance (one alert, not one per replica).
+    pub lease: Arc<Lease>,
 }
 
 /// Everything the scheduled jobs need, built once from the settings when an API key is set.
@@ -222,92 +178,74 @@ pub struct Jobs {
     pub refreshed_once: AtomicBool,
     pub agents_failures: FailureStreak,
     pub balance_failures: FailureStreak,
-    /// The last balance read, for the metrics.
-    last_balance: Mutex<Option<Balance>>,
+    /// The available credit at the last balance check, for `/metrics`.
+    last_balance: Family<CurrencyLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    cx: JobContext,
 }
 
 impl Jobs {
-    /// `None` when no Telnyx API key is configured (static agents, no balance check).
-    pub fn from_settings(settings: &Settings) -> Option<Jobs> {
-        let key = settings.telnyx.key()?.clone();
-        let profile = settings.telnyx.outbound_voice_profile_id.trim();
-        Some(Jobs {
+    /// The jobs for the Telnyx API with `key`, registering their metrics.
+    pub fn new(
+        settings: &Settings,
+        key: SecretString,
+        cx: JobContext,
+        registry: &mut Registry,
+    ) -> Jobs {
+        let runs = Family::<RunLabels, Counter>::default();
+        registry.register(
+            "job_runs",
+            "Scheduled job runs by job and result",
+            runs.clone(),
+        );
+        let last_balance = Family::default();
+        registry.register(
+            "balance_available",
+            "Available credit at the last balance check",
+            last_balance.clone(),
+        );
+        let alert_after = settings.jobs.alert_after_failures;
+        Jobs {
             api: Telnyx::new(&settings.telnyx, key),
             source: AgentSource {
-                profile: (!profile.is_empty()).then(|| profile.to_owned()),
-                sip_domain: settings.telnyx.sip_domain.trim().to_owned(),
+                profile: settings.telnyx.outbound_voice_profile_id.clone(),
+                sip_domain: settings.telnyx.sip_domain.clone(),
             },
-            // Both were checked by Settings::validate.
-            threshold: settings.balance.threshold().unwrap_or_default(),
-            remind_every: settings
-                .balance
-                .remind_every()
-                .unwrap_or(Duration::from_secs(86_400)),
+            threshold: settings.balance.alert_below,
+            remind_every: settings.balance.remind_every,
             balance: Mutex::new(BalanceState::default()),
             refreshed_once: AtomicBool::new(false),
-            agents_failures: FailureStreak::new(
-                "agents refresh",
-                settings.jobs.alert_after_failures,
-            ),
-            balance_failures: FailureStreak::new(
-                "balance check",
-                settings.jobs.alert_after_failures,
-            ),
-            last_balance: Mutex::new(None),
-        })
+            agents_failures: FailureStreak::counted("agents refresh", alert_after, runs.clone()),
+            balance_failures: FailureStreak::counted("balance check", alert_after, runs),
+            last_balance,
+            cx,
+        }
     }
 
-    /// (job, successful runs, failed runs) since start.
-    pub fn run_counts(&self) -> [(&'static str, u64, u64); 2] {
-        let counts = |s: &FailureStreak| {
-            (
-                s.job,
-                s.ok_total.load(Ordering::Relaxed),
-                s.failed_total.load(Ordering::Relaxed),
-            )
-        };
-        [
-            counts(&self.agents_failures),
-            counts(&self.balance_failures),
-        ]
+    fn tell(&self, at: Millis, kind: JobNotice) {
+        self.cx.sinks.accept(Record::Job { at, kind });
     }
 
-    /// The last balance read, as a float for the metrics, with its currency.
-    pub fn last_balance(&self) -> Option<(f64, String)> {
-        let last = self.last_balance.lock().unwrap_or_else(|p| p.into_inner());
-        last.as_ref().map(|b| {
-            (
-                rust_decimal::prelude::ToPrimitive::to_f64(&b.available_credit).unwrap_or(f64::NAN),
-                b.currency.clone(),
-            )
-        })
-    }
-
-    /// One run of the agents refresh, with its notifications.
-    pub async fn run_agents_refresh(
-        &self,
-        roster: &Roster,
-        notifier: &dyn Notifier,
-        clock: &dyn Clock,
-    ) {
-        let result = refresh_agents(&self.api, roster, &self.source).await;
+    /// One run of the agents refresh, with its records.
+    pub async fn run_agents_refresh(&self) {
+        let cx = &self.cx;
+        let result = refresh_agents(&self.api, &cx.agents, &cx.line, &self.source).await;
         let first = result.is_ok() && !self.refreshed_once.swap(true, Ordering::Relaxed);
-        let at = clock.now_ms();
+        let at = cx.clock.now_ms();
         if let Some(kind) = self.agents_failures.record(&result) {
-            notifier.notify(Notification::Job { at, kind });
+            self.tell(at, kind);
         }
         if let Ok(Some(change)) = result {
             if first {
                 tracing::info!(?change, "agent list loaded");
             } else {
-                notifier.notify(Notification::Job { at, kind: change });
+                self.tell(at, change);
             }
         }
     }
 
-    /// One run of the balance check, with its notifications.
-    pub async fn run_balance_check(&self, notifier: &dyn Notifier, clock: &dyn Clock) {
-        let at = clock.now_ms();
+    /// One run of the balance check, with its records.
+    pub async fn run_balance_check(&self) {
+        let at = self.cx.clock.now_ms();
         let result = check_balance(
             &self.api,
             &self.balance,
@@ -317,14 +255,55 @@ impl Jobs {
         )
         .await;
         if let Some(kind) = self.balance_failures.record(&result) {
-            notifier.notify(Notification::Job { at, kind });
+            self.tell(at, kind);
         }
         if let Ok((balance, alert)) = result {
-            *self.last_balance.lock().unwrap_or_else(|p| p.into_inner()) = Some(balance);
+            let value = rust_decimal::prelude::ToPrimitive::to_f64(&balance.available_credit);
+            let labels = CurrencyLabels {
+                currency: balance.currency,
+            };
+            self.last_balance
+                .get_or_create(&labels)
+                .set(value.unwrap_or(f64::NAN));
             if let Some(kind) = alert {
-                notifier.notify(Notification::Job { at, kind });
+                self.tell(at, kind);
             }
         }
+    }
+
+    /// Runs the first refresh (bounded by `limit`, so the first call rings real agents), then
+    /// both jobs on their cron schedules: the refresh on every replica, the balance check on the
+    /// lease holder only.
+    pub async fn schedule(
+        self: Arc<Self>,
+        settings: &Settings,
+        limit: Duration,
+    ) -> Result<JobScheduler, JobSchedulerError> {
+        if tokio::time::timeout(limit, self.run_agents_refresh())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the first agents refresh took too long; it will run again on schedule");
+        }
+        let scheduler = JobScheduler::new().await?;
+        let jobs = self.clone();
+        let refresh = Job::new_async(settings.jobs.agents_refresh.as_str(), move |_, _| {
+            let jobs = jobs.clone();
+            Box::pin(async move { jobs.run_agents_refresh().await })
+        })?;
+        let jobs = self;
+        let balance = Job::new_async(settings.jobs.balance_check.as_str(), move |_, _| {
+            let jobs = jobs.clone();
+            Box::pin(async move {
+                if jobs.cx.lease.holding() {
+                    jobs.run_balance_check().await;
+                }
+            })
+        })?;
+        scheduler.add(refresh).await?;
+        scheduler.add(balance).await?;
+        scheduler.start().await?;
+        Ok(scheduler)
     }
 }
 

@@ -1,23 +1,46 @@
 //! Switchboard: a call-center backend that answers Telnyx TeXML (and Twilio TwiML) requests from
 //! a per-call state machine.
+//!
+//! # Layout
+//!
+//! In dependency order, leaves first:
+//!
+//! - [`time`]: milliseconds, injected clocks
+//! - [`domain`]: validated newtypes (CallSid, Party, Endpoint, Agent, LineId)
+//! - [`call`]: the pure call core: state, events, policy, facts, `transition`, and the stores
+//!   that apply it atomically (memory, Redis)
+//! - [`texml`]: typed documents, prompt templates, rendering a call's reply
+//! - [`webhook`], [`signature`]: the edge: provider fields into typed events; signatures
+//! - [`config`]: settings, parsed once into the types above
+//! - [`agents`]: who answers each line, who is busy, where the list comes from, sharing it
+//! - [`sink`]: where facts go: log, outcome metrics, Slack, over one generic delivery queue
+//! - [`provider`], [`jobs`]: the Telnyx REST API, and the scheduled jobs that use it
+//! - [`lease`]: which replica runs the jobs
+//! - `service`: the call path: snapshot → store + transition → facts to sinks → reply
+//! - `routes`: the HTTP boundary and its context; `metrics`: the registry and HTTP metrics
+//! - [`startup`]: builds the application and runs it; [`telemetry`]: logs, off the request path
+//! - [`audio`]: the prompt files, served safely
+//! - [`simulate`]: `switchboard simulate`, a provider stand-in that plays calls
 
-pub mod audio; // the prompts in audio/, indexed at start and served safely
-pub mod call; // the pure call logic: state, events, transition, store
-pub mod clock; // injected time
-pub mod cluster; // several replicas: the job lease and the shared agent list
-pub mod config; // settings: embedded defaults, file, environment; checked at start
-pub mod domain; // validated newtypes: CallSid, Party, Endpoint, Agent
-pub mod jobs; // agents refresh and balance check, plain async fns
-pub mod metrics; // GET /metrics: Prometheus exposition
-pub mod notify; // notifications: log lines, Slack Block Kit messages, delivery queue
-pub mod outbound; // agents' own calls from Call Control webhooks
-pub mod provider; // the Telnyx REST API client
-pub mod retry; // Retry-After and backoff, shared by the HTTP clients
-pub mod roster; // the agents rung, replaced atomically
-pub mod routes; // thin actix handlers
-pub mod signature; // webhook signatures: Telnyx Ed25519, Twilio HMAC-SHA1
-pub mod simulate; // switchboard simulate: plays calls against any TeXML server
-pub mod startup; // Application::build / run
-pub mod telemetry; // tracing subscriber
-pub mod texml; // typed documents, templates, rendering
-pub mod webhook; // provider form fields → typed events
+#![warn(unreachable_pub)]
+
+pub mod agents;
+pub mod audio;
+pub mod call;
+pub mod config;
+pub mod domain;
+pub mod jobs;
+pub mod lease;
+mod metrics;
+pub mod provider;
+mod retry;
+mod routes;
+mod service;
+pub mod signature;
+pub mod simulate;
+pub mod sink;
+pub mod startup;
+pub mod telemetry;
+pub mod texml;
+pub mod time;
+pub mod webhook;

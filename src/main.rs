@@ -77,7 +77,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    switchboard::telemetry::init(&settings.log);
+    let _logs = switchboard::telemetry::init(&settings.log);
     let served = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;
         app.run_until_stopped().await?;

@@ -68,7 +68,7 @@ struct Meta {
 }
 
 /// Ids and amounts arrive as strings (sometimes numbers): keep their text exactly.
-fn text(v: Option<&Value>) -> Option<String> {
+pub fn json_text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
         Value::Number(n) => Some(n.to_string()),
@@ -79,12 +79,12 @@ fn text(v: Option<&Value>) -> Option<String> {
 impl CredentialConnection {
     fn from_json(v: &Value) -> Result<CredentialConnection, ApiError> {
         Ok(CredentialConnection {
-            id: text(v.get("id"))
+            id: json_text(v.get("id"))
                 .ok_or_else(|| ApiError::Decode("a credential connection has no id".into()))?,
             active: v.get("active").and_then(Value::as_bool).unwrap_or(false),
-            user_name: text(v.get("user_name")),
-            connection_name: text(v.get("connection_name")),
-            outbound_voice_profile_id: text(
+            user_name: json_text(v.get("user_name")),
+            connection_name: json_text(v.get("connection_name")),
+            outbound_voice_profile_id: json_text(
                 v.get("outbound")
                     .and_then(|o| o.get("outbound_voice_profile_id")),
             ),
@@ -100,7 +100,7 @@ impl Telnyx {
                 .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .unwrap_or_default(),
-            base: settings.api_base_url.trim_end_matches('/').to_owned(),
+            base: settings.api_base_url.as_str().trim_end_matches('/').to_owned(),
             key,
             max_retries: settings.max_retries,
             retry_base: Duration::from_millis(settings.retry_base_ms),
@@ -193,12 +193,12 @@ impl Telnyx {
         let data = body
             .get("data")
             .ok_or_else(|| ApiError::Decode("balance: no data".into()))?;
-        let available = text(data.get("available_credit"))
+        let available = json_text(data.get("available_credit"))
             .ok_or_else(|| ApiError::Decode("balance: no available_credit".into()))?;
         Ok(Balance {
             available_credit: Decimal::from_str(&available)
                 .map_err(|e| ApiError::Decode(format!("balance: available_credit: {e}")))?,
-            currency: text(data.get("currency")).unwrap_or_else(|| "USD".into()),
+            currency: json_text(data.get("currency")).unwrap_or_else(|| "USD".into()),
         })
     }
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 /// Longest wait a `Retry-After` may impose.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// The `Retry-After` of an answer, in seconds, capped at [`MAX_RETRY_AFTER`].
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
@@ -17,7 +17,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// `base` doubled for each attempt after the first, capped at `max`.
-pub fn backoff(base: Duration, attempt: u32, max: Duration) -> Duration {
+pub(crate) fn backoff(base: Duration, attempt: u32, max: Duration) -> Duration {
     let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
     base.saturating_mul(factor).min(max)
 }

@@ -19,7 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha1::Sha1;
 use url::Url;
 
-use crate::call::Millis;
+use crate::time::Millis;
 
 pub const TELNYX_SIGNATURE: &str = "telnyx-signature-ed25519";
 pub const TELNYX_TIMESTAMP: &str = "telnyx-timestamp";
@@ -164,6 +164,8 @@ pub struct Verifier {
     /// `server.public_url` without its trailing slash.
     pub public_base: String,
     pub trust_forwarded: bool,
+    /// Webhooks refused (or, in `log` mode, let through) for a missing or bad signature.
+    pub rejected: prometheus_client::metrics::counter::Counter,
 }
 
 /// The parts of a request the checks read.
@@ -177,6 +179,15 @@ pub struct Signed<'a> {
 }
 
 impl Verifier {
+    /// Registers `signature_rejections`.
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "signature_rejections",
+            "Webhooks without a valid signature",
+            self.rejected.clone(),
+        );
+    }
+
     /// The mode in force: `auto` resolved.
     pub fn effective_mode(&self) -> Mode {
         match self.mode {

@@ -1,38 +1,40 @@
 //! Building the application apart from running it: [`Application::build`] loads and checks
-//! everything, binds (port 0 in tests) and exposes the port; [`Application::run_until_stopped`]
-//! serves and sweeps.
+//! everything, wires the components, binds (port 0 in tests) and exposes the port;
+//! [`Application::run_until_stopped`] starts the background tasks, serves, and stops in order.
+//! Nothing here decides anything about calls.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, Service};
 use actix_web::web::{Data, PayloadConfig};
 use actix_web::{App, HttpServer};
+use secrecy::ExposeSecret;
+use tokio::task::JoinHandle;
+use tokio_cron_scheduler::JobScheduler;
 use tracing_actix_web::TracingLogger;
 
-use tokio_cron_scheduler::{Job, JobScheduler};
-
+use crate::agents::own_calls::OwnCalls;
+use crate::agents::shared::SharedAgents;
+use crate::agents::Agents;
 use crate::audio::AudioDir;
-use secrecy::ExposeSecret;
-
 use crate::call::redis_store::{self, RedisStore};
-use crate::call::{CallStore, Context, Effect, Ignored, MemoryStore, Reply, StoreError};
-use crate::clock::{Clock, SystemClock};
-use crate::cluster::{Lease, SharedAgents};
+use crate::call::{CallStore, Expiry, MemoryStore, Policy, StoreError};
 use crate::config::{Backend, Settings};
-use crate::domain::CallSid;
-use crate::jobs::Jobs;
-use crate::metrics::Metrics;
-use crate::notify::queue::DeliveryPolicy;
-use crate::notify::{
-    slack, DeliveryStats, Dispatcher, Notification, Notifier, Privacy, SlackQueue,
-};
-use crate::outbound::OutboundCalls;
-use crate::roster::Roster;
+use crate::jobs::{JobContext, Jobs};
+use crate::lease::Lease;
+use crate::metrics::HttpMetrics;
+use crate::routes::{Context, Readiness};
+use crate::service::CallService;
 use crate::signature::Verifier;
+use crate::sink::log::LogSink;
+use crate::sink::outcomes::OutcomeMetrics;
+use crate::sink::queue::DeliveryPolicy;
+use crate::sink::slack::{SlackSink, Style};
+use crate::sink::{Privacy, Sink, Sinks};
 use crate::texml::{Prompts, Renderer, TemplateError, Urls};
+use crate::time::{Clock, SystemClock};
 
 /// Largest webhook body accepted (Telnyx callbacks are about 2 KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -50,141 +52,18 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("jobs: {0}")]
-    Scheduler(String),
+    Scheduler(#[from] tokio_cron_scheduler::JobSchedulerError),
     #[error("state.redis_url: cannot connect to Redis ({0})")]
-    Redis(String),
+    Redis(StoreError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
-/// What every handler shares.
-pub struct AppState {
-    pub store: Arc<dyn CallStore>,
-    pub renderer: Renderer,
-    pub roster: Roster,
-    pub audio: AudioDir,
-    pub notifier: Arc<dyn Notifier>,
-    pub clock: Arc<dyn Clock>,
-    /// Agents' own calls in progress.
-    pub outbound: OutboundCalls,
-    /// The scheduled jobs, when a Telnyx API key is configured.
-    pub jobs: Option<Arc<Jobs>>,
-    /// Slack delivery counters, when Slack is configured.
-    pub slack: Option<Arc<DeliveryStats>>,
-    /// Webhook signature checks.
-    pub verifier: Verifier,
-    /// Whether this replica runs the scheduled jobs.
-    pub lease: Lease,
-    /// The agent list shared between replicas (Redis backend).
-    pub shared_agents: Option<SharedAgents>,
-    pub counters: Counters,
-    pub metrics: Arc<Metrics>,
-    pub max_active_calls: usize,
-    pub rounds: u8,
-    /// False until serving and again while shutting down; `/readyz` reports it.
-    pub ready: AtomicBool,
-}
-
-impl AppState {
-    /// Applies one event to its call and runs the effects; returns the call's reply.
-    pub async fn handle(
-        &self,
-        sid: &CallSid,
-        event: &crate::call::Event,
-    ) -> Result<Reply, StoreError> {
-        let available = self.roster.available();
-        let now = self.clock.now_ms();
-        // Only a new call needs the live count (one more round trip with Redis).
-        let accepting = match event {
-            crate::call::Event::Incoming { .. } => {
-                self.store.live(now).await? < self.max_active_calls
-            }
-            _ => true,
-        };
-        let ctx = Context {
-            rounds: self.rounds,
-            available: &available,
-            accepting,
-        };
-        let applied = self.store.apply(sid, event, now, &ctx).await?;
-        if let Some(outcome) = applied.ended {
-            self.metrics.call_ended(outcome);
-        }
-        for effect in applied.effects {
-            match effect {
-                Effect::Notify(notice) => self.notifier.notify(Notification::Call {
-                    sid: sid.clone(),
-                    at: now,
-                    notice,
-                }),
-                Effect::Ignored(Ignored::UnknownCall) => {
-                    tracing::warn!(event = ?EventKind(event), "callback for an unknown call")
-                }
-                Effect::Ignored(Ignored::OverCapacity) => {
-                    self.metrics.call_ended("refused");
-                    let total = self.counters.over_capacity.fetch_add(1, Ordering::Relaxed) + 1;
-                    tracing::warn!(
-                        over_capacity_total = total,
-                        max_active_calls = self.max_active_calls,
-                        "too many live calls: new caller asked to call back later"
-                    )
-                }
-                Effect::Ignored(Ignored::TooManyLegs) => {
-                    tracing::warn!("leg ignored: the call already has too many legs")
-                }
-                Effect::Ignored(ref why) => {
-                    tracing::debug!(?why, event = ?EventKind(event), "callback changed nothing")
-                }
-            }
-        }
-        Ok(applied.reply)
-    }
-}
-
-/// What was refused, since start. Each is also logged when it happens.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Webhooks refused (or, in `log` mode, let through) for a missing or bad signature.
-    pub rejected_signatures: AtomicU64,
-    /// New calls refused past `limits.max_active_calls`.
-    pub over_capacity: AtomicU64,
-}
-
-/// An event's name for logs, without its caller-controlled fields.
-struct EventKind<'a>(&'a crate::call::Event);
-
-impl std::fmt::Debug for EventKind<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::call::Event::*;
-        f.write_str(match self.0 {
-            Incoming { .. } => "incoming",
-            DialEnded { .. } => "dial-ended",
-            LegStatus { .. } => "leg-status",
-            CallStatus { .. } => "call-status",
-            RecordEnded => "record-ended",
-            Recording { .. } => "recording",
-        })
-    }
-}
-
-/// Replacements for tests and tools: where notifications go, and what time it is.
+/// What tests and tools may add: more sinks (after the built-in ones), and another clock.
 #[derive(Default)]
 pub struct Overrides {
-    pub notifier: Option<Arc<dyn Notifier>>,
+    pub sinks: Vec<Arc<dyn Sink>>,
     pub clock: Option<Arc<dyn Clock>>,
-}
-
-pub struct Application {
-    port: u16,
-    server: Server,
-    state: Data<AppState>,
-    sweep_every: Duration,
-    scheduler: Option<JobScheduler>,
-    slack: Option<Arc<SlackQueue>>,
-    shutdown: ShutdownHandle,
-    shutdown_delay: Duration,
-    flush_timeout: Duration,
-    agents_sync: Duration,
 }
 
 /// Starts the same shutdown as SIGTERM (for tests and embedding).
@@ -197,137 +76,138 @@ impl ShutdownHandle {
     }
 }
 
+/// The background work, started by [`Application::run_until_stopped`].
+struct Tasks {
+    service: Arc<CallService>,
+    sweep_every: Duration,
+    lease: Arc<Lease>,
+    shared_agents: Option<(SharedAgents, Arc<Agents>, bool, Duration)>,
+    scheduler: Option<JobScheduler>,
+    sinks: Sinks,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    readiness: Readiness,
+    tasks: Tasks,
+    shutdown: ShutdownHandle,
+    shutdown_delay: Duration,
+    flush_timeout: Duration,
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
         Self::build_with(settings, Overrides::default()).await
     }
 
-    /// As [`Application::build`], with some parts replaced.
+    /// As [`Application::build`], with some parts added or replaced.
     pub async fn build_with(
         settings: Settings,
         overrides: Overrides,
     ) -> Result<Application, StartError> {
+        let mut registry = crate::metrics::registry();
+        crate::telemetry::register(&mut registry);
+        let http_metrics = HttpMetrics::new(&mut registry);
+        let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+
         let urls = Urls::new(&settings.server.public_url)?;
         let audio = AudioDir::scan(&settings.paths.audio);
         let prompts = Prompts::load(&settings.paths.templates, &audio, &|name| urls.audio(name))?;
-        let renderer = Renderer::new(&settings, urls, prompts)?;
+        let renderer = Renderer::new(&settings.dial, &settings.voicemail, urls, prompts)?;
+
+        let expiry = Expiry::from_secs(settings.calls.grace_secs, settings.calls.ttl_secs);
+        let prefix = &settings.state.key_prefix;
         let (store, redis): (Arc<dyn CallStore>, _) = match settings.state.backend {
-            Backend::Memory => (
-                Arc::new(MemoryStore::new(
-                    settings.calls.grace_secs,
-                    settings.calls.ttl_secs,
-                )),
-                None,
-            ),
+            Backend::Memory => (Arc::new(MemoryStore::new(expiry)), None),
             Backend::Redis => {
-                let conn = redis_store::connect(settings.state.redis_url.expose_secret().trim())
-                    .await
-                    .map_err(|e| StartError::Redis(e.0))?;
-                let store = RedisStore::new(
-                    conn.clone(),
-                    &settings.state.key_prefix,
-                    settings.calls.grace_secs,
-                    settings.calls.ttl_secs,
-                );
+                let url = settings.state.redis_url.expose_secret().trim().to_owned();
+                let conn = redis_store::connect(&url).await.map_err(StartError::Redis)?;
+                let store = RedisStore::new(conn.clone(), prefix, expiry);
                 (Arc::new(store), Some(conn))
             }
         };
-        let prefix = &settings.state.key_prefix;
-        let lease = match &redis {
+        let lease = Arc::new(match &redis {
             Some(conn) => Lease::redis(
                 conn.clone(),
                 format!("{prefix}lease:jobs"),
                 Duration::from_secs(settings.state.lease_ttl_secs),
             ),
             None => Lease::solo(),
+        });
+        lease.register(&mut registry);
+
+        let policy = Policy {
+            rounds: settings.dial.rounds,
+            max_active_calls: settings.limits.max_active_calls,
+            ..Policy::default()
         };
-        let shared_agents = redis.map(|conn| SharedAgents::new(conn, format!("{prefix}agents")));
-        let jobs = Jobs::from_settings(&settings).map(Arc::new);
+        let api_key = settings.telnyx.api_key.clone();
         // With the Telnyx API, the agents come from it; the static list is for running without.
-        let agents = if jobs.is_some() {
-            if !settings.agents.is_empty() {
+        let agents = match &api_key {
+            Some(_) if !settings.agents.is_empty() => {
                 tracing::info!("a Telnyx API key is set: static [[agents]] are ignored");
+                Vec::new()
             }
-            Vec::new()
-        } else {
-            settings.static_agents()
+            Some(_) => Vec::new(),
+            None => settings.agents.clone(),
         };
+        let static_agents = agents.len();
+        let agents = Arc::new(Agents::new(policy.line.clone(), agents));
+        agents.register(&mut registry);
+
+        let sinks = build_sinks(&settings, overrides.sinks, &mut registry);
+        let service = Arc::new(CallService::new(
+            store,
+            agents.clone(),
+            OwnCalls::new(expiry),
+            policy.clone(),
+            sinks.clone(),
+            clock.clone(),
+            &mut registry,
+        ));
         tracing::info!(
-            static_agents = agents.len(),
+            static_agents,
             audio_files = audio.len(),
-            telnyx_api = jobs.is_some(),
-            slack = settings.slack.url().is_some(),
+            telnyx_api = api_key.is_some(),
+            slack = settings.slack.webhook_url.is_some(),
             "configuration and templates loaded"
         );
-        let (notifier, slack_queue) = match overrides.notifier {
-            Some(notifier) => (notifier, None),
-            None => {
-                let privacy = Privacy {
-                    mask_caller_numbers: settings.privacy.mask_caller_numbers,
+
+        let scheduler = match api_key {
+            Some(key) => {
+                let cx = JobContext {
+                    agents: agents.clone(),
+                    line: policy.line.clone(),
+                    sinks: sinks.clone(),
+                    clock: clock.clone(),
+                    lease: lease.clone(),
                 };
-                let slack = settings.slack.url().map(|url| {
-                    let s = &settings.slack;
-                    let policy = DeliveryPolicy {
-                        capacity: s.queue_capacity,
-                        timeout: Duration::from_secs(s.timeout_secs),
-                        max_attempts: s.max_attempts,
-                        backoff_base: Duration::from_millis(s.retry_base_ms),
-                        backoff_max: Duration::from_millis(s.retry_max_ms),
-                    };
-                    let queue = Arc::new(SlackQueue::start(url.clone(), policy));
-                    (queue, slack::Style { mention: s.mention })
-                });
-                let queue = slack.as_ref().map(|(q, _)| q.clone());
-                let notifier: Arc<dyn Notifier> = Arc::new(Dispatcher { privacy, slack });
-                (notifier, queue)
-            }
-        };
-        let telnyx_key = Some(settings.telnyx.public_key.trim())
-            .filter(|k| !k.is_empty())
-            .and_then(|k| crate::signature::telnyx_key(k).ok());
-        let verifier = Verifier {
-            mode: settings.security.mode,
-            telnyx: telnyx_key,
-            twilio: settings.twilio.token().cloned(),
-            max_skew_secs: settings.security.max_clock_skew_secs,
-            public_base: settings.server.public_url.trim_end_matches('/').to_owned(),
-            trust_forwarded: settings.security.trust_forwarded_headers,
-        };
-        tracing::info!(mode = ?verifier.effective_mode(), "webhook signature checks");
-        let state = Data::new(AppState {
-            store,
-            renderer,
-            roster: Roster::new(agents),
-            audio,
-            notifier,
-            clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-            outbound: OutboundCalls::new(settings.calls.grace_secs, settings.calls.ttl_secs),
-            jobs,
-            slack: slack_queue.as_ref().map(|q| q.stats.clone()),
-            verifier,
-            lease,
-            shared_agents,
-            counters: Counters::default(),
-            metrics: Arc::new(Metrics::new()),
-            max_active_calls: settings.limits.max_active_calls,
-            rounds: settings.dial.rounds,
-            ready: AtomicBool::new(false),
-        });
-        state.metrics.attach(&state.clone().into_inner());
-        let scheduler = match &state.jobs {
-            Some(jobs) => {
-                // The first refresh is awaited (bounded) so the first call rings real agents.
-                let first = jobs.run_agents_refresh(&state.roster, &*state.notifier, &*state.clock);
-                let limit = Duration::from_secs(settings.telnyx.timeout_secs * 4 + 5);
-                if tokio::time::timeout(limit, first).await.is_err() {
-                    tracing::warn!(
-                        "the first agents refresh took too long; it will run again on schedule"
-                    );
-                }
-                Some(schedule(&state, &settings).await?)
+                let jobs = Arc::new(Jobs::new(&settings, key, cx, &mut registry));
+                let first_limit = Duration::from_secs(settings.telnyx.timeout_secs * 4 + 5);
+                Some(jobs.schedule(&settings, first_limit).await?)
             }
             None => None,
         };
+        let shared_agents = redis.map(|conn| {
+            let shared = SharedAgents::new(conn, format!("{prefix}agents"));
+            let every = Duration::from_secs(settings.state.agents_sync_secs);
+            (shared, agents.clone(), scheduler.is_some(), every)
+        });
+
+        let verifier = verifier(&settings);
+        verifier.register(&mut registry);
+        tracing::info!(mode = ?verifier.effective_mode(), "webhook signature checks");
+        let readiness = Readiness::new(&mut registry);
+        let context = Data::new(Context {
+            service: service.clone(),
+            renderer,
+            verifier,
+            audio,
+            readiness: readiness.clone(),
+            metrics: Arc::new(registry),
+            clock,
+        });
 
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
@@ -335,9 +215,8 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr()?.port();
-        let shared = state.clone();
         let mut server = HttpServer::new(move || {
-            let metrics = shared.metrics.clone();
+            let metrics = http_metrics.clone();
             App::new()
                 .wrap_fn(move |req, srv| {
                     let metrics = metrics.clone();
@@ -351,7 +230,7 @@ impl Application {
                     }
                 })
                 .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
-                .app_data(shared.clone())
+                .app_data(context.clone())
                 .app_data(PayloadConfig::new(MAX_BODY))
                 .configure(crate::routes::configure)
         })
@@ -365,14 +244,18 @@ impl Application {
         Ok(Application {
             port,
             server,
-            state,
-            sweep_every: Duration::from_secs(settings.calls.sweep_interval_secs),
-            scheduler,
-            slack: slack_queue,
+            readiness,
+            tasks: Tasks {
+                service,
+                sweep_every: Duration::from_secs(settings.calls.sweep_interval_secs),
+                lease,
+                shared_agents,
+                scheduler,
+                sinks,
+            },
             shutdown: ShutdownHandle::default(),
             shutdown_delay: Duration::from_secs(settings.server.shutdown_delay_secs),
             flush_timeout: Duration::from_secs(settings.slack.flush_timeout_secs),
-            agents_sync: Duration::from_secs(settings.state.agents_sync_secs),
         })
     }
 
@@ -385,54 +268,33 @@ impl Application {
         self.port
     }
 
-    pub fn state(&self) -> Data<AppState> {
-        self.state.clone()
-    }
-
-    /// Serves, sweeping finished and stale calls, until SIGTERM, SIGINT or the shutdown handle.
-    /// Then, in order: `/readyz` turns false; the server keeps serving for
-    /// `server.shutdown_delay_secs` (the load balancer notices); it stops accepting and lets
-    /// in-flight requests finish (up to `server.shutdown_timeout_secs`); the jobs stop; the Slack
-    /// queue is flushed (up to `slack.flush_timeout_secs`, what is left is logged with a count).
+    /// Serves, with the background tasks, until SIGTERM, SIGINT or the shutdown handle. Then, in
+    /// order: `/readyz` turns false; the server keeps serving for `server.shutdown_delay_secs`
+    /// (the load balancer notices); it stops accepting and lets in-flight requests finish (up to
+    /// `server.shutdown_timeout_secs`); the background tasks and jobs stop; the lease is given
+    /// up; the sinks flush their queues (up to `slack.flush_timeout_secs`; what is left is
+    /// counted and logged).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let state = self.state.clone();
-        let every = self.sweep_every;
-        let sweeper = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let now = state.clock.now_ms();
-                let swept = match state.store.sweep(now).await {
-                    Ok(swept) => swept,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "sweep failed; will try again");
-                        continue;
-                    }
-                };
-                let stale_outbound = state.outbound.sweep(now, &state.roster);
-                if stale_outbound > 0 {
-                    tracing::warn!(
-                        stale_outbound,
-                        "forgot agents' calls whose hangup never arrived; their agents are free again"
-                    );
-                }
-                if swept.stale > 0 {
-                    tracing::warn!(
-                        stale = swept.stale,
-                        "forgot calls whose final callback never arrived"
-                    );
-                }
-                if swept.ended > 0 {
-                    tracing::debug!(ended = swept.ended, "forgot finished calls");
-                }
-            }
-        });
-        let cluster = (self.state.shared_agents.is_some())
-            .then(|| tokio::spawn(keep_in_step(self.state.clone(), self.agents_sync)));
+        let Tasks {
+            service,
+            sweep_every,
+            lease,
+            shared_agents,
+            scheduler,
+            sinks,
+        } = self.tasks;
+        let mut background: Vec<JoinHandle<()>> = vec![
+            tokio::spawn(service.keep_swept(sweep_every)),
+            tokio::spawn(lease.clone().keep()),
+        ];
+        if let Some((shared, agents, publishes, every)) = shared_agents {
+            let line = crate::domain::LineId::main();
+            let task = shared.keep_in_step(agents, line, lease.clone(), publishes, every);
+            background.push(tokio::spawn(task));
+        }
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
-        self.state.ready.store(true, Ordering::Relaxed);
+        self.readiness.set(true);
         tracing::info!(port = self.port, "switchboard is serving");
 
         let stopped_by_itself = tokio::select! {
@@ -442,7 +304,7 @@ impl Application {
                 None
             }
         };
-        self.state.ready.store(false, Ordering::Relaxed);
+        self.readiness.set(false);
         let result = match stopped_by_itself {
             Some(result) => result,
             None => {
@@ -452,57 +314,65 @@ impl Application {
                 server.await
             }
         };
-        sweeper.abort();
-        if let Some(cluster) = cluster {
-            cluster.abort();
+        for task in background {
+            task.abort();
         }
-        if let Some(mut scheduler) = self.scheduler {
+        if let Some(mut scheduler) = scheduler {
             let _ = scheduler.shutdown().await;
         }
         // Another replica takes the jobs over at once instead of after the lease expires.
-        self.state.lease.release().await;
-        if let Some(queue) = &self.slack {
-            queue.shutdown(self.flush_timeout).await;
-        }
+        lease.release().await;
+        sinks.flush(self.flush_timeout).await;
         tracing::info!("stopped");
         result.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 }
 
-/// With several replicas: keeps the job lease (taking it when free) and the local agent list in
-/// step with the one the lease holder publishes.
-async fn keep_in_step(state: Data<AppState>, agents_every: Duration) {
-    let mut lease_tick = tokio::time::interval(state.lease.renew_every());
-    let mut agents_tick = tokio::time::interval(agents_every);
-    loop {
-        tokio::select! {
-            _ = lease_tick.tick() => {
-                let was = state.lease.holding();
-                if state.lease.renew().await && !was {
-                    publish_agents(&state).await;
-                }
-            }
-            _ = agents_tick.tick() => {
-                let Some(shared) = &state.shared_agents else { continue };
-                match shared.fetch().await {
-                    Ok(Some(agents)) if agents.as_slice() != &*state.roster.all() => {
-                        tracing::info!(agents = agents.len(), "agent list updated from the shared one");
-                        state.roster.replace(agents);
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "shared agent list not readable"),
-                }
-            }
-        }
+/// The sinks every record goes to: the log, the outcome counters, Slack when configured, then
+/// whatever `extra` adds.
+fn build_sinks(
+    settings: &Settings,
+    extra: Vec<Arc<dyn Sink>>,
+    registry: &mut prometheus_client::registry::Registry,
+) -> Sinks {
+    let privacy = Privacy {
+        mask_caller_numbers: settings.privacy.mask_caller_numbers,
+    };
+    let mut sinks: Vec<Arc<dyn Sink>> = vec![
+        Arc::new(LogSink { privacy }),
+        Arc::new(OutcomeMetrics::new(registry)),
+    ];
+    if let Some(url) = &settings.slack.webhook_url {
+        let s = &settings.slack;
+        let policy = DeliveryPolicy {
+            capacity: s.queue_capacity,
+            max_attempts: s.max_attempts,
+            backoff_base: Duration::from_millis(s.retry_base_ms),
+            backoff_max: Duration::from_millis(s.retry_max_ms),
+        };
+        let timeout = Duration::from_secs(s.timeout_secs);
+        let style = Style { mention: s.mention };
+        let slack = SlackSink::start(url.clone(), timeout, policy, privacy, style, registry);
+        sinks.push(Arc::new(slack));
     }
+    sinks.extend(extra);
+    Sinks::new(sinks)
 }
 
-/// The lease holder shares the agent list it read from the provider.
-async fn publish_agents(state: &AppState) {
-    if let (Some(shared), Some(_)) = (&state.shared_agents, &state.jobs) {
-        if let Err(e) = shared.publish(&state.roster.all()).await {
-            tracing::warn!(error = %e, "agent list not shared");
-        }
+fn verifier(settings: &Settings) -> Verifier {
+    Verifier {
+        mode: settings.security.mode,
+        telnyx: settings.telnyx.public_key,
+        twilio: settings.twilio.auth_token.clone(),
+        max_skew_secs: settings.security.max_clock_skew_secs,
+        public_base: settings
+            .server
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned(),
+        trust_forwarded: settings.security.trust_forwarded_headers,
+        rejected: Default::default(),
     }
 }
 
@@ -524,35 +394,4 @@ async fn stop_requested(handle: &ShutdownHandle) -> &'static str {
         _ = next(&mut int) => "SIGINT",
         _ = handle.0.notified() => "shutdown handle",
     }
-}
-
-/// Wraps each job in the cron scheduler: one line each, the work is in [`crate::jobs`].
-async fn schedule(state: &Data<AppState>, settings: &Settings) -> Result<JobScheduler, StartError> {
-    let err = |e: tokio_cron_scheduler::JobSchedulerError| StartError::Scheduler(e.to_string());
-    let scheduler = JobScheduler::new().await.map_err(err)?;
-    let s = state.clone();
-    let refresh = Job::new_async(settings.jobs.agents_refresh.as_str(), move |_, _| {
-        let s = s.clone();
-        Box::pin(async move {
-            if let Some(jobs) = &s.jobs {
-                jobs.run_agents_refresh(&s.roster, &*s.notifier, &*s.clock)
-                    .await;
-            }
-        })
-    })
-    .map_err(err)?;
-    let s = state.clone();
-    let balance = Job::new_async(settings.jobs.balance_check.as_str(), move |_, _| {
-        let s = s.clone();
-        Box::pin(async move {
-            if let Some(jobs) = s.jobs.as_ref().filter(|_| s.lease.holding()) {
-                jobs.run_balance_check(&*s.notifier, &*s.clock).await;
-            }
-        })
-    })
-    .map_err(err)?;
-    scheduler.add(refresh).await.map_err(err)?;
-    scheduler.add(balance).await.map_err(err)?;
-    scheduler.start().await.map_err(err)?;
-    Ok(scheduler)
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::call::{CallStatus, DialStatus, Event, RecordingKind};
+use crate::call::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
 use crate::domain::{CallSid, FieldError, Party};
 
 /// Most fields a webhook may carry (Telnyx sends about 40).
@@ -181,7 +181,7 @@ pub fn recording(p: &Params, query: &Params) -> Result<(CallSid, Event), BadRequ
         }
         (None, _) => return Err(BadRequest::Missing("kind")),
     };
-    let status = p.text("RecordingStatus").unwrap_or("completed");
+    let status = RecordingStatus::parse(p.text("RecordingStatus"));
     let url = match p.text("RecordingUrl") {
         Some(u) if u.len() > 2048 => {
             return Err(BadRequest::Field("RecordingUrl", FieldError::TooLong))
@@ -198,7 +198,7 @@ pub fn recording(p: &Params, query: &Params) -> Result<(CallSid, Event), BadRequ
         sid,
         Event::Recording {
             kind,
-            completed: status.eq_ignore_ascii_case("completed"),
+            status,
             url,
             duration_secs: p.secs("RecordingDuration")?,
         },

@@ -86,6 +86,28 @@ pub enum RecordingKind {
     Conversation,
 }
 
+/// `RecordingStatus` of a recording callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingStatus {
+    /// The recording is ready at its URL.
+    Completed,
+    /// There is no recording (nothing was said, or it failed).
+    Absent,
+    /// Still being recorded (sent only when asked for).
+    InProgress,
+}
+
+impl RecordingStatus {
+    /// Lenient: a missing status means `completed` (what both providers send by default).
+    pub fn parse(s: Option<&str>) -> RecordingStatus {
+        match s.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("completed") => RecordingStatus::Completed,
+            Some("absent" | "failed") => RecordingStatus::Absent,
+            Some(_) => RecordingStatus::InProgress,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The provider fetched the voice URL for this call.
@@ -113,8 +135,26 @@ pub enum Event {
     /// A recording status callback.
     Recording {
         kind: RecordingKind,
-        completed: bool,
+        status: RecordingStatus,
         url: Option<Box<str>>,
         duration_secs: Option<u32>,
     },
+    /// The grace period of an ended call whose outcome was not settled has passed (from the
+    /// sweeper, never from the provider): no voicemail is coming any more.
+    Expired,
+}
+
+impl Event {
+    /// The event's name for logs, without its caller-controlled fields.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Incoming { .. } => "incoming",
+            Event::DialEnded { .. } => "dial-ended",
+            Event::LegStatus { .. } => "leg-status",
+            Event::CallStatus { .. } => "call-status",
+            Event::RecordEnded => "record-ended",
+            Event::Recording { .. } => "recording",
+            Event::Expired => "expired",
+        }
+    }
 }

@@ -1,8 +1,19 @@
-//! The call logic. [`transition`] is a pure function of (state, event, now): it reads no clock,
-//! does no I/O and touches no globals, so every branch of a call flow is a plain unit test. The
-//! [`store`] applies it atomically per CallSid; handlers only parse, apply and render.
+//! The call logic. [`transition`] is a pure function of (call, event, now, policy, snapshot): it
+//! reads no clock, does no I/O and touches no globals, so every branch of a call flow is a plain
+//! unit test. It returns the call's next state, its document ([`Reply`]) and what happened
+//! ([`Fact`]s). A [`CallStore`] applies it atomically per CallSid; the call service
+//! ([`crate::service`]) hands the facts to the sinks.
+//!
+//! - [`state`]: the call, its phases and its documents (with the flow drawn out)
+//! - [`event`]: what the provider tells us, typed
+//! - [`policy`]: the operator's rules, and a snapshot of the moment
+//! - [`fact`]: what happened, and why an event changed nothing
+//! - [`transition`]: the decisions
+//! - [`store`], [`redis_store`]: where calls live, in memory or in Redis
 
 pub mod event;
+pub mod fact;
+pub mod policy;
 pub mod redis_store;
 pub mod state;
 pub mod store;
@@ -10,16 +21,12 @@ pub mod transition;
 
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+pub(crate) mod testing;
 
-pub use event::{CallStatus, DialStatus, Event, RecordingKind};
-pub use state::{Answer, Call, Lead, Leg, Message, Outcome, Phase, Reply, Targets};
-pub use store::{Applied, CallStore, MemoryStore, StoreError, Swept};
-pub use transition::{transition, Context, Effect, Ignored, MissReason, Notice, NoticeKind, Step};
-
-/// Milliseconds since the Unix epoch: the only notion of time the call logic has, always passed in.
-pub type Millis = u64;
-
-/// Whole seconds between two instants (0 when `later` is not later).
-pub fn secs_between(earlier: Millis, later: Millis) -> u64 {
-    later.saturating_sub(earlier) / 1000
-}
+pub use event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
+pub use fact::{Fact, FactKind, Ignored, MissReason};
+pub use policy::{Policy, Snapshot};
+pub use state::{Call, Intro, Message, Outcome, Phase, Pickup, Reply, Targets};
+pub use store::{Applied, CallStore, Decide, Expiry, MemoryStore, StoreError, Swept};
+pub use transition::{transition, Step};

@@ -1,23 +1,14 @@
 //! Property tests of the state machine: any sequence of callbacks, duplicated or reordered,
 //! never panics, ends in a terminal state once the call completes, stays terminal, and never
-//! emits the same notice twice.
-
-use std::sync::Arc;
+//! emits the same fact twice, and decides exactly one final outcome per call.
 
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 
+use super::testing::{agents, party, sid};
 use super::*;
-use crate::domain::{Agent, CallSid, Endpoint, Party};
-
-fn party(s: &str) -> Party {
-    Party::parse(s).expect("party")
-}
-
-fn sid(s: &str) -> CallSid {
-    CallSid::parse(s).expect("sid")
-}
+use crate::domain::{CallSid, Party};
 
 fn call_status() -> impl Strategy<Value = CallStatus> {
     prop_oneof![
@@ -75,62 +66,55 @@ fn event() -> impl Strategy<Value = Event> {
         (leg(), call_status()).prop_map(|((leg, to), status)| Event::LegStatus { leg, status, to }),
         call_status().prop_map(|status| Event::CallStatus { status }),
         Just(Event::RecordEnded),
-        (any::<bool>(), any::<bool>(), option::of(0u32..120)).prop_map(
-            |(voicemail, completed, duration_secs)| Event::Recording {
+        (any::<bool>(), recording_status(), option::of(0u32..120)).prop_map(
+            |(voicemail, status, duration_secs)| Event::Recording {
                 kind: if voicemail {
                     RecordingKind::Voicemail
                 } else {
                     RecordingKind::Conversation
                 },
-                completed,
+                status,
                 url: Some("https://rec.example/r.mp3".into()),
                 duration_secs,
             }
         ),
+        Just(Event::Expired),
     ]
 }
 
-fn agents(present: bool) -> Targets {
-    if !present {
-        return Arc::from(Vec::new());
-    }
-    Arc::from(vec![
-        Agent::new("Ada", Endpoint::sip("sip:ada@x.example").expect("sip")).expect("agent"),
-        Agent::new("Bob", Endpoint::number("+12025550100").expect("num")).expect("agent"),
-    ])
+fn recording_status() -> impl Strategy<Value = RecordingStatus> {
+    prop_oneof![
+        Just(RecordingStatus::Completed),
+        Just(RecordingStatus::Absent),
+        Just(RecordingStatus::InProgress),
+    ]
+}
+
+fn available(present: bool) -> Snapshot {
+    Snapshot::ringing(present.then(agents))
 }
 
 /// Plays `events` in order, checking the invariants after each; returns the final state and
-/// every notice kind emitted.
-fn play(
-    events: &[(u64, Event)],
-    available: &Targets,
-    rounds: u8,
-) -> (Option<Call>, Vec<NoticeKind>) {
+/// every fact emitted.
+fn play(events: &[(u64, Event)], snapshot: &Snapshot, rounds: u8) -> (Option<Call>, Vec<FactKind>) {
     let id = sid("CA-prop");
-    let ctx = Context {
-        rounds,
-        available,
-        accepting: true,
-    };
+    let policy = Policy::default().with_rounds(rounds);
     let mut call: Option<Call> = None;
-    let mut notices: Vec<NoticeKind> = Vec::new();
+    let mut facts: Vec<FactKind> = Vec::new();
     let mut now = 0;
     for (gap, event) in events {
         now += gap;
         let was_ended = call.as_ref().is_some_and(Call::is_ended);
         let existed = call.is_some();
-        let step = transition(&id, call.as_ref(), event, now, &ctx);
-        for effect in step.effects {
-            if let Effect::Notify(n) = effect {
-                let kind = std::mem::discriminant(&n.kind);
-                assert!(
-                    notices.iter().all(|k| std::mem::discriminant(k) != kind),
-                    "{:?} emitted twice",
-                    n.kind
-                );
-                notices.push(n.kind);
-            }
+        let step = transition(&id, call.as_ref(), event, now, &policy, snapshot);
+        for fact in step.facts {
+            let kind = std::mem::discriminant(&fact.kind);
+            assert!(
+                facts.iter().all(|k| std::mem::discriminant(k) != kind),
+                "{:?} emitted twice",
+                fact.kind
+            );
+            facts.push(fact.kind);
         }
         if let Some(next) = step.next {
             call = Some(next);
@@ -146,7 +130,9 @@ fn play(
             }
         }
     }
-    (call, notices)
+    let finals = facts.iter().filter(|f| f.final_outcome().is_some()).count();
+    assert!(finals <= 1, "more than one final outcome: {facts:?}");
+    (call, facts)
 }
 
 proptest! {
@@ -158,19 +144,25 @@ proptest! {
         present in any::<bool>(),
         rounds in 1u8..=3,
     ) {
-        let available = agents(present);
-        let (call, _) = play(&events, &available, rounds);
-        // However it got there, the caller's final callback ends the call.
+        let snapshot = available(present);
+        let (call, facts) = play(&events, &snapshot, rounds);
+        // However it got there, the caller's final callback ends the call, and once the grace
+        // period has passed its outcome is decided: exactly one final outcome per call.
         if let Some(call) = call {
+            let policy = Policy::default().with_rounds(rounds);
             let done = Event::CallStatus { status: CallStatus::Completed };
-            let step = transition(&call.sid, Some(&call), &done, u64::MAX / 2, &Context {
-                rounds,
-                available: &available,
-                accepting: true,
-            });
+            let step = transition(&call.sid, Some(&call), &done, u64::MAX / 2, &policy, &snapshot);
+            let mut all: Vec<FactKind> = facts;
+            all.extend(step.facts.into_iter().map(|f| f.kind));
             let end = step.next.unwrap_or(call);
             prop_assert!(end.is_ended());
             prop_assert_eq!(end.reply(), Reply::Hangup);
+            let step = transition(&end.sid, Some(&end), &Event::Expired, u64::MAX / 2, &policy, &snapshot);
+            all.extend(step.facts.into_iter().map(|f| f.kind));
+            let end = step.next.unwrap_or(end);
+            prop_assert_eq!(end.unsettled_since(), None);
+            let finals = all.iter().filter(|f| f.final_outcome().is_some()).count();
+            prop_assert_eq!(finals, 1, "{:?}", all);
         }
     }
 
@@ -179,11 +171,11 @@ proptest! {
         events in vec((0u64..120_000, event()), 0..40),
         present in any::<bool>(),
     ) {
-        let available = agents(present);
+        let snapshot = available(present);
         let doubled: Vec<(u64, Event)> = events
             .iter()
             .flat_map(|(gap, e)| [(*gap, e.clone()), (0, e.clone())])
             .collect();
-        prop_assert_eq!(play(&events, &available, 2), play(&doubled, &available, 2));
+        prop_assert_eq!(play(&events, &snapshot, 2), play(&doubled, &snapshot, 2));
     }
 }

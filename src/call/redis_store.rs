@@ -1,29 +1,32 @@
 //! Call state in Redis, so several replicas serve the same calls.
 //!
-//! Each call is one key holding its JSON, expiring by itself (`PX`: the grace period once ended,
-//! the TTL while live). A transition is an optimistic compare-and-set: read the call, run the
-//! pure [`transition`], then a Lua script writes the new state only if the key still holds exactly
-//! what was read. When two replicas race on one call, one write wins and the other re-reads and
+//! Each call is one key holding its JSON, expiring by itself (`PX`, from [`Expiry`]). A
+//! transition is an optimistic compare-and-set: read the call, let the caller decide (the pure
+//! transition), then a Lua script writes the new state only if the key still holds exactly what
+//! was read. When two replicas race on one call, one write wins and the other re-reads and
 //! re-decides from the winner's state, so no update is lost, and since only the winning
-//! transition's effects run, no notice is sent twice. Live calls are also kept in a sorted set
-//! scored by their expiry, which the same script maintains, so counting them is one `ZCOUNT`.
+//! transition's facts are returned, no fact is told twice. Two sorted sets are kept by the same
+//! script: live calls scored by their expiry (counting them is one `ZCOUNT`), and calls that
+//! ended unsettled scored by when they are due to settle ([`CallStore::due`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+
 use crate::domain::CallSid;
+use crate::time::Millis;
 
 use super::state::Call;
-use super::store::{ended, orphan_reply, Applied, CallStore, StoreError, Swept};
-use super::transition::{transition, Context};
-use super::{Event, Millis};
+use super::store::{register_stale, Applied, CallStore, Decide, Expiry, StoreError, Swept};
 
 /// Writes `ARGV[2]` to `KEYS[1]` (with `PX ARGV[3]`) only if `KEYS[1]` still holds `ARGV[1]`
-/// (`''`: does not exist), and keeps the live set `KEYS[2]` in step. Returns 1 when written.
+/// (`''`: does not exist), and keeps the live set `KEYS[2]` and the unsettled set `KEYS[3]` in
+/// step (`ARGV[7]` '1' with score `ARGV[8]`: waiting to settle). Returns 1 when written.
 const CAS: &str = r"
 local current = redis.call('GET', KEYS[1])
 if ARGV[1] == '' then
@@ -36,6 +39,11 @@ if ARGV[4] == '1' then
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
 else
   redis.call('ZREM', KEYS[2], ARGV[6])
+end
+if ARGV[7] == '1' then
+  redis.call('ZADD', KEYS[3], ARGV[8], ARGV[6])
+else
+  redis.call('ZREM', KEYS[3], ARGV[6])
 end
 return 1
 ";
@@ -54,30 +62,22 @@ pub async fn bounded<T>(
 ) -> Result<T, StoreError> {
     tokio::time::timeout(DEADLINE, op)
         .await
-        .unwrap_or_else(|_| {
-            Err(StoreError(format!(
-                "Redis did not answer within {DEADLINE:?}"
-            )))
-        })
+        .unwrap_or(Err(StoreError::Timeout(DEADLINE)))
 }
 
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
-    grace_ms: u64,
-    ttl_ms: u64,
+    expiry: Expiry,
     cas: Script,
-    stale_total: AtomicU64,
-}
-
-fn store_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+    /// Live-set entries whose call expired without its final callback (this replica's sweeps).
+    stale: Counter,
 }
 
 /// Connects to Redis with bounded timeouts, so an unreachable Redis fails a request quickly
 /// instead of holding a caller.
 pub async fn connect(url: &str) -> Result<ConnectionManager, StoreError> {
-    let client = redis::Client::open(url).map_err(store_error)?;
+    let client = redis::Client::open(url)?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Duration::from_secs(2))
         .set_response_timeout(Duration::from_secs(1))
@@ -85,23 +85,17 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, StoreError> {
     client
         .get_connection_manager_with_config(config)
         .await
-        .map_err(store_error)
+        .map_err(StoreError::from)
 }
 
 impl RedisStore {
-    pub fn new(
-        conn: ConnectionManager,
-        prefix: &str,
-        grace_secs: u64,
-        ttl_secs: u64,
-    ) -> RedisStore {
+    pub fn new(conn: ConnectionManager, prefix: &str, expiry: Expiry) -> RedisStore {
         RedisStore {
             conn,
             prefix: prefix.to_owned(),
-            grace_ms: grace_secs.saturating_mul(1000),
-            ttl_ms: ttl_secs.saturating_mul(1000),
+            expiry,
             cas: Script::new(CAS),
-            stale_total: AtomicU64::new(0),
+            stale: Counter::default(),
         }
     }
 
@@ -112,6 +106,10 @@ impl RedisStore {
     fn live_key(&self) -> String {
         format!("{}live", self.prefix)
     }
+
+    fn unsettled_key(&self) -> String {
+        format!("{}unsettled", self.prefix)
+    }
 }
 
 #[async_trait]
@@ -119,11 +117,30 @@ impl CallStore for RedisStore {
     async fn apply(
         &self,
         sid: &CallSid,
-        event: &Event,
         now: Millis,
-        ctx: &Context<'_>,
+        decide: &Decide<'_>,
     ) -> Result<Applied, StoreError> {
-        bounded(self.apply_unbounded(sid, event, now, ctx)).await
+        bounded(self.apply_unbounded(sid, now, decide)).await
+    }
+
+    async fn due(&self, now: Millis) -> Result<Vec<CallSid>, StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(async {
+            // An entry still there a whole TTL after it was due belongs to a call whose key has
+            // expired: nothing can settle it any more.
+            let gone = now.saturating_sub(self.expiry.ttl_ms);
+            let _: usize = conn
+                .zrembyscore(self.unsettled_key(), "-inf", gone)
+                .await?;
+            let sids: Vec<String> = conn
+                .zrangebyscore_limit(self.unsettled_key(), "-inf", now, 0, 1000)
+                .await?;
+            Ok(sids
+                .iter()
+                .filter_map(|s| CallSid::parse(s).ok())
+                .collect())
+        })
+        .await
     }
 
     async fn sweep(&self, now: Millis) -> Result<Swept, StoreError> {
@@ -133,27 +150,24 @@ impl CallStore for RedisStore {
     async fn live(&self, now: Millis) -> Result<usize, StoreError> {
         let mut conn = self.conn.clone();
         bounded(async {
-            conn.zcount(self.live_key(), format!("({now}"), "+inf")
-                .await
-                .map_err(store_error)
+            Ok(conn
+                .zcount(self.live_key(), format!("({now}"), "+inf")
+                .await?)
         })
         .await
-    }
-
-    fn stale_total(&self) -> u64 {
-        self.stale_total.load(Ordering::Relaxed)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         bounded(async {
-            let _: String = redis::cmd("PING")
-                .query_async(&mut conn)
-                .await
-                .map_err(store_error)?;
+            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
             Ok(())
         })
         .await
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        register_stale(registry, &self.stale);
     }
 }
 
@@ -161,76 +175,59 @@ impl RedisStore {
     async fn apply_unbounded(
         &self,
         sid: &CallSid,
-        event: &Event,
         now: Millis,
-        ctx: &Context<'_>,
+        decide: &Decide<'_>,
     ) -> Result<Applied, StoreError> {
         let key = self.call_key(sid);
         let mut conn = self.conn.clone();
         for _ in 0..MAX_ATTEMPTS {
-            let raw: Option<String> = conn.get(&key).await.map_err(store_error)?;
+            let raw: Option<String> = conn.get(&key).await?;
             let call: Option<Call> = match &raw {
-                Some(json) => Some(
-                    serde_json::from_str(json)
-                        .map_err(|e| StoreError(format!("call {sid} is unreadable: {e}")))?,
-                ),
+                Some(json) => Some(serde_json::from_str(json).map_err(|source| {
+                    StoreError::Corrupt {
+                        sid: sid.to_string(),
+                        source,
+                    }
+                })?),
                 None => None,
             };
-            let step = transition(sid, call.as_ref(), event, now, ctx);
-            let Some(next) = step.next else {
-                let reply = match &call {
-                    Some(call) => call.reply(),
-                    None => orphan_reply(event),
-                };
-                return Ok(Applied {
-                    reply,
-                    effects: step.effects,
-                    ended: None,
-                });
+            let mut step = decide(call.as_ref());
+            let Some(next) = step.next.take() else {
+                return Ok(step.into());
             };
-            let value = serde_json::to_string(&next).map_err(store_error)?;
-            let px = match next.outcome() {
-                Some(_) => self.grace_ms,
-                None => self.ttl_ms,
-            }
-            .max(1);
+            let value = serde_json::to_string(&next)?;
+            let px = self.expiry.until(&next, now).saturating_sub(now).max(1);
+            let settle_by = next.unsettled_since().map(|at| self.expiry.settle_by(at));
             let written: i64 = self
                 .cas
                 .key(&key)
                 .key(self.live_key())
+                .key(self.unsettled_key())
                 .arg(raw.as_deref().unwrap_or(""))
                 .arg(&value)
                 .arg(px)
                 .arg(if next.is_ended() { "0" } else { "1" })
-                .arg(now.saturating_add(self.ttl_ms))
+                .arg(self.expiry.while_live(now))
                 .arg(sid.as_str())
+                .arg(if settle_by.is_some() { "1" } else { "0" })
+                .arg(settle_by.unwrap_or(0))
                 .invoke_async(&mut conn)
-                .await
-                .map_err(store_error)?;
+                .await?;
             if written == 1 {
-                return Ok(Applied {
-                    reply: next.reply(),
-                    effects: step.effects,
-                    ended: ended(call.as_ref(), &next),
-                });
+                return Ok(step.into());
             }
             // Another replica changed the call meanwhile: decide again from its state.
             tokio::task::yield_now().await;
         }
-        Err(StoreError(format!(
-            "call {sid}: too much contention ({MAX_ATTEMPTS} attempts)"
-        )))
+        Err(StoreError::Contention(sid.to_string()))
     }
 
     async fn sweep_unbounded(&self, now: Millis) -> Result<Swept, StoreError> {
         // Call keys expire by themselves; what is left to forget is the live-set entry of a call
         // whose key expired without its final callback.
         let mut conn = self.conn.clone();
-        let stale: usize = conn
-            .zrembyscore(self.live_key(), "-inf", now)
-            .await
-            .map_err(store_error)?;
-        self.stale_total.fetch_add(stale as u64, Ordering::Relaxed);
+        let stale: usize = conn.zrembyscore(self.live_key(), "-inf", now).await?;
+        self.stale.inc_by(stale as u64);
         Ok(Swept { ended: 0, stale })
     }
 }

@@ -1,16 +1,64 @@
 //! The state of one inbound call, and which document it is on.
+//!
+//! ```text
+//!            Incoming (agents free)            Incoming (nobody free)
+//!   (none) ─────────────────────────▶ Dialing ◀──┐      │
+//!                                      │  │  │   │ DialEnded, no pickup,
+//!              DialEnded, picked up ◀──┘  │  └───┘ rounds left and agents free
+//!                     │                   │ DialEnded, no pickup, no round or agent left
+//!                     ▼                   ▼                 ▼
+//!                  WrapUp             Voicemail ◀───────────┘
+//!                     │                   │ (RecordEnded: goodbye; Recording: message kept)
+//!                     └──── CallStatus final (from any phase) ────▶ Ended { settled }
+//!                                                                      │ Recording / Expired
+//!                                                                      ▼
+//!                                                        Ended { settled: true }
+//! ```
+//!
+//! A missed call ends *unsettled*: its voicemail recording usually arrives after the caller's
+//! final status. It settles as a voicemail when the recording comes, as missed when the provider
+//! says there is none or when the grace period passes ([`super::Event::Expired`]).
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::domain::{Agent, CallSid, Party};
+use crate::domain::{Agent, CallSid, LineId, Party};
+use crate::time::Millis;
 
-use super::Millis;
+/// The agents one `<Dial>` rings: never empty, so no document can ring nobody. Shared, not
+/// copied: every call that rang the same list points at the same allocation, and a ringing call
+/// keeps the list it rang even when the roster changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Targets(Arc<[Agent]>);
 
-/// The agents one `<Dial>` rings. Shared, not copied: every call that rang the same list points
-/// at the same allocation, and a ringing call keeps the list it rang even when the roster changes.
-pub type Targets = Arc<[Agent]>;
+impl Targets {
+    /// `None` when `agents` is empty: there is nobody to ring.
+    pub fn new(agents: Arc<[Agent]>) -> Option<Targets> {
+        (!agents.is_empty()).then_some(Targets(agents))
+    }
+}
+
+impl std::ops::Deref for Targets {
+    type Target = [Agent];
+
+    fn deref(&self) -> &[Agent] {
+        &self.0
+    }
+}
+
+impl Serialize for Targets {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Targets {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Targets, D::Error> {
+        let agents = Vec::<Agent>::deserialize(d)?;
+        Targets::new(agents.into()).ok_or_else(|| serde::de::Error::custom("no agent to ring"))
+    }
+}
 
 /// Everything Switchboard remembers about one inbound call, keyed by the caller's CallSid.
 /// Kept small on purpose (memory per live call is a product target): texts are boxed strings,
@@ -18,15 +66,17 @@ pub type Targets = Arc<[Agent]>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Call {
     pub sid: CallSid,
+    /// The line it came in on: whose agents ring, for every round of the call.
+    pub line: LineId,
     pub from: Party,
     pub to: Party,
     pub started_at: Millis,
     pub phase: Phase,
     /// The dialled legs seen so far, keyed by their own CallSid.
     pub legs: Vec<Leg>,
-    /// Which notices were already emitted: each is emitted at most once per call, whatever
-    /// duplicates the provider sends.
-    pub sent: Sent,
+    /// Which facts were already emitted: each kind at most once per call, whatever duplicates
+    /// the provider sends.
+    pub emitted: Emitted,
     /// URL of the conversation's recording, when the provider reported one.
     pub recording: Option<Box<str>>,
 }
@@ -35,31 +85,36 @@ pub struct Call {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Phase {
     /// The caller heard the greeting (round 1) or the busy prompt (later rounds) and every agent in
-    /// `targets` rings; `answer` is set once one of them picked up (they are talking).
+    /// `targets` rings; `pickup` is set once one of them picked up (they are talking).
     Dialing {
         round: u8,
         targets: Targets,
-        answer: Option<Answer>,
+        pickup: Option<Pickup>,
     },
     /// The bridge with an agent ended; the caller hears the after-call prompt.
     WrapUp {
-        answer: Answer,
+        pickup: Pickup,
         talk_secs: Option<u32>,
     },
     /// Nobody answered (or nobody could): the caller is asked for a message. `recorded` once
     /// `<Record>` has finished; `message` once the recording is ready.
     Voicemail {
-        lead: Lead,
+        intro: Intro,
         recorded: bool,
         message: Option<Message>,
     },
     /// The caller's call is over. Kept for a grace period so late callbacks still find it.
-    Ended { outcome: Outcome, at: Millis },
+    /// `settled` is false while a late voicemail recording may still change the outcome.
+    Ended {
+        outcome: Outcome,
+        at: Millis,
+        settled: bool,
+    },
 }
 
-/// Who answered, and when.
+/// Who picked up, and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Answer {
+pub struct Pickup {
     /// The agent's name; `None` when the provider's answer could not be tied to a known agent.
     pub agent: Option<Box<str>>,
     pub at: Millis,
@@ -77,26 +132,38 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     /// An agent answered; they talked this long.
-    Finished {
+    Answered {
         agent: Option<Box<str>>,
         talk_secs: u64,
     },
     /// Nobody answered and the caller left a message.
     Voicemail(Message),
-    /// Nobody answered and the caller left no message (a late recording may still turn this into
-    /// `Voicemail`).
+    /// Nobody answered and the caller left no message.
     Missed,
-    /// The caller hung up before anyone answered.
-    Abandoned,
+    /// The caller hung up after waiting this long, before anyone answered.
+    Abandoned { waited_secs: u64 },
+}
+
+impl Outcome {
+    /// The outcome's name in metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Answered { .. } => "answered",
+            Outcome::Voicemail(_) => "voicemail",
+            Outcome::Missed => "missed",
+            Outcome::Abandoned { .. } => "abandoned",
+        }
+    }
 }
 
 /// What the caller hears before the voicemail prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Lead {
+pub enum Intro {
     /// The greeting: nobody was available, so the call went straight to voicemail.
     Greeting,
-    /// Nothing more: the busy prompt of the rounds before was enough.
-    Nothing,
+    /// No more than the voicemail prompt: the caller already heard the greeting or busy prompt
+    /// while the agents rang.
+    PromptOnly,
     /// An apology: Switchboard lost track of the call and recovers by taking a message.
     Apology,
 }
@@ -106,29 +173,43 @@ pub enum Lead {
 pub struct Leg {
     pub sid: CallSid,
     pub agent: Option<Box<str>>,
-    /// Bits of [`Leg::INITIATED`] .. [`Leg::ENDED`]: which statuses were seen, so a duplicate
-    /// changes nothing and a late one still counts, whatever order they arrive in.
-    pub seen: u8,
+    /// Which statuses were seen, so a duplicate changes nothing and a late one still counts,
+    /// whatever order they arrive in.
+    pub seen: Seen,
 }
 
-impl Leg {
-    pub const INITIATED: u8 = 1;
-    pub const RINGING: u8 = 2;
-    pub const ANSWERED: u8 = 4;
-    pub const ENDED: u8 = 8;
-}
-
-/// The set of notices already emitted for a call.
+/// A small set of flags, stored as one byte: which statuses a leg has seen, which facts a call
+/// has emitted. One shape for both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sent(u8);
+#[serde(transparent)]
+pub struct Flags(u8);
 
-impl Sent {
-    /// Marks `bit` as sent; true when it was not sent before.
-    pub fn first(&mut self, bit: u8) -> bool {
+impl Flags {
+    /// Sets flag number `index` (0 to 7); true when it was not set before.
+    pub fn first(&mut self, index: u8) -> bool {
+        let bit = 1 << index;
         let first = self.0 & bit == 0;
         self.0 |= bit;
         first
     }
+
+    pub fn has(self, index: u8) -> bool {
+        self.0 & (1 << index) != 0
+    }
+}
+
+/// The statuses a leg has seen.
+pub type Seen = Flags;
+/// The fact kinds a call has emitted.
+pub type Emitted = Flags;
+
+/// The status of a leg, as one of [`Seen`]'s flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegStep {
+    Initiated = 0,
+    Ringing = 1,
+    Answered = 2,
+    Ended = 3,
 }
 
 /// The document a call is on: what a voice request for it is answered with. Rendering it is the
@@ -141,8 +222,8 @@ pub enum Reply {
         targets: Targets,
         caller: Party,
     },
-    /// `lead`, the voicemail prompt, `<Record>`, goodbye, hang up.
-    Voicemail { lead: Lead },
+    /// `intro`, the voicemail prompt, `<Record>`, goodbye, hang up.
+    Voicemail { intro: Intro },
     /// The after-call prompt, hang up.
     AfterCall,
     /// Goodbye, hang up.
@@ -153,19 +234,28 @@ pub enum Reply {
     Unavailable,
 }
 
-impl Outcome {
-    /// The outcome's name in metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Outcome::Finished { .. } => "answered",
-            Outcome::Voicemail(_) => "voicemail",
-            Outcome::Missed => "missed",
-            Outcome::Abandoned => "abandoned",
+impl Call {
+    pub fn new(
+        sid: CallSid,
+        line: LineId,
+        from: Party,
+        to: Party,
+        now: Millis,
+        phase: Phase,
+    ) -> Call {
+        Call {
+            sid,
+            line,
+            from,
+            to,
+            started_at: now,
+            phase,
+            legs: Vec::new(),
+            emitted: Emitted::default(),
+            recording: None,
         }
     }
-}
 
-impl Call {
     /// How the call ended, if it has.
     pub fn outcome(&self) -> Option<&Outcome> {
         match &self.phase {
@@ -174,16 +264,17 @@ impl Call {
         }
     }
 
-    pub fn new(sid: CallSid, from: Party, to: Party, now: Millis, phase: Phase) -> Call {
-        Call {
-            sid,
-            from,
-            to,
-            started_at: now,
-            phase,
-            legs: Vec::new(),
-            sent: Sent::default(),
-            recording: None,
+    pub fn is_ended(&self) -> bool {
+        matches!(self.phase, Phase::Ended { .. })
+    }
+
+    /// Ended, with an outcome a late recording may still change; `Some(at)` says since when.
+    pub fn unsettled_since(&self) -> Option<Millis> {
+        match self.phase {
+            Phase::Ended {
+                settled: false, at, ..
+            } => Some(at),
+            _ => None,
         }
     }
 
@@ -197,15 +288,11 @@ impl Call {
             Phase::WrapUp { .. } => Reply::AfterCall,
             Phase::Voicemail {
                 recorded: false,
-                lead,
+                intro,
                 ..
-            } => Reply::Voicemail { lead: *lead },
+            } => Reply::Voicemail { intro: *intro },
             Phase::Voicemail { recorded: true, .. } => Reply::Goodbye,
             Phase::Ended { .. } => Reply::Hangup,
         }
-    }
-
-    pub fn is_ended(&self) -> bool {
-        matches!(self.phase, Phase::Ended { .. })
     }
 }

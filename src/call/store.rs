@@ -1,41 +1,66 @@
-//! Where call states live. [`CallStore::apply`] runs [`transition`] atomically for one CallSid,
-//! so two callbacks for the same call never interleave. Memory stays bounded: an ended call is
-//! forgotten after a grace period (late callbacks still find it meanwhile), and a call whose final
-//! callback never arrives is forgotten after a TTL counted from its last change.
+//! Where call states live. [`CallStore::apply`] reads a call, lets the caller decide (the pure
+//! [`super::transition`], through a closure) and writes the result, atomically per CallSid, so
+//! two callbacks for the same call never interleave. The store decides nothing about calls.
+//!
+//! Memory stays bounded ([`Expiry`]): an ended call is forgotten after a grace period (late
+//! callbacks still find it meanwhile), a call whose final callback never arrives is forgotten
+//! after a TTL counted from its last change, and a call that ended unsettled (waiting for its
+//! voicemail) is held until it settles; [`CallStore::due`] lists those whose grace has passed.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 
 use crate::domain::CallSid;
+use crate::time::Millis;
 
-use super::state::{Call, Lead, Phase, Reply};
-use super::transition::{transition, Context, Effect};
-use super::{Event, Millis};
+use super::fact::{Fact, Ignored};
+use super::state::{Call, Reply};
+use super::transition::Step;
 
-/// What applying one event did.
+/// Decides a call's step from its stored state (`None`: not held). Called once per attempt: a
+/// store that retries (Redis, on a lost race) calls it again with the newer state.
+pub type Decide<'a> = dyn Fn(Option<&Call>) -> Step + Send + Sync + 'a;
+
+/// What applying one event did, once stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
     /// The document the call is on now (meaningful for voice requests).
     pub reply: Reply,
-    pub effects: Vec<Effect>,
-    /// How the call ended, when this event ended it.
-    pub ended: Option<&'static str>,
+    pub facts: Vec<Fact>,
+    pub ignored: Option<Ignored>,
 }
 
-/// The store could not be reached or read (Redis down, corrupt entry).
-#[derive(Debug, thiserror::Error)]
-#[error("call store: {0}")]
-pub struct StoreError(pub String);
-
-/// What ending `before` → `after` means for the outcome counters.
-pub fn ended(before: Option<&Call>, after: &Call) -> Option<&'static str> {
-    match (before.and_then(Call::outcome), after.outcome()) {
-        (None, Some(outcome)) => Some(outcome.label()),
-        _ => None,
+impl From<Step> for Applied {
+    fn from(step: Step) -> Applied {
+        Applied {
+            reply: step.reply,
+            facts: step.facts,
+            ignored: step.ignored,
+        }
     }
+}
+
+/// The store could not be reached or read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("call store: Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("call store: Redis did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("call store: call {sid} is unreadable: {source}")]
+    Corrupt {
+        sid: String,
+        source: serde_json::Error,
+    },
+    #[error("call store: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("call store: call {0}: too much contention")]
+    Contention(String),
 }
 
 /// What a sweep removed.
@@ -47,41 +72,73 @@ pub struct Swept {
     pub stale: usize,
 }
 
+/// How long a call is held, the same for every store (and for agents' own calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    /// After a call ends (and settles).
+    pub grace_ms: u64,
+    /// After the last change of a call that has not ended.
+    pub ttl_ms: u64,
+}
+
+impl Expiry {
+    pub fn from_secs(grace_secs: u64, ttl_secs: u64) -> Expiry {
+        Expiry {
+            grace_ms: grace_secs.saturating_mul(1000),
+            ttl_ms: ttl_secs.saturating_mul(1000),
+        }
+    }
+
+    /// When `call`, changed at `now`, may be forgotten. An unsettled call is held like a live
+    /// one: it leaves when it settles (or, if nothing ever settles it, after the TTL).
+    pub fn until(&self, call: &Call, now: Millis) -> Millis {
+        match call.phase {
+            super::Phase::Ended {
+                at, settled: true, ..
+            } => at.max(now).saturating_add(self.grace_ms),
+            _ => now.saturating_add(self.ttl_ms),
+        }
+    }
+
+    /// When an entry that is over, changed at `now`, may be forgotten.
+    pub fn after_end(&self, now: Millis) -> Millis {
+        now.saturating_add(self.grace_ms)
+    }
+
+    /// When an entry still in progress, changed at `now`, may be forgotten.
+    pub fn while_live(&self, now: Millis) -> Millis {
+        now.saturating_add(self.ttl_ms)
+    }
+
+    /// When a call that ended unsettled at `ended_at` should be settled as missed.
+    pub fn settle_by(&self, ended_at: Millis) -> Millis {
+        ended_at.saturating_add(self.grace_ms)
+    }
+}
+
 /// Storage of call states. One implementation per backend; the call logic is the same on all.
 #[async_trait]
 pub trait CallStore: Send + Sync {
-    /// Applies `event` to call `sid` at `now`, atomically: two events for one call never
-    /// interleave, on one replica or several.
+    /// Reads call `sid`, runs `decide` on it and stores its `next`, atomically: two events for
+    /// one call never interleave, on one replica or several.
     async fn apply(
         &self,
         sid: &CallSid,
-        event: &Event,
         now: Millis,
-        ctx: &Context<'_>,
+        decide: &Decide<'_>,
     ) -> Result<Applied, StoreError>;
+    /// Calls that ended unsettled and whose grace period has passed at `now`.
+    async fn due(&self, now: Millis) -> Result<Vec<CallSid>, StoreError>;
     /// Forgets ended calls past their grace period and stale calls past their TTL.
     async fn sweep(&self, now: Millis) -> Result<Swept, StoreError>;
     /// Calls held that have not ended.
     async fn live(&self, now: Millis) -> Result<usize, StoreError>;
-    /// Calls forgotten without their final callback since start (this replica's sweeps).
-    fn stale_total(&self) -> u64;
     /// Whether the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
-}
-
-/// The reply for a voice request about a call the store does not hold.
-pub fn orphan_reply(event: &Event) -> Reply {
-    match event {
-        // Only refused when over capacity: new calls are otherwise always taken.
-        Event::Incoming { .. } => Reply::Unavailable,
-        // The message (if any) is taken; close politely.
-        Event::RecordEnded => Reply::Goodbye,
-        _ => Reply::Voicemail {
-            lead: Lead::Apology,
-        },
-    }
+    /// Registers the store's own metrics.
+    fn register(&self, registry: &mut Registry);
 }
 
 struct Slot {
@@ -93,30 +150,21 @@ struct Slot {
 /// the duration of a pure transition.
 pub struct MemoryStore {
     calls: DashMap<CallSid, Slot>,
-    grace_ms: u64,
-    ttl_ms: u64,
+    expiry: Expiry,
     /// Calls forgotten without their final callback since start (counted, never silent).
-    stale_total: AtomicU64,
+    stale: Counter,
     /// Calls held that have not ended, kept up to date on every change so the capacity check
     /// costs nothing.
     live: AtomicUsize,
 }
 
 impl MemoryStore {
-    pub fn new(grace_secs: u64, ttl_secs: u64) -> MemoryStore {
+    pub fn new(expiry: Expiry) -> MemoryStore {
         MemoryStore {
             calls: DashMap::new(),
-            grace_ms: grace_secs.saturating_mul(1000),
-            ttl_ms: ttl_secs.saturating_mul(1000),
-            stale_total: AtomicU64::new(0),
+            expiry,
+            stale: Counter::default(),
             live: AtomicUsize::new(0),
-        }
-    }
-
-    fn expiry(&self, call: &Call, now: Millis) -> Millis {
-        match call.phase {
-            Phase::Ended { at, .. } => at.max(now).saturating_add(self.grace_ms),
-            _ => now.saturating_add(self.ttl_ms),
         }
     }
 
@@ -124,79 +172,31 @@ impl MemoryStore {
     pub fn held(&self) -> usize {
         self.calls.len()
     }
-}
 
-#[async_trait]
-impl CallStore for MemoryStore {
-    async fn apply(
-        &self,
-        sid: &CallSid,
-        event: &Event,
-        now: Millis,
-        ctx: &Context<'_>,
-    ) -> Result<Applied, StoreError> {
-        Ok(self.apply_now(sid, event, now, ctx))
-    }
-
-    async fn sweep(&self, now: Millis) -> Result<Swept, StoreError> {
-        Ok(self.sweep_now(now))
-    }
-
-    async fn live(&self, _now: Millis) -> Result<usize, StoreError> {
-        Ok(self.live.load(Ordering::Relaxed))
-    }
-
-    fn stale_total(&self) -> u64 {
-        self.stale_total.load(Ordering::Relaxed)
-    }
-}
-
-impl MemoryStore {
     /// [`CallStore::apply`], without the async wrapper.
-    pub fn apply_now(
-        &self,
-        sid: &CallSid,
-        event: &Event,
-        now: Millis,
-        ctx: &Context<'_>,
-    ) -> Applied {
+    pub fn apply_now(&self, sid: &CallSid, now: Millis, decide: &Decide<'_>) -> Applied {
         match self.calls.entry(sid.clone()) {
             Entry::Occupied(mut slot) => {
-                let step = transition(sid, Some(&slot.get().call), event, now, ctx);
-                let mut ended_as = None;
-                if let Some(call) = step.next {
-                    ended_as = ended(Some(&slot.get().call), &call);
-                    if ended_as.is_some() {
+                let mut step = decide(Some(&slot.get().call));
+                if let Some(call) = step.next.take() {
+                    if call.is_ended() && !slot.get().call.is_ended() {
                         self.live.fetch_sub(1, Ordering::Relaxed);
                     }
-                    let expires_at = self.expiry(&call, now);
+                    let expires_at = self.expiry.until(&call, now);
                     slot.insert(Slot { call, expires_at });
                 }
-                Applied {
-                    reply: slot.get().call.reply(),
-                    effects: step.effects,
-                    ended: ended_as,
-                }
+                step.into()
             }
             Entry::Vacant(slot) => {
-                let step = transition(sid, None, event, now, ctx);
-                let reply = match step.next {
-                    Some(call) => {
-                        let reply = call.reply();
-                        if !call.is_ended() {
-                            self.live.fetch_add(1, Ordering::Relaxed);
-                        }
-                        let expires_at = self.expiry(&call, now);
-                        slot.insert(Slot { call, expires_at });
-                        reply
+                let mut step = decide(None);
+                if let Some(call) = step.next.take() {
+                    if !call.is_ended() {
+                        self.live.fetch_add(1, Ordering::Relaxed);
                     }
-                    None => orphan_reply(event),
-                };
-                Applied {
-                    reply,
-                    effects: step.effects,
-                    ended: None,
+                    let expires_at = self.expiry.until(&call, now);
+                    slot.insert(Slot { call, expires_at });
                 }
+                step.into()
             }
         }
     }
@@ -215,10 +215,22 @@ impl MemoryStore {
             }
             false
         });
-        self.stale_total
-            .fetch_add(swept.stale as u64, Ordering::Relaxed);
+        self.stale.inc_by(swept.stale as u64);
         self.live.fetch_sub(swept.stale, Ordering::Relaxed);
         swept
+    }
+
+    /// [`CallStore::due`], without the async wrapper.
+    pub fn due_now(&self, now: Millis) -> Vec<CallSid> {
+        self.calls
+            .iter()
+            .filter(|e| {
+                e.call
+                    .unsettled_since()
+                    .is_some_and(|at| self.expiry.settle_by(at) <= now)
+            })
+            .map(|e| e.key().clone())
+            .collect()
     }
 
     /// Calls held that have not ended.
@@ -227,98 +239,121 @@ impl MemoryStore {
     }
 }
 
+#[async_trait]
+impl CallStore for MemoryStore {
+    async fn apply(
+        &self,
+        sid: &CallSid,
+        now: Millis,
+        decide: &Decide<'_>,
+    ) -> Result<Applied, StoreError> {
+        Ok(self.apply_now(sid, now, decide))
+    }
+
+    async fn due(&self, now: Millis) -> Result<Vec<CallSid>, StoreError> {
+        Ok(self.due_now(now))
+    }
+
+    async fn sweep(&self, now: Millis) -> Result<Swept, StoreError> {
+        Ok(self.sweep_now(now))
+    }
+
+    async fn live(&self, _now: Millis) -> Result<usize, StoreError> {
+        Ok(self.live_now())
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        register_stale(registry, &self.stale);
+    }
+}
+
+/// The stale-call counter, under the same name on every store.
+pub(super) fn register_stale(registry: &mut Registry, counter: &Counter) {
+    registry.register(
+        "stale_calls",
+        "Calls forgotten without their final callback",
+        counter.clone(),
+    );
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::call::{CallStatus, Targets};
-    use crate::domain::{Agent, Endpoint, Party};
+    use crate::call::testing::*;
+    use crate::call::{transition, CallStatus, Event, Policy, Snapshot};
 
-    fn ctx(available: &Targets) -> Context<'_> {
-        Context {
-            rounds: 2,
-            available,
-            accepting: true,
-        }
+    fn apply(store: &MemoryStore, sid: &CallSid, event: &Event, now: Millis) -> Applied {
+        apply_with(store, sid, event, now, &snapshot())
     }
 
-    fn agents() -> Targets {
-        Arc::from(vec![Agent::new(
-            "Ada",
-            Endpoint::sip("sip:ada@x.example").expect("sip"),
-        )
-        .expect("agent")])
-    }
-
-    fn incoming() -> Event {
-        Event::Incoming {
-            from: Party::parse("+12025550142").expect("party"),
-            to: Party::parse("+18005550100").expect("party"),
-        }
+    fn apply_with(
+        store: &MemoryStore,
+        sid: &CallSid,
+        event: &Event,
+        now: Millis,
+        snapshot: &Snapshot,
+    ) -> Applied {
+        let policy = Policy::default();
+        store.apply_now(sid, now, &|call| {
+            transition(sid, call, event, now, &policy, snapshot)
+        })
     }
 
     #[test]
     fn a_repeated_voice_request_gets_the_same_reply() {
-        let store = MemoryStore::new(60, 3600);
-        let avail = agents();
-        let sid = CallSid::parse("CA1").expect("sid");
-        let first = store.apply_now(&sid, &incoming(), 0, &ctx(&avail));
-        let again = store.apply_now(&sid, &incoming(), 1000, &ctx(&Arc::from(Vec::new())));
+        let store = MemoryStore::new(Expiry::from_secs(60, 3600));
+        let sid = sid("CA1");
+        let first = apply(&store, &sid, &incoming(), 0);
+        let nobody = Snapshot::ringing(None);
+        let again = apply_with(&store, &sid, &incoming(), 1000, &nobody);
         assert_eq!(first.reply, again.reply);
         assert_eq!(store.live_now(), 1);
     }
 
     #[test]
     fn ended_calls_leave_after_the_grace_period_and_stale_ones_after_the_ttl() {
-        let store = MemoryStore::new(60, 3600);
-        let avail = agents();
-        let ended = CallSid::parse("CA-ended").expect("sid");
-        let stale = CallSid::parse("CA-stale").expect("sid");
-        store.apply_now(&ended, &incoming(), 0, &ctx(&avail));
-        store.apply_now(&stale, &incoming(), 0, &ctx(&avail));
-        let done = Event::CallStatus {
-            status: CallStatus::Completed,
-        };
-        store.apply_now(&ended, &done, 10_000, &ctx(&avail));
+        let store = MemoryStore::new(Expiry::from_secs(60, 3600));
+        let (ended, stale) = (sid("CA-ended"), sid("CA-stale"));
+        apply(&store, &ended, &incoming(), 0);
+        apply(&store, &stale, &incoming(), 0);
+        apply(&store, &ended, &parent(CallStatus::Completed), 10_000);
         assert_eq!((store.live_now(), store.held()), (1, 2));
 
         assert_eq!(store.sweep_now(69_999), Swept::default());
         assert_eq!(store.sweep_now(70_000), Swept { ended: 1, stale: 0 });
         assert_eq!(store.held(), 1);
         assert_eq!(store.sweep_now(3_600_000), Swept { ended: 0, stale: 1 });
-        assert_eq!(
-            (store.held(), store.stale_total.load(Ordering::Relaxed)),
-            (0, 1)
-        );
+        assert_eq!((store.held(), store.stale.get()), (0, 1));
         assert_eq!(store.live_now(), 0);
     }
 
     #[test]
-    fn past_capacity_new_calls_are_refused_politely_and_not_stored() {
-        let store = MemoryStore::new(60, 3600);
-        let avail = agents();
-        let full = Context {
-            accepting: false,
-            ..ctx(&avail)
-        };
-        let sid = CallSid::parse("CA-late").expect("sid");
-        let applied = store.apply_now(&sid, &incoming(), 0, &full);
-        assert_eq!(applied.reply, Reply::Unavailable);
-        assert_eq!(
-            applied.effects,
-            vec![Effect::Ignored(crate::call::Ignored::OverCapacity)]
-        );
-        assert_eq!(store.held(), 0);
+    fn a_call_waiting_for_its_voicemail_is_due_after_the_grace_period_and_kept_until_settled() {
+        let store = MemoryStore::new(Expiry::from_secs(60, 3600));
+        let id = sid("CA-vm");
+        apply_with(&store, &id, &incoming(), 0, &Snapshot::ringing(None));
+        apply(&store, &id, &parent(CallStatus::Completed), 10_000);
+        assert_eq!(store.due_now(69_999), Vec::<CallSid>::new());
+        assert_eq!(store.due_now(70_000), vec![id.clone()]);
+        // Not swept while unsettled, even past its grace period.
+        assert_eq!(store.sweep_now(80_000), Swept::default());
+        let settled = apply(&store, &id, &Event::Expired, 80_000);
+        assert_eq!(settled.facts.len(), 1);
+        assert!(store.due_now(80_000).is_empty());
+        assert_eq!(store.sweep_now(140_000), Swept { ended: 1, stale: 0 });
     }
 
     #[test]
-    fn unknown_calls_are_not_stored() {
-        let store = MemoryStore::new(60, 3600);
-        let avail = agents();
-        let sid = CallSid::parse("CA-nobody").expect("sid");
-        let applied = store.apply_now(&sid, &Event::RecordEnded, 0, &ctx(&avail));
+    fn refused_and_unknown_calls_are_not_stored() {
+        let store = MemoryStore::new(Expiry::from_secs(60, 3600));
+        let applied = apply(&store, &sid("CA-nobody"), &Event::RecordEnded, 0);
         assert_eq!(applied.reply, Reply::Goodbye);
+        let full = Snapshot {
+            live_calls: 10_000,
+            ..snapshot()
+        };
+        let applied = apply_with(&store, &sid("CA-late"), &incoming(), 0, &full);
+        assert_eq!(applied.reply, Reply::Unavailable);
         assert_eq!(store.held(), 0);
     }
 }

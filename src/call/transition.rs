@@ -1,29 +1,21 @@
-//! The one place that decides what happens next in a call.
+//! The one place that decides what happens next in a call: which document the caller gets,
+//! where the call goes, and what happened (the facts).
 //!
 //! The provider delivers at least once and not always in order, so every arm is written to be
 //! idempotent: a duplicate or a late event returns `next: None` (nothing to store) and says why in
-//! an [`Effect::Ignored`]. Notices are guarded by [`super::state::Sent`] so each is emitted once.
+//! [`Step::ignored`]. Facts are guarded by [`super::state::Emitted`] so each kind is emitted once.
 
-use crate::domain::{CallSid, Party};
+use crate::domain::{CallSid, LineId, Party};
+use crate::time::{secs_between, Millis};
 
-use super::event::{CallStatus, DialStatus, Event, RecordingKind};
-use super::state::{Answer, Call, Lead, Leg, Message, Outcome, Phase, Targets};
-use super::{secs_between, Millis};
+use super::event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
+use super::fact::{Fact, FactKind, Ignored, MissReason};
+use super::policy::{Policy, Snapshot};
+use super::state::{Call, Intro, Leg, LegStep, Message, Outcome, Phase, Pickup, Reply};
 
 /// At most this many legs are remembered per call (agents × rounds in practice); more are
 /// ignored and counted, so a misbehaving peer cannot grow a call without bound.
 pub const MAX_LEGS: usize = 64;
-
-/// What the transition needs to know besides the call: the policy and the agents free right now.
-#[derive(Debug, Clone)]
-pub struct Context<'a> {
-    /// How many times every agent is rung before voicemail.
-    pub rounds: u8,
-    /// The agents that would ring if a round started now.
-    pub available: &'a Targets,
-    /// Whether a new call may be taken (false past `limits.max_active_calls`).
-    pub accepting: bool,
-}
 
 /// The result of one transition.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,115 +23,49 @@ pub struct Step {
     /// The call's new state; `None` leaves the store as it was (nothing changed, or nothing to
     /// create for an unknown call).
     pub next: Option<Call>,
-    pub effects: Vec<Effect>,
+    /// What happened, in order.
+    pub facts: Vec<Fact>,
+    /// The document the call is on now (what a voice request is answered with).
+    pub reply: Reply,
+    /// Why nothing changed, when nothing did.
+    pub ignored: Option<Ignored>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    /// Tell the people watching (Slack, logs).
-    Notify(Notice),
-    /// The event changed nothing, and why.
-    Ignored(Ignored),
+/// What one arm decided; [`transition`] adds the reply.
+struct Change {
+    next: Option<Call>,
+    facts: Vec<Fact>,
+    ignored: Option<Ignored>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ignored {
-    /// No call with this CallSid is known (never seen, or already forgotten).
-    UnknownCall,
-    /// Already applied.
-    Duplicate,
-    /// About a step the call has already left.
-    Stale,
-    /// A status that changes nothing (e.g. `ringing` for the caller's own call).
-    NotFinal,
-    /// The call already has [`MAX_LEGS`] legs.
-    TooManyLegs,
-    /// A recording that is not ready or is empty.
-    NoRecording,
-    /// A new call while Switchboard holds as many live calls as it may.
-    OverCapacity,
-}
-
-/// Something worth telling the people who watch the line, about one call.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Notice {
-    /// Who called.
-    pub from: Party,
-    /// The number they called (which line: support, hotline...).
-    pub line: Party,
-    pub kind: NoticeKind,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum NoticeKind {
-    /// A call came in and `agents` phones ring.
-    Ringing { agents: usize },
-    /// An agent answered after the caller waited `after_secs`.
-    Answered {
-        agent: Option<Box<str>>,
-        after_secs: u64,
-    },
-    /// Nobody answered; the caller goes to voicemail.
-    Missed { reason: MissReason },
-    /// The caller left a message.
-    Voicemail { url: Box<str>, duration_secs: u32 },
-    /// The caller hung up while agents rang, after waiting `waited_secs`.
-    Abandoned { waited_secs: u64 },
-    /// An answered call ended.
-    Finished {
-        agent: Option<Box<str>>,
-        talk_secs: u64,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MissReason {
-    /// Every round rang out.
-    NoAnswer,
-    /// No agent was available to ring.
-    NoAgents,
-    /// Switchboard lost track of the call and recovered by taking a message.
-    Recovered,
-}
-
-impl NoticeKind {
-    fn bit(&self) -> u8 {
-        match self {
-            NoticeKind::Ringing { .. } => 1,
-            NoticeKind::Answered { .. } => 2,
-            NoticeKind::Missed { .. } => 4,
-            NoticeKind::Voicemail { .. } => 8,
-            NoticeKind::Abandoned { .. } => 16,
-            NoticeKind::Finished { .. } => 32,
-        }
-    }
-}
-
-impl Step {
-    fn ignored(why: Ignored) -> Step {
-        Step {
+impl Change {
+    fn ignored(why: Ignored) -> Change {
+        Change {
             next: None,
-            effects: vec![Effect::Ignored(why)],
+            facts: Vec::new(),
+            ignored: Some(why),
         }
     }
 
-    fn changed(call: Call, effects: Vec<Effect>) -> Step {
-        Step {
+    fn to(call: Call, facts: Vec<Fact>) -> Change {
+        Change {
             next: Some(call),
-            effects,
+            facts,
+            ignored: None,
         }
     }
 }
 
 impl Call {
-    /// Queues `notice` unless a notice of its kind was already emitted for this call.
-    fn notify(&mut self, effects: &mut Vec<Effect>, kind: NoticeKind) {
-        if self.sent.first(kind.bit()) {
-            effects.push(Effect::Notify(Notice {
+    /// Emits a fact of `kind` unless one of its kind was already emitted for this call.
+    fn emit(&mut self, facts: &mut Vec<Fact>, kind: FactKind) {
+        if self.emitted.first(kind.flag()) {
+            facts.push(Fact {
                 from: self.from.clone(),
-                line: self.to.clone(),
+                to: self.to.clone(),
+                line: self.line.clone(),
                 kind,
-            }));
+            });
         }
     }
 
@@ -150,166 +76,235 @@ impl Call {
             .and_then(|l| l.agent.clone())
     }
 
-    /// Goes to voicemail, telling the watchers the call was missed.
-    fn send_to_voicemail(&mut self, lead: Lead, reason: MissReason, effects: &mut Vec<Effect>) {
+    /// Goes to voicemail, saying why.
+    fn send_to_voicemail(&mut self, intro: Intro, reason: MissReason, facts: &mut Vec<Fact>) {
         self.phase = Phase::Voicemail {
-            lead,
+            intro,
             recorded: false,
             message: None,
         };
-        self.notify(effects, NoticeKind::Missed { reason });
+        self.emit(facts, FactKind::SentToVoicemail { reason });
+    }
+
+    /// Ends the call with `outcome`.
+    fn end(&mut self, outcome: Outcome, settled: bool, now: Millis, facts: &mut Vec<Fact>) {
+        self.phase = Phase::Ended {
+            outcome: outcome.clone(),
+            at: now,
+            settled,
+        };
+        self.emit(facts, FactKind::Ended { outcome, settled });
+    }
+
+    /// Settles an unsettled outcome.
+    fn settle(&mut self, outcome: Outcome, facts: &mut Vec<Fact>) {
+        if let Phase::Ended {
+            outcome: o,
+            settled,
+            ..
+        } = &mut self.phase
+        {
+            *o = outcome.clone();
+            *settled = true;
+        }
+        self.emit(facts, FactKind::Settled { outcome });
     }
 }
 
-/// Decides the next state of call `sid` (`call`, or `None` when it is unknown) on `event` at `now`.
+/// Decides the next state of call `sid` (`call`, or `None` when the store holds none) on `event`
+/// at `now`, under `policy`, given what is true right now (`snapshot`).
 pub fn transition(
     sid: &CallSid,
     call: Option<&Call>,
     event: &Event,
     now: Millis,
-    ctx: &Context<'_>,
+    policy: &Policy,
+    snapshot: &Snapshot,
 ) -> Step {
+    let change = match (event, call) {
+        // A repeated voice request: the call keeps its document.
+        (Event::Incoming { .. }, Some(_)) => Change::ignored(Ignored::Duplicate),
+        (Event::Incoming { from, to }, None) => new_call(sid, from, to, now, policy, snapshot),
+        (e @ Event::DialEnded { .. }, Some(call)) => dial_ended(call, e, now, policy, snapshot),
+        (Event::DialEnded { from, to, status, .. }, None) => {
+            recover(sid, policy.line_for(to), from, to, *status, now)
+        }
+        (Event::LegStatus { leg, status, to }, Some(call)) => leg_status(call, leg, *status, to, now),
+        (Event::CallStatus { status }, Some(call)) => call_status(call, *status, now),
+        (Event::RecordEnded, Some(call)) => record_ended(call),
+        (
+            Event::Recording {
+                kind,
+                status,
+                url,
+                duration_secs,
+            },
+            Some(call),
+        ) => recording(call, *kind, *status, url, *duration_secs),
+        (Event::Expired, Some(call)) => expired(call),
+        (_, None) => Change::ignored(Ignored::UnknownCall),
+    };
+    let reply = match change.next.as_ref().or(call) {
+        Some(call) => call.reply(),
+        None => unknown_call_reply(event),
+    };
+    Step {
+        next: change.next,
+        facts: change.facts,
+        reply,
+        ignored: change.ignored,
+    }
+}
+
+/// The document for a voice request about a call the store does not hold (and did not create).
+fn unknown_call_reply(event: &Event) -> Reply {
     match event {
-        Event::Incoming { from, to } => match call {
-            // A repeated voice request: the call keeps its document.
-            Some(_) => Step::ignored(Ignored::Duplicate),
-            None if !ctx.accepting => Step::ignored(Ignored::OverCapacity),
-            None => incoming(sid, from, to, now, ctx),
-        },
-        Event::DialEnded {
-            round,
-            status,
-            dial_sid,
-            duration_secs,
-            from,
-            to,
-        } => match call {
-            Some(call) => dial_ended(call, *round, *status, dial_sid, *duration_secs, now, ctx),
-            None => recover(sid, from, to, *status, now),
-        },
-        Event::LegStatus { leg, status, to } => match call {
-            Some(call) => leg_status(call, leg, *status, to, now),
-            None => Step::ignored(Ignored::UnknownCall),
-        },
-        Event::CallStatus { status } => match call {
-            Some(call) => call_status(call, *status, now),
-            None => Step::ignored(Ignored::UnknownCall),
-        },
-        Event::RecordEnded => match call {
-            Some(call) => record_ended(call),
-            None => Step::ignored(Ignored::UnknownCall),
-        },
-        Event::Recording {
-            kind,
-            completed,
-            url,
-            duration_secs,
-        } => match call {
-            Some(call) => recording(call, *kind, *completed, url, *duration_secs),
-            None => Step::ignored(Ignored::UnknownCall),
+        // Only refused when over capacity: new calls are otherwise always taken.
+        Event::Incoming { .. } => Reply::Unavailable,
+        // The message (if any) is taken; close politely.
+        Event::RecordEnded => Reply::Goodbye,
+        _ => Reply::Voicemail {
+            intro: Intro::Apology,
         },
     }
 }
 
-fn incoming(sid: &CallSid, from: &Party, to: &Party, now: Millis, ctx: &Context<'_>) -> Step {
-    let mut effects = Vec::new();
-    if ctx.available.is_empty() {
+fn new_call(
+    sid: &CallSid,
+    from: &Party,
+    to: &Party,
+    now: Millis,
+    policy: &Policy,
+    snapshot: &Snapshot,
+) -> Change {
+    let line = policy.line_for(to);
+    if snapshot.live_calls >= policy.max_active_calls {
+        // Nothing is stored: a refused caller hears the apology and the call is not tracked.
+        let fact = Fact {
+            from: from.clone(),
+            to: to.clone(),
+            line,
+            kind: FactKind::Refused {
+                live_calls: snapshot.live_calls,
+            },
+        };
+        return Change {
+            next: None,
+            facts: vec![fact],
+            ignored: None,
+        };
+    }
+    let mut facts = Vec::new();
+    let Some(targets) = snapshot.available.clone() else {
         let phase = Phase::Voicemail {
-            lead: Lead::Greeting,
+            intro: Intro::Greeting,
             recorded: false,
             message: None,
         };
-        let mut call = Call::new(sid.clone(), from.clone(), to.clone(), now, phase);
-        call.notify(
-            &mut effects,
-            NoticeKind::Missed {
-                reason: MissReason::NoAgents,
-            },
-        );
-        return Step::changed(call, effects);
-    }
+        let mut call = Call::new(sid.clone(), line, from.clone(), to.clone(), now, phase);
+        let reason = MissReason::NoAgents;
+        call.emit(&mut facts, FactKind::SentToVoicemail { reason });
+        return Change::to(call, facts);
+    };
+    let agents = targets.len();
     let phase = Phase::Dialing {
         round: 1,
-        targets: ctx.available.clone(),
-        answer: None,
+        targets,
+        pickup: None,
     };
-    let mut call = Call::new(sid.clone(), from.clone(), to.clone(), now, phase);
-    let agents = ctx.available.len();
-    call.notify(&mut effects, NoticeKind::Ringing { agents });
-    Step::changed(call, effects)
+    let mut call = Call::new(sid.clone(), line, from.clone(), to.clone(), now, phase);
+    call.emit(&mut facts, FactKind::Ringing { agents });
+    Change::to(call, facts)
 }
 
 fn dial_ended(
     call: &Call,
-    round: Option<u8>,
-    status: DialStatus,
-    dial_sid: &Option<CallSid>,
-    duration_secs: Option<u32>,
+    event: &Event,
     now: Millis,
-    ctx: &Context<'_>,
-) -> Step {
+    policy: &Policy,
+    snapshot: &Snapshot,
+) -> Change {
+    let Event::DialEnded {
+        round,
+        status,
+        dial_sid,
+        duration_secs,
+        ..
+    } = event
+    else {
+        return Change::ignored(Ignored::Stale);
+    };
     let Phase::Dialing {
         round: current,
-        answer,
+        pickup,
         ..
     } = &call.phase
     else {
         // The call already left the Dial this action is about.
-        return Step::ignored(Ignored::Stale);
+        return Change::ignored(Ignored::Stale);
     };
     if round.is_some_and(|r| r != *current) {
-        return Step::ignored(Ignored::Stale);
+        return Change::ignored(Ignored::Stale);
     }
     let mut next = call.clone();
-    let mut effects = Vec::new();
+    let mut facts = Vec::new();
     // The leg the provider bridged is the truth about who answered; a leg callback may have been
     // lost or may still be on its way.
     let bridged_agent = dial_sid.as_ref().and_then(|leg| call.agent_of_leg(leg));
-    let answer = match answer {
-        Some(a) => Some(Answer {
-            agent: bridged_agent.or_else(|| a.agent.clone()),
-            ..a.clone()
+    let pickup = match pickup {
+        Some(p) => Some(Pickup {
+            agent: bridged_agent.or_else(|| p.agent.clone()),
+            ..p.clone()
         }),
         None if status.answered() => {
             let talked_ms = u64::from(duration_secs.unwrap_or(0)) * 1000;
-            let answer = Answer {
+            let pickup = Pickup {
                 agent: bridged_agent,
                 at: now.saturating_sub(talked_ms).max(call.started_at),
                 leg: dial_sid.clone(),
             };
-            let notice = NoticeKind::Answered {
-                agent: answer.agent.clone(),
-                after_secs: secs_between(call.started_at, answer.at),
+            let fact = FactKind::Answered {
+                agent: pickup.agent.clone(),
+                after_secs: secs_between(call.started_at, pickup.at),
             };
-            next.notify(&mut effects, notice);
-            Some(answer)
+            next.emit(&mut facts, fact);
+            Some(pickup)
         }
         None => None,
     };
-    if let Some(answer) = answer {
-        next.phase = Phase::WrapUp {
-            answer,
-            talk_secs: duration_secs,
-        };
-    } else if *current < ctx.rounds && !ctx.available.is_empty() {
-        next.phase = Phase::Dialing {
-            round: current + 1,
-            targets: ctx.available.clone(),
-            answer: None,
-        };
-    } else {
-        next.send_to_voicemail(Lead::Nothing, MissReason::NoAnswer, &mut effects);
+    match (pickup, &snapshot.available) {
+        (Some(pickup), _) => {
+            next.phase = Phase::WrapUp {
+                pickup,
+                talk_secs: *duration_secs,
+            }
+        }
+        (None, Some(targets)) if *current < policy.rounds => {
+            next.phase = Phase::Dialing {
+                round: current + 1,
+                targets: targets.clone(),
+                pickup: None,
+            }
+        }
+        (None, _) => next.send_to_voicemail(Intro::PromptOnly, MissReason::NoAnswer, &mut facts),
     }
-    Step::changed(next, effects)
+    Change::to(next, facts)
 }
 
 /// A Dial action for a call we do not know (forgotten, or state lost in a restart). The caller is
 /// still on the line: thank them if they talked, otherwise apologise and take a message.
-fn recover(sid: &CallSid, from: &Party, to: &Party, status: DialStatus, now: Millis) -> Step {
-    let mut effects = vec![Effect::Ignored(Ignored::UnknownCall)];
+fn recover(
+    sid: &CallSid,
+    line: LineId,
+    from: &Party,
+    to: &Party,
+    status: DialStatus,
+    now: Millis,
+) -> Change {
+    let mut facts = Vec::new();
     let phase = if status.answered() {
         Phase::WrapUp {
-            answer: Answer {
+            pickup: Pickup {
                 agent: None,
                 at: now,
                 leg: None,
@@ -318,30 +313,34 @@ fn recover(sid: &CallSid, from: &Party, to: &Party, status: DialStatus, now: Mil
         }
     } else {
         Phase::Voicemail {
-            lead: Lead::Apology,
+            intro: Intro::Apology,
             recorded: false,
             message: None,
         }
     };
-    let mut call = Call::new(sid.clone(), from.clone(), to.clone(), now, phase);
+    let mut call = Call::new(sid.clone(), line, from.clone(), to.clone(), now, phase);
     if !status.answered() {
         let reason = MissReason::Recovered;
-        call.notify(&mut effects, NoticeKind::Missed { reason });
+        call.emit(&mut facts, FactKind::SentToVoicemail { reason });
     }
-    Step::changed(call, effects)
+    Change {
+        next: Some(call),
+        facts,
+        ignored: Some(Ignored::UnknownCall),
+    }
 }
 
-fn leg_status(call: &Call, leg: &CallSid, status: CallStatus, to: &Party, now: Millis) -> Step {
-    let bit = match status {
-        CallStatus::Queued | CallStatus::Initiated => Leg::INITIATED,
-        CallStatus::Ringing => Leg::RINGING,
-        CallStatus::InProgress => Leg::ANSWERED,
-        _ => Leg::ENDED,
+fn leg_status(call: &Call, leg: &CallSid, status: CallStatus, to: &Party, now: Millis) -> Change {
+    let step = match status {
+        CallStatus::Queued | CallStatus::Initiated => LegStep::Initiated,
+        CallStatus::Ringing => LegStep::Ringing,
+        CallStatus::InProgress => LegStep::Answered,
+        _ => LegStep::Ended,
     };
     let mut next = call.clone();
     let index = match next.legs.iter().position(|l| &l.sid == leg) {
         Some(i) => i,
-        None if next.legs.len() >= MAX_LEGS => return Step::ignored(Ignored::TooManyLegs),
+        None if next.legs.len() >= MAX_LEGS => return Change::ignored(Ignored::TooManyLegs),
         None => {
             let agent = match &call.phase {
                 Phase::Dialing { targets, .. } => targets
@@ -353,590 +352,556 @@ fn leg_status(call: &Call, leg: &CallSid, status: CallStatus, to: &Party, now: M
             next.legs.push(Leg {
                 sid: leg.clone(),
                 agent,
-                seen: 0,
+                seen: Default::default(),
             });
             next.legs.len() - 1
         }
     };
     let entry = &mut next.legs[index];
-    if entry.seen & bit != 0 {
-        return Step::ignored(Ignored::Duplicate);
+    if !entry.seen.first(step as u8) {
+        return Change::ignored(Ignored::Duplicate);
     }
-    entry.seen |= bit;
     let agent = entry.agent.clone();
-    let mut effects = Vec::new();
-    if bit == Leg::ANSWERED {
+    let mut facts = Vec::new();
+    if step == LegStep::Answered {
         match &mut next.phase {
-            Phase::Dialing { answer, .. } if answer.is_none() => {
-                *answer = Some(Answer {
+            Phase::Dialing { pickup, .. } if pickup.is_none() => {
+                *pickup = Some(Pickup {
                     agent: agent.clone(),
                     at: now,
                     leg: Some(leg.clone()),
                 });
                 let after_secs = secs_between(call.started_at, now);
-                next.notify(&mut effects, NoticeKind::Answered { agent, after_secs });
+                next.emit(&mut facts, FactKind::Answered { agent, after_secs });
             }
             // The Dial action overtook this callback: fill in who it was.
-            Phase::WrapUp { answer, .. } if answer.agent.is_none() => {
-                answer.agent = agent;
-                answer.leg = Some(leg.clone());
+            Phase::WrapUp { pickup, .. } if pickup.agent.is_none() => {
+                pickup.agent = agent;
+                pickup.leg = Some(leg.clone());
             }
             _ => {}
         }
     }
-    Step::changed(next, effects)
+    Change::to(next, facts)
 }
 
-fn call_status(call: &Call, status: CallStatus, now: Millis) -> Step {
+fn call_status(call: &Call, status: CallStatus, now: Millis) -> Change {
     if !status.is_final() {
-        return Step::ignored(Ignored::NotFinal);
+        return Change::ignored(Ignored::NotFinal);
     }
-    let mut next = call.clone();
-    let mut effects = Vec::new();
-    let outcome = match &call.phase {
-        Phase::Ended { .. } => return Step::ignored(Ignored::Duplicate),
-        Phase::Dialing { answer: None, .. } => {
+    let answered = |pickup: &Pickup, talk_secs: Option<u32>| Outcome::Answered {
+        agent: pickup.agent.clone(),
+        talk_secs: talk_secs.map_or_else(|| secs_between(pickup.at, now), u64::from),
+    };
+    let (outcome, settled) = match &call.phase {
+        Phase::Ended { .. } => return Change::ignored(Ignored::Duplicate),
+        Phase::Dialing { pickup: None, .. } => {
             let waited_secs = secs_between(call.started_at, now);
-            next.notify(&mut effects, NoticeKind::Abandoned { waited_secs });
-            Outcome::Abandoned
+            (Outcome::Abandoned { waited_secs }, true)
         }
         Phase::Dialing {
-            answer: Some(answer),
+            pickup: Some(pickup),
             ..
-        } => finished(&mut next, answer, None, now, &mut effects),
-        Phase::WrapUp { answer, talk_secs } => {
-            finished(&mut next, answer, *talk_secs, now, &mut effects)
-        }
+        } => (answered(pickup, None), true),
+        Phase::WrapUp { pickup, talk_secs } => (answered(pickup, *talk_secs), true),
         Phase::Voicemail {
             message: Some(m), ..
-        } => Outcome::Voicemail(m.clone()),
-        Phase::Voicemail { message: None, .. } => Outcome::Missed,
+        } => (Outcome::Voicemail(m.clone()), true),
+        // The recording callback usually comes after the final status: not settled yet.
+        Phase::Voicemail { message: None, .. } => (Outcome::Missed, false),
     };
-    next.phase = Phase::Ended { outcome, at: now };
-    Step::changed(next, effects)
+    let mut next = call.clone();
+    let mut facts = Vec::new();
+    next.end(outcome, settled, now, &mut facts);
+    Change::to(next, facts)
 }
 
-fn finished(
-    next: &mut Call,
-    answer: &Answer,
-    talk_secs: Option<u32>,
-    now: Millis,
-    effects: &mut Vec<Effect>,
-) -> Outcome {
-    let talk_secs = talk_secs.map_or_else(|| secs_between(answer.at, now), u64::from);
-    let notice = NoticeKind::Finished {
-        agent: answer.agent.clone(),
-        talk_secs,
-    };
-    next.notify(effects, notice);
-    Outcome::Finished {
-        agent: answer.agent.clone(),
-        talk_secs,
-    }
-}
-
-fn record_ended(call: &Call) -> Step {
+fn record_ended(call: &Call) -> Change {
     match &call.phase {
         Phase::Voicemail {
             recorded: false,
-            lead,
+            intro,
             message,
         } => {
             let mut next = call.clone();
             next.phase = Phase::Voicemail {
-                lead: *lead,
+                intro: *intro,
                 recorded: true,
                 message: message.clone(),
             };
-            Step::changed(next, Vec::new())
+            Change::to(next, Vec::new())
         }
-        Phase::Voicemail { recorded: true, .. } => Step::ignored(Ignored::Duplicate),
-        _ => Step::ignored(Ignored::Stale),
+        Phase::Voicemail { recorded: true, .. } => Change::ignored(Ignored::Duplicate),
+        _ => Change::ignored(Ignored::Stale),
     }
 }
 
 fn recording(
     call: &Call,
     kind: RecordingKind,
-    completed: bool,
+    status: RecordingStatus,
     url: &Option<Box<str>>,
     duration_secs: Option<u32>,
-) -> Step {
-    let Some(url) = url
+) -> Change {
+    let ready = url
         .as_ref()
-        .filter(|_| completed && duration_secs != Some(0))
-    else {
-        return Step::ignored(Ignored::NoRecording);
-    };
+        .filter(|_| status == RecordingStatus::Completed && duration_secs != Some(0));
     let mut next = call.clone();
-    let mut effects = Vec::new();
+    let mut facts = Vec::new();
+    let Some(url) = ready else {
+        // No message is coming: a missed call that waited for one is settled as missed.
+        let said_none = status != RecordingStatus::InProgress;
+        if kind == RecordingKind::Voicemail && said_none && call.unsettled_since().is_some() {
+            next.settle(Outcome::Missed, &mut facts);
+            return Change::to(next, facts);
+        }
+        return Change::ignored(Ignored::NoRecording);
+    };
     if kind == RecordingKind::Conversation {
         if call.recording.is_some() {
-            return Step::ignored(Ignored::Duplicate);
+            return Change::ignored(Ignored::Duplicate);
         }
         next.recording = Some(url.clone());
-        return Step::changed(next, effects);
+        return Change::to(next, facts);
     }
     let message = Message {
         url: url.clone(),
         duration_secs: duration_secs.unwrap_or(0),
     };
-    match &mut next.phase {
-        Phase::Voicemail { message: m, .. } if m.is_none() => *m = Some(message.clone()),
-        Phase::Ended { outcome, .. } if *outcome == Outcome::Missed => {
-            *outcome = Outcome::Voicemail(message.clone());
-        }
-        Phase::Voicemail { .. } | Phase::Ended { .. } => return Step::ignored(Ignored::Duplicate),
-        _ => return Step::ignored(Ignored::Stale),
-    }
-    let notice = NoticeKind::Voicemail {
-        url: message.url,
+    let left = FactKind::VoicemailLeft {
+        url: message.url.clone(),
         duration_secs: message.duration_secs,
     };
-    next.notify(&mut effects, notice);
-    Step::changed(next, effects)
+    match &mut next.phase {
+        Phase::Voicemail { message: m, .. } if m.is_none() => {
+            *m = Some(message);
+            next.emit(&mut facts, left);
+        }
+        Phase::Ended { settled: false, .. } => {
+            next.emit(&mut facts, left);
+            next.settle(Outcome::Voicemail(message), &mut facts);
+        }
+        Phase::Voicemail { .. } | Phase::Ended { .. } => {
+            return Change::ignored(Ignored::Duplicate)
+        }
+        _ => return Change::ignored(Ignored::Stale),
+    }
+    Change::to(next, facts)
+}
+
+/// The grace period passed: a call still waiting for its voicemail settles as missed.
+fn expired(call: &Call) -> Change {
+    if call.unsettled_since().is_none() {
+        return Change::ignored(Ignored::Stale);
+    }
+    let mut next = call.clone();
+    let mut facts = Vec::new();
+    next.settle(Outcome::Missed, &mut facts);
+    Change::to(next, facts)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::call::Reply;
-    use crate::domain::{Agent, Endpoint};
-
-    fn sid(s: &str) -> CallSid {
-        CallSid::parse(s).expect("sid")
-    }
-
-    fn party(s: &str) -> Party {
-        Party::parse(s).expect("party")
-    }
-
-    fn agents() -> Targets {
-        Arc::from(vec![
-            Agent::new("Ada", Endpoint::sip("sip:ada@x.example").expect("sip")).expect("agent"),
-            Agent::new("Bob", Endpoint::number("+12025550100").expect("num")).expect("agent"),
-        ])
-    }
-
-    fn none() -> Targets {
-        Arc::from(Vec::new())
-    }
-
-    /// Plays `events` (with their times in seconds) into a fresh call and returns the final state
-    /// and every notice emitted, in order.
-    fn play(available: &Targets, events: &[(u64, Event)]) -> (Option<Call>, Vec<NoticeKind>) {
-        let ctx = Context {
-            rounds: 2,
-            available,
-            accepting: true,
-        };
-        let id = sid("CA1");
-        let mut call: Option<Call> = None;
-        let mut notices = Vec::new();
-        for (secs, event) in events {
-            let step = transition(&id, call.as_ref(), event, secs * 1000, &ctx);
-            for e in step.effects {
-                if let Effect::Notify(n) = e {
-                    assert_eq!(
-                        (n.from.as_str(), n.line.as_str()),
-                        ("+12025550142", "+18005550100")
-                    );
-                    notices.push(n.kind);
-                }
-            }
-            if let Some(next) = step.next {
-                call = Some(next);
-            }
-        }
-        (call, notices)
-    }
-
-    fn incoming() -> Event {
-        Event::Incoming {
-            from: party("+12025550142"),
-            to: party("+18005550100"),
-        }
-    }
-
-    fn dial(round: u8, status: DialStatus, duration: Option<u32>) -> Event {
-        Event::DialEnded {
-            round: Some(round),
-            status,
-            dial_sid: Some(sid("LEG-ada-1")),
-            duration_secs: duration,
-            from: party("+12025550142"),
-            to: party("+18005550100"),
-        }
-    }
-
-    fn leg(leg_sid: &str, status: CallStatus, to: &str) -> Event {
-        Event::LegStatus {
-            leg: sid(leg_sid),
-            status,
-            to: party(to),
-        }
-    }
-
-    fn parent(status: CallStatus) -> Event {
-        Event::CallStatus { status }
-    }
-
-    fn voicemail(url: &str, secs: u32) -> Event {
-        Event::Recording {
-            kind: RecordingKind::Voicemail,
-            completed: true,
-            url: Some(url.into()),
-            duration_secs: Some(secs),
-        }
-    }
-
-    fn outcome(call: &Option<Call>) -> Option<&Outcome> {
-        match &call.as_ref()?.phase {
-            Phase::Ended { outcome, .. } => Some(outcome),
-            _ => None,
-        }
-    }
+    use crate::call::testing::*;
 
     #[test]
     fn answered_on_the_first_round() {
-        let (call, notices) = play(
-            &agents(),
-            &[
-                (0, incoming()),
-                (
-                    1,
-                    leg("LEG-ada-1", CallStatus::Initiated, "sip:ada@x.example"),
-                ),
-                (1, leg("LEG-bob-1", CallStatus::Ringing, "+12025550100")),
-                (
-                    5,
-                    leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example"),
-                ),
-                (65, dial(1, DialStatus::Completed, Some(60))),
-                (67, parent(CallStatus::Completed)),
-            ],
-        );
+        let script = Script::new()
+            .at(0, incoming())
+            .at(1, leg("LEG-ada-1", CallStatus::Initiated, ADA))
+            .at(1, leg("LEG-bob-1", CallStatus::Ringing, BOB))
+            .at(5, leg("LEG-ada-1", CallStatus::InProgress, ADA))
+            .at(65, dial(1, DialStatus::Completed, Some(60)))
+            .at(67, parent(CallStatus::Completed));
+        let (call, facts) = script.play();
         let ada = Some(Box::from("Ada"));
+        let talked = Outcome::Answered {
+            agent: ada.clone(),
+            talk_secs: 60,
+        };
         assert_eq!(
-            notices,
+            facts,
             vec![
-                NoticeKind::Ringing { agents: 2 },
-                NoticeKind::Answered {
-                    agent: ada.clone(),
+                FactKind::Ringing { agents: 2 },
+                FactKind::Answered {
+                    agent: ada,
                     after_secs: 5
                 },
-                NoticeKind::Finished {
-                    agent: ada.clone(),
-                    talk_secs: 60
+                FactKind::Ended {
+                    outcome: talked.clone(),
+                    settled: true
                 },
             ]
         );
-        assert_eq!(
-            outcome(&call),
-            Some(&Outcome::Finished {
-                agent: ada,
-                talk_secs: 60
-            })
+        assert_eq!(outcome(&call), Some(&talked));
+    }
+
+    /// Each row: the phase a call is in, an event, the phase it goes to (`None`: unchanged) and
+    /// the facts emitted.
+    #[test]
+    fn every_phase_and_event() {
+        fn ringing() -> Script {
+            Script::new().at(0, incoming())
+        }
+        fn in_voicemail() -> Script {
+            ringing()
+                .at(20, dial(1, DialStatus::NoAnswer, None))
+                .at(40, dial(2, DialStatus::NoAnswer, None))
+        }
+        fn vm_missed() -> Script {
+            in_voicemail().at(50, parent(CallStatus::Completed))
+        }
+        type Row = (
+            &'static str,
+            fn() -> Script,
+            Event,
+            Option<&'static str>,
+            Vec<&'static str>,
         );
+        let rows: Vec<Row> = vec![
+            ("ringing", ringing, dial(1, DialStatus::NoAnswer, None), Some("dialing 2"), vec![]),
+            ("ringing", ringing, dial(2, DialStatus::NoAnswer, None), None, vec![]),
+            ("ringing", ringing, dial(1, DialStatus::Completed, Some(9)), Some("wrap-up"), vec!["answered"]),
+            ("ringing", ringing, parent(CallStatus::Ringing), None, vec![]),
+            ("ringing", ringing, parent(CallStatus::Completed), Some("ended abandoned"), vec!["ended abandoned"]),
+            ("ringing", ringing, Event::RecordEnded, None, vec![]),
+            ("ringing", ringing, voicemail("https://r.example/1", 9), None, vec![]),
+            ("ringing", ringing, Event::Expired, None, vec![]),
+            ("ringing", ringing, conversation("https://r.example/c"), Some("dialing 1"), vec![]),
+            ("voicemail", in_voicemail, Event::RecordEnded, Some("voicemail recorded"), vec![]),
+            ("voicemail", in_voicemail, dial(2, DialStatus::NoAnswer, None), None, vec![]),
+            ("voicemail", in_voicemail, voicemail("https://r.example/1", 9), Some("voicemail"), vec!["voicemail left"]),
+            ("voicemail", in_voicemail, absent(), None, vec![]),
+            ("voicemail", in_voicemail, parent(CallStatus::Completed), Some("ended missed unsettled"), vec!["ended missed unsettled"]),
+            ("missed", vm_missed, voicemail("https://r.example/1", 9), Some("ended voicemail"), vec!["voicemail left", "settled voicemail"]),
+            ("missed", vm_missed, absent(), Some("ended missed"), vec!["settled missed"]),
+            ("missed", vm_missed, voicemail("https://r.example/1", 0), Some("ended missed"), vec!["settled missed"]),
+            ("missed", vm_missed, in_progress(), None, vec![]),
+            ("missed", vm_missed, Event::Expired, Some("ended missed"), vec!["settled missed"]),
+            ("missed", vm_missed, parent(CallStatus::Completed), None, vec![]),
+            ("missed", vm_missed, Event::RecordEnded, None, vec![]),
+        ];
+        for (from, setup, event, to, expected) in rows {
+            let (before, _) = setup().play();
+            let before = before.expect("set up");
+            let step = transition(&before.sid, Some(&before), &event, 100_000, &Policy::default(), &snapshot());
+            let after = step.next.as_ref().map(describe);
+            assert_eq!(after.as_deref(), to, "{from} + {event:?}");
+            let facts: Vec<String> = step.facts.iter().map(|f| name(&f.kind)).collect();
+            assert_eq!(facts, expected, "{from} + {event:?}");
+            assert_eq!(step.ignored.is_some(), step.next.is_none(), "{from} + {event:?}");
+        }
     }
 
     #[test]
     fn each_step_answers_with_its_document() {
-        let avail = agents();
-        let ctx = Context {
-            rounds: 2,
-            available: &avail,
-            accepting: true,
-        };
+        let (policy, available) = (Policy::default(), snapshot());
         let id = sid("CA1");
-        let step = transition(&id, None, &incoming(), 0, &ctx);
-        let call = step.next.expect("created");
+        let step = |call: Option<&Call>, event: &Event| {
+            transition(&id, call, event, 0, &policy, &available)
+        };
+        let call = step(None, &incoming()).next.expect("created");
         assert!(matches!(call.reply(), Reply::Ring { round: 1, .. }));
-        let call = transition(
-            &id,
-            Some(&call),
-            &dial(1, DialStatus::NoAnswer, None),
-            20,
-            &ctx,
-        )
-        .next
-        .expect("round 2");
+        let call = step(Some(&call), &dial(1, DialStatus::NoAnswer, None))
+            .next
+            .expect("round 2");
         assert!(matches!(call.reply(), Reply::Ring { round: 2, .. }));
-        let call = transition(
-            &id,
-            Some(&call),
-            &dial(2, DialStatus::NoAnswer, None),
-            40,
-            &ctx,
-        )
-        .next
-        .expect("voicemail");
+        let s = step(Some(&call), &dial(2, DialStatus::NoAnswer, None));
         assert_eq!(
-            call.reply(),
+            s.reply,
             Reply::Voicemail {
-                lead: Lead::Nothing
+                intro: Intro::PromptOnly
             }
         );
-        let call = transition(&id, Some(&call), &Event::RecordEnded, 60, &ctx)
-            .next
-            .expect("recorded");
-        assert_eq!(call.reply(), Reply::Goodbye);
-        let call = transition(&id, Some(&call), &parent(CallStatus::Completed), 61, &ctx)
-            .next
-            .expect("ended");
-        assert_eq!(call.reply(), Reply::Hangup);
+        let call = s.next.expect("voicemail");
+        let s = step(Some(&call), &Event::RecordEnded);
+        assert_eq!(s.reply, Reply::Goodbye);
+        let s = step(s.next.as_ref(), &parent(CallStatus::Completed));
+        assert_eq!(s.reply, Reply::Hangup);
+        // A repeated request for the same step gets the same document.
+        let again = step(s.next.as_ref(), &parent(CallStatus::Completed));
+        assert_eq!((again.reply, again.ignored), (Reply::Hangup, Some(Ignored::Duplicate)));
     }
 
     #[test]
     fn answered_on_the_second_round() {
-        let (call, notices) = play(
-            &agents(),
-            &[
-                (0, incoming()),
-                (20, dial(1, DialStatus::NoAnswer, None)),
-                (30, leg("LEG-bob-2", CallStatus::InProgress, "+12025550100")),
-                (90, parent(CallStatus::Completed)),
-            ],
-        );
-        assert_eq!(notices.len(), 3);
+        let (call, facts) = Script::new()
+            .at(0, incoming())
+            .at(20, dial(1, DialStatus::NoAnswer, None))
+            .at(30, leg("LEG-bob-2", CallStatus::InProgress, BOB))
+            .at(90, parent(CallStatus::Completed))
+            .play();
+        assert_eq!(facts.len(), 3);
         assert_eq!(
-            notices[1],
-            NoticeKind::Answered {
+            facts[1],
+            FactKind::Answered {
                 agent: Some("Bob".into()),
                 after_secs: 30
             }
         );
-        assert_eq!(
-            outcome(&call),
-            Some(&Outcome::Finished {
-                agent: Some("Bob".into()),
-                talk_secs: 60
-            })
-        );
+        let expected = Outcome::Answered {
+            agent: Some("Bob".into()),
+            talk_secs: 60,
+        };
+        assert_eq!(outcome(&call), Some(&expected));
     }
 
     #[test]
-    fn voicemail_after_every_round_rang_out() {
-        let (call, notices) = play(
-            &agents(),
-            &[
-                (0, incoming()),
-                (20, dial(1, DialStatus::NoAnswer, None)),
-                (40, dial(2, DialStatus::Busy, None)),
-                (70, Event::RecordEnded),
-                (71, parent(CallStatus::Completed)),
-                // The recording callback usually arrives after the call ended.
-                (75, voicemail("https://rec.example/1.mp3", 25)),
-            ],
-        );
+    fn a_voicemail_after_the_final_status_settles_the_call_as_voicemail() {
+        let (call, facts) = Script::new()
+            .at(0, incoming())
+            .at(20, dial(1, DialStatus::NoAnswer, None))
+            .at(40, dial(2, DialStatus::Busy, None))
+            .at(70, Event::RecordEnded)
+            .at(71, parent(CallStatus::Completed))
+            // The recording callback usually arrives after the call ended.
+            .at(75, voicemail("https://rec.example/1.mp3", 25))
+            .play();
         let message = Message {
             url: "https://rec.example/1.mp3".into(),
             duration_secs: 25,
         };
         assert_eq!(
-            &notices[1..],
+            &facts[1..],
             &[
-                NoticeKind::Missed {
+                FactKind::SentToVoicemail {
                     reason: MissReason::NoAnswer
                 },
-                NoticeKind::Voicemail {
+                FactKind::Ended {
+                    outcome: Outcome::Missed,
+                    settled: false
+                },
+                FactKind::VoicemailLeft {
                     url: message.url.clone(),
                     duration_secs: 25
-                }
+                },
+                FactKind::Settled {
+                    outcome: Outcome::Voicemail(message.clone())
+                },
             ]
         );
         assert_eq!(outcome(&call), Some(&Outcome::Voicemail(message)));
+        // Exactly one final outcome, whatever the order.
+        let finals = facts.iter().filter(|f| f.final_outcome().is_some()).count();
+        assert_eq!(finals, 1);
+    }
+
+    #[test]
+    fn a_voicemail_before_the_final_status_ends_the_call_settled() {
+        let (_, facts) = Script::new()
+            .at(0, incoming())
+            .at(20, dial(1, DialStatus::NoAnswer, None))
+            .at(40, dial(2, DialStatus::NoAnswer, None))
+            .at(60, voicemail("https://rec.example/1.mp3", 12))
+            .at(61, parent(CallStatus::Completed))
+            .play();
+        let names: Vec<String> = facts.iter().map(name).collect();
+        assert_eq!(
+            names,
+            ["ringing", "sent to voicemail", "voicemail left", "ended voicemail"]
+        );
     }
 
     #[test]
     fn caller_hanging_up_while_agents_ring_is_abandoned_and_nothing_else_is_sent() {
-        let (call, notices) = play(
-            &agents(),
-            &[
-                (0, incoming()),
-                (12, parent(CallStatus::Completed)),
-                // The provider cancels the legs and may still request the Dial action.
-                (
-                    12,
-                    leg("LEG-ada-1", CallStatus::Canceled, "sip:ada@x.example"),
-                ),
-                (13, dial(1, DialStatus::NoAnswer, None)),
-                (13, parent(CallStatus::Completed)),
-            ],
+        let (call, facts) = Script::new()
+            .at(0, incoming())
+            .at(12, parent(CallStatus::Completed))
+            // The provider cancels the legs and may still request the Dial action.
+            .at(12, leg("LEG-ada-1", CallStatus::Canceled, ADA))
+            .at(13, dial(1, DialStatus::NoAnswer, None))
+            .at(13, parent(CallStatus::Completed))
+            .play();
+        let abandoned = Outcome::Abandoned { waited_secs: 12 };
+        assert_eq!(
+            &facts[1..],
+            &[FactKind::Ended {
+                outcome: abandoned.clone(),
+                settled: true
+            }]
         );
-        assert_eq!(&notices[1..], &[NoticeKind::Abandoned { waited_secs: 12 }]);
-        assert_eq!(outcome(&call), Some(&Outcome::Abandoned));
+        assert_eq!(outcome(&call), Some(&abandoned));
         assert_eq!(call.expect("call").reply(), Reply::Hangup);
     }
 
     #[test]
     fn no_agents_goes_straight_to_voicemail_after_the_greeting() {
-        let (call, notices) = play(&none(), &[(0, incoming())]);
+        let (call, facts) = Script::new()
+            .available(None)
+            .at(0, incoming())
+            .play();
         assert_eq!(
-            notices,
-            vec![NoticeKind::Missed {
+            facts,
+            vec![FactKind::SentToVoicemail {
                 reason: MissReason::NoAgents
             }]
         );
         assert_eq!(
             call.expect("call").reply(),
             Reply::Voicemail {
-                lead: Lead::Greeting
+                intro: Intro::Greeting
             }
         );
     }
 
     #[test]
+    fn nobody_free_for_the_next_round_goes_to_voicemail() {
+        let (call, facts) = Script::new()
+            .at(0, incoming())
+            .available(None)
+            .at(20, dial(1, DialStatus::NoAnswer, None))
+            .play();
+        assert_eq!(
+            facts[1],
+            FactKind::SentToVoicemail {
+                reason: MissReason::NoAnswer
+            }
+        );
+        assert!(matches!(call.expect("call").phase, Phase::Voicemail { .. }));
+    }
+
+    #[test]
+    fn past_capacity_a_new_call_is_refused_and_not_stored() {
+        let policy = Policy::default().with_max_active_calls(2);
+        let full = Snapshot {
+            live_calls: 2,
+            ..snapshot()
+        };
+        let step = transition(&sid("CA-late"), None, &incoming(), 0, &policy, &full);
+        assert_eq!(step.next, None);
+        assert_eq!(step.reply, Reply::Unavailable);
+        assert_eq!(
+            step.facts.iter().map(|f| &f.kind).collect::<Vec<_>>(),
+            [&FactKind::Refused { live_calls: 2 }]
+        );
+        let below = Snapshot {
+            live_calls: 1,
+            ..snapshot()
+        };
+        let step = transition(&sid("CA-ok"), None, &incoming(), 0, &policy, &below);
+        assert!(matches!(step.reply, Reply::Ring { .. }));
+    }
+
+    #[test]
     fn duplicated_and_reordered_callbacks_change_nothing() {
-        let once = [
-            (0, incoming()),
-            (
-                5,
-                leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example"),
-            ),
-            (65, dial(1, DialStatus::Completed, Some(60))),
-            (66, parent(CallStatus::Completed)),
-        ];
-        let (expected_call, expected_notices) = play(&agents(), &once);
-        let noisy = [
-            (0, incoming()),
-            (0, incoming()),
-            (
-                5,
-                leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example"),
-            ),
+        let once = Script::new()
+            .at(0, incoming())
+            .at(5, leg("LEG-ada-1", CallStatus::InProgress, ADA))
+            .at(65, dial(1, DialStatus::Completed, Some(60)))
+            .at(66, parent(CallStatus::Completed));
+        let (expected_call, expected_facts) = once.play();
+        let (call, facts) = Script::new()
+            .at(0, incoming())
+            .at(0, incoming())
+            .at(5, leg("LEG-ada-1", CallStatus::InProgress, ADA))
             // Duplicates of everything, and an old round's action.
-            (
-                6,
-                leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example"),
-            ),
-            (65, dial(1, DialStatus::Completed, Some(60))),
-            (65, dial(1, DialStatus::Completed, Some(60))),
-            (66, parent(CallStatus::Completed)),
-            (66, parent(CallStatus::Completed)),
-            (
-                67,
-                leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example"),
-            ),
-        ];
-        let (call, notices) = play(&agents(), &noisy);
-        assert_eq!(notices, expected_notices);
+            .at(6, leg("LEG-ada-1", CallStatus::InProgress, ADA))
+            .at(65, dial(1, DialStatus::Completed, Some(60)))
+            .at(65, dial(1, DialStatus::Completed, Some(60)))
+            .at(66, parent(CallStatus::Completed))
+            .at(66, parent(CallStatus::Completed))
+            .at(67, leg("LEG-ada-1", CallStatus::InProgress, ADA))
+            .play();
+        assert_eq!(facts, expected_facts);
         assert_eq!(outcome(&call), outcome(&expected_call));
     }
 
     #[test]
     fn a_dial_action_that_overtakes_the_answered_callback_still_names_the_agent() {
-        let (call, notices) = play(
-            &agents(),
-            &[
-                (0, incoming()),
-                (
-                    1,
-                    leg("LEG-ada-1", CallStatus::Ringing, "sip:ada@x.example"),
-                ),
-                (65, dial(1, DialStatus::Completed, Some(60))),
-                (
-                    66,
-                    leg("LEG-ada-1", CallStatus::InProgress, "sip:ada@x.example"),
-                ),
-                (67, parent(CallStatus::Completed)),
-            ],
-        );
+        let (call, facts) = Script::new()
+            .at(0, incoming())
+            .at(1, leg("LEG-ada-1", CallStatus::Ringing, ADA))
+            .at(65, dial(1, DialStatus::Completed, Some(60)))
+            .at(66, leg("LEG-ada-1", CallStatus::InProgress, ADA))
+            .at(67, parent(CallStatus::Completed))
+            .play();
         assert_eq!(
-            notices[1],
-            NoticeKind::Answered {
+            facts[1],
+            FactKind::Answered {
                 agent: Some("Ada".into()),
                 after_secs: 5
             }
         );
-        assert_eq!(
-            outcome(&call),
-            Some(&Outcome::Finished {
-                agent: Some("Ada".into()),
-                talk_secs: 60
-            })
-        );
+        let expected = Outcome::Answered {
+            agent: Some("Ada".into()),
+            talk_secs: 60,
+        };
+        assert_eq!(outcome(&call), Some(&expected));
     }
 
     #[test]
     fn events_for_unknown_calls_are_ignored_except_voice_requests() {
-        let avail = agents();
-        let ctx = Context {
-            rounds: 2,
-            available: &avail,
-            accepting: true,
-        };
+        let (policy, available) = (Policy::default(), snapshot());
         let id = sid("CA-unknown");
         for event in [
             parent(CallStatus::Completed),
-            leg("LEG", CallStatus::Ringing, "sip:ada@x.example"),
-            Event::RecordEnded,
+            leg("LEG", CallStatus::Ringing, ADA),
             voicemail("https://rec.example/x", 3),
+            Event::Expired,
         ] {
-            assert_eq!(
-                transition(&id, None, &event, 0, &ctx),
-                Step::ignored(Ignored::UnknownCall)
-            );
+            let step = transition(&id, None, &event, 0, &policy, &available);
+            assert_eq!((step.next, step.facts), (None, vec![]), "{event:?}");
+            assert_eq!(step.ignored, Some(Ignored::UnknownCall));
         }
+        let step = transition(&id, None, &Event::RecordEnded, 0, &policy, &available);
+        assert_eq!((step.next, step.reply), (None, Reply::Goodbye));
         // A Dial action for a forgotten call recovers: apologise and take a message.
-        let step = transition(&id, None, &dial(1, DialStatus::NoAnswer, None), 0, &ctx);
-        let call = step.next.expect("recovered");
+        let step = transition(&id, None, &dial(1, DialStatus::NoAnswer, None), 0, &policy, &available);
         assert_eq!(
-            call.reply(),
+            step.reply,
             Reply::Voicemail {
-                lead: Lead::Apology
+                intro: Intro::Apology
             }
         );
-        let step = transition(&id, None, &dial(1, DialStatus::Completed, Some(3)), 0, &ctx);
-        assert_eq!(step.next.expect("recovered").reply(), Reply::AfterCall);
+        assert_eq!(
+            step.facts[0].kind,
+            FactKind::SentToVoicemail {
+                reason: MissReason::Recovered
+            }
+        );
+        let step = transition(&id, None, &dial(1, DialStatus::Completed, Some(3)), 0, &policy, &available);
+        assert_eq!(step.reply, Reply::AfterCall);
     }
 
     #[test]
     fn one_round_configured_goes_to_voicemail_after_it() {
-        let avail = agents();
-        let ctx = Context {
-            rounds: 1,
-            available: &avail,
-            accepting: true,
-        };
-        let id = sid("CA1");
-        let call = transition(&id, None, &incoming(), 0, &ctx)
-            .next
-            .expect("call");
-        let call = transition(
-            &id,
-            Some(&call),
-            &dial(1, DialStatus::NoAnswer, None),
-            9,
-            &ctx,
-        )
-        .next
-        .expect("voicemail");
-        assert!(matches!(call.phase, Phase::Voicemail { .. }));
+        let (call, _) = Script::new()
+            .policy(Policy::default().with_rounds(1))
+            .at(0, incoming())
+            .at(9, dial(1, DialStatus::NoAnswer, None))
+            .play();
+        assert!(matches!(call.expect("call").phase, Phase::Voicemail { .. }));
+    }
+
+    #[test]
+    fn a_conversation_recording_is_kept_once_and_tells_nobody() {
+        let (call, facts) = Script::new()
+            .at(0, incoming())
+            .at(5, leg("LEG-ada-1", CallStatus::InProgress, ADA))
+            .at(65, dial(1, DialStatus::Completed, Some(60)))
+            .at(66, parent(CallStatus::Completed))
+            .at(70, conversation("https://rec.example/talk.mp3"))
+            .at(71, conversation("https://rec.example/other.mp3"))
+            .play();
+        assert_eq!(
+            call.expect("call").recording.as_deref(),
+            Some("https://rec.example/talk.mp3")
+        );
+        assert_eq!(facts.len(), 3, "{facts:?}");
     }
 
     #[test]
     fn legs_are_bounded() {
-        let avail = agents();
-        let ctx = Context {
-            rounds: 2,
-            available: &avail,
-            accepting: true,
-        };
-        let id = sid("CA1");
-        let mut call = transition(&id, None, &incoming(), 0, &ctx)
-            .next
-            .expect("call");
+        let mut script = Script::new().at(0, incoming());
         for i in 0..MAX_LEGS {
-            let e = leg(&format!("LEG{i}"), CallStatus::Ringing, "sip:x@y.example");
-            call = transition(&id, Some(&call), &e, 1, &ctx).next.expect("leg");
+            script = script.at(1, leg(&format!("LEG{i}"), CallStatus::Ringing, "sip:x@y.example"));
         }
+        let (call, _) = script.play();
+        let call = call.expect("call");
+        assert_eq!(call.legs.len(), MAX_LEGS);
         let e = leg("LEG-extra", CallStatus::Ringing, "sip:x@y.example");
-        assert_eq!(
-            transition(&id, Some(&call), &e, 1, &ctx),
-            Step::ignored(Ignored::TooManyLegs)
-        );
+        let step = transition(&call.sid, Some(&call), &e, 1, &Policy::default(), &snapshot());
+        assert_eq!(step.ignored, Some(Ignored::TooManyLegs));
     }
 }

@@ -9,8 +9,32 @@ mod writer;
 pub use prompts::{Prompt, Prompts, TemplateError};
 pub use render::{Renderer, Urls};
 
-use crate::config::RecordMode;
+use serde::Deserialize;
+
 use crate::domain::Endpoint;
+
+/// The `record` attribute of `<Dial>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordMode {
+    DoNotRecord,
+    RecordFromAnswer,
+    RecordFromRinging,
+    RecordFromAnswerDual,
+    RecordFromRingingDual,
+}
+
+impl RecordMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordMode::DoNotRecord => "do-not-record",
+            RecordMode::RecordFromAnswer => "record-from-answer",
+            RecordMode::RecordFromRinging => "record-from-ringing",
+            RecordMode::RecordFromAnswerDual => "record-from-answer-dual",
+            RecordMode::RecordFromRingingDual => "record-from-ringing-dual",
+        }
+    }
+}
 
 /// A whole document: `<Response>` and its verbs, in order.
 #[derive(Debug, Clone, PartialEq, Default)]

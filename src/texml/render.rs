@@ -3,9 +3,9 @@
 use url::Url;
 
 use super::prompts::Prompts;
-use super::{Dial, DialNoun, Record, Response, Verb};
-use crate::call::{Lead, Reply};
-use crate::config::{DialSettings, RecordMode, Settings, VoicemailSettings};
+use super::{Dial, DialNoun, Record, RecordMode, Response, Verb};
+use crate::call::{Intro, Reply};
+use crate::config::{DialSettings, VoicemailSettings};
 
 /// The absolute URLs written into documents, built once from `server.public_url`.
 #[derive(Debug, Clone)]
@@ -19,8 +19,8 @@ pub struct Urls {
 }
 
 impl Urls {
-    pub fn new(public_url: &str) -> Result<Urls, url::ParseError> {
-        let mut base = Url::parse(public_url)?;
+    pub fn new(public_url: &Url) -> Result<Urls, url::ParseError> {
+        let mut base = public_url.clone();
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
@@ -63,17 +63,22 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    pub fn new(settings: &Settings, urls: Urls, prompts: Prompts) -> std::io::Result<Renderer> {
+    pub fn new(
+        dial: &DialSettings,
+        voicemail: &VoicemailSettings,
+        urls: Urls,
+        prompts: Prompts,
+    ) -> std::io::Result<Renderer> {
         let mut renderer = Renderer {
             urls,
-            dial: settings.dial.clone(),
-            voicemail: settings.voicemail.clone(),
+            dial: dial.clone(),
+            voicemail: voicemail.clone(),
             prompts,
             fallback: Vec::new(),
         };
         renderer.fallback = renderer
             .document(&Reply::Voicemail {
-                lead: Lead::Apology,
+                intro: Intro::Apology,
             })
             .to_xml()?;
         Ok(renderer)
@@ -106,7 +111,7 @@ impl Renderer {
                 round,
                 targets,
                 caller,
-            } if !targets.is_empty() => {
+            } => {
                 let lead = if *round <= 1 { &p.greeting } else { &p.busy };
                 let nouns = targets
                     .iter()
@@ -131,19 +136,11 @@ impl Renderer {
                 };
                 Response::new(vec![lead.verb(), Verb::Dial(dial)])
             }
-            // Nobody to ring: never send an empty <Dial>, take a message instead.
-            Reply::Ring { round, .. } => self.document(&Reply::Voicemail {
-                lead: if *round <= 1 {
-                    Lead::Greeting
-                } else {
-                    Lead::Nothing
-                },
-            }),
-            Reply::Voicemail { lead } => {
-                let mut verbs = match lead {
-                    Lead::Greeting => vec![p.greeting.verb()],
-                    Lead::Nothing => vec![],
-                    Lead::Apology => vec![p.error.verb()],
+            Reply::Voicemail { intro } => {
+                let mut verbs = match intro {
+                    Intro::Greeting => vec![p.greeting.verb()],
+                    Intro::PromptOnly => vec![],
+                    Intro::Apology => vec![p.error.verb()],
                 };
                 verbs.extend([
                     p.voicemail.verb(),
@@ -176,7 +173,8 @@ mod tests {
 
     #[test]
     fn urls_keep_a_path_prefix() {
-        let urls = Urls::new("https://sb.example/switchboard").expect("url");
+        let url = |s: &str| Url::parse(s).expect("url");
+        let urls = Urls::new(&url("https://sb.example/switchboard")).expect("url");
         assert_eq!(
             urls.dial(2),
             "https://sb.example/switchboard/texml/dial?round=2"
@@ -185,7 +183,7 @@ mod tests {
             urls.audio("greeting.wav"),
             "https://sb.example/switchboard/audio/greeting.wav"
         );
-        let urls = Urls::new("http://localhost:8080").expect("url");
+        let urls = Urls::new(&url("http://localhost:8080")).expect("url");
         assert_eq!(urls.status, "http://localhost:8080/texml/status");
     }
 }

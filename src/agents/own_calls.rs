@@ -1,6 +1,6 @@
 //! Agents' own calls, reported by their SIP connections as Telnyx Call Control v2 webhooks
 //! (`POST /telnyx/events`): `call.initiated` (direction `outgoing`), `call.answered`,
-//! `call.hangup`. Each becomes one message, whatever duplicates arrive; an agent on such a call is
+//! `call.hangup`. Each becomes one record, whatever duplicates arrive; an agent on such a call is
 //! busy and is not rung for inbound calls until it ends.
 
 use dashmap::mapref::entry::Entry;
@@ -9,10 +9,12 @@ use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::call::{secs_between, Millis};
+use super::Agents;
+use crate::call::Expiry;
 use crate::domain::Party;
-use crate::notify::{Notification, OutboundKind};
-use crate::roster::Roster;
+use crate::provider::json_text;
+use crate::sink::{AgentCallKind, Record};
+use crate::time::{secs_between, Millis};
 
 /// The Call Control envelope, reduced to what Switchboard reads. Unknown fields are ignored.
 #[derive(Debug, Deserialize)]
@@ -44,7 +46,7 @@ pub struct Payload {
 
 /// What Switchboard made of one event (for the log line and the tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Handled {
     Applied,
     Duplicate,
     /// Not an agent's outbound call, or an event type Switchboard does not use.
@@ -65,14 +67,6 @@ fn parse_time(s: Option<&str>) -> Option<Millis> {
     u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-fn text_id(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 #[derive(Debug, Clone)]
 struct OutCall {
     agent: Box<str>,
@@ -85,33 +79,31 @@ struct OutCall {
 }
 
 /// The agents' calls in progress, keyed by call control id.
-pub struct OutboundCalls {
+pub struct OwnCalls {
     calls: DashMap<Box<str>, OutCall>,
-    grace_ms: u64,
-    ttl_ms: u64,
+    expiry: Expiry,
 }
 
-impl OutboundCalls {
-    pub fn new(grace_secs: u64, ttl_secs: u64) -> OutboundCalls {
-        OutboundCalls {
+impl OwnCalls {
+    pub fn new(expiry: Expiry) -> OwnCalls {
+        OwnCalls {
             calls: DashMap::new(),
-            grace_ms: grace_secs * 1000,
-            ttl_ms: ttl_secs * 1000,
+            expiry,
         }
     }
 
-    /// Applies one event at `now`: updates the busy agents in `roster` and returns the
-    /// notification to send, if any.
+    /// Applies one event at `now`: updates the busy agents in `roster` and returns the record to
+    /// tell, if any.
     pub fn apply(
         &self,
         event: &Data,
         now: Millis,
-        roster: &Roster,
-    ) -> Result<(Outcome, Option<Notification>), BadEvent> {
+        roster: &Agents,
+    ) -> Result<(Handled, Option<Record>), BadEvent> {
         let p = &event.payload;
         let kind = event.event_type.as_str();
         if !matches!(kind, "call.initiated" | "call.answered" | "call.hangup") {
-            return Ok((Outcome::NotOurs, None));
+            return Ok((Handled::NotOurs, None));
         }
         let call_id: Box<str> = p
             .call_control_id
@@ -122,7 +114,7 @@ impl OutboundCalls {
             .ok_or(BadEvent::NoCallId)?
             .into();
         let at = parse_time(event.occurred_at.as_deref()).unwrap_or(now);
-        let notification = |agent: &str, to: &Party, kind| Notification::Outbound {
+        let notification = |agent: &str, to: &Party, kind| Record::AgentCall {
             call_id: call_id.clone(),
             at,
             agent: agent.into(),
@@ -132,22 +124,22 @@ impl OutboundCalls {
         match kind {
             "call.initiated" => {
                 if p.direction.as_deref() != Some("outgoing") {
-                    return Ok((Outcome::NotOurs, None));
+                    return Ok((Handled::NotOurs, None));
                 }
                 let connection = p
                     .connection_id
                     .as_ref()
-                    .and_then(text_id)
+                    .and_then(|v| json_text(Some(v)))
                     .ok_or(BadEvent::NoConnection)?;
                 let Some(agent) = roster.by_connection(&connection) else {
-                    return Ok((Outcome::NotOurs, None));
+                    return Ok((Handled::NotOurs, None));
                 };
                 let to =
                     p.to.as_deref()
                         .and_then(|t| Party::parse(t).ok())
                         .unwrap_or_else(Party::unknown);
                 match self.calls.entry(call_id.clone()) {
-                    Entry::Occupied(_) => Ok((Outcome::Duplicate, None)),
+                    Entry::Occupied(_) => Ok((Handled::Duplicate, None)),
                     Entry::Vacant(slot) => {
                         let started_at = parse_time(p.start_time.as_deref()).unwrap_or(at);
                         slot.insert(OutCall {
@@ -156,12 +148,12 @@ impl OutboundCalls {
                             started_at,
                             answered_at: None,
                             ended: false,
-                            expires_at: now + self.ttl_ms,
+                            expires_at: self.expiry.while_live(now),
                         });
                         roster.set_busy(&call_id, &connection);
                         Ok((
-                            Outcome::Applied,
-                            Some(notification(&agent.name, &to, OutboundKind::Started)),
+                            Handled::Applied,
+                            Some(notification(&agent.name, &to, AgentCallKind::Started)),
                         ))
                     }
                 }
@@ -169,32 +161,32 @@ impl OutboundCalls {
             "call.answered" => {
                 let Some(mut call) = self.calls.get_mut(&call_id) else {
                     // Not an outbound call we saw start (e.g. a leg we dialled to an agent).
-                    return Ok((Outcome::NotOurs, None));
+                    return Ok((Handled::NotOurs, None));
                 };
                 if call.answered_at.is_some() || call.ended {
-                    return Ok((Outcome::Duplicate, None));
+                    return Ok((Handled::Duplicate, None));
                 }
                 call.answered_at = Some(at);
-                call.expires_at = now + self.ttl_ms;
+                call.expires_at = self.expiry.while_live(now);
                 let after_secs = secs_between(call.started_at, at);
                 Ok((
-                    Outcome::Applied,
+                    Handled::Applied,
                     Some(notification(
                         &call.agent,
                         &call.to,
-                        OutboundKind::Answered { after_secs },
+                        AgentCallKind::Answered { after_secs },
                     )),
                 ))
             }
             _ => {
                 let Some(mut call) = self.calls.get_mut(&call_id) else {
-                    return Ok((Outcome::NotOurs, None));
+                    return Ok((Handled::NotOurs, None));
                 };
                 if call.ended {
-                    return Ok((Outcome::Duplicate, None));
+                    return Ok((Handled::Duplicate, None));
                 }
                 call.ended = true;
-                call.expires_at = now + self.grace_ms;
+                call.expires_at = self.expiry.after_end(now);
                 roster.clear_busy(&call_id);
                 // `end_time` is not always sent; the event's own time is the next best.
                 let ended_at = parse_time(p.end_time.as_deref()).unwrap_or(at);
@@ -205,11 +197,11 @@ impl OutboundCalls {
                     .filter(|c| !c.is_empty() && c.len() <= 64)
                     .map(Box::from);
                 Ok((
-                    Outcome::Applied,
+                    Handled::Applied,
                     Some(notification(
                         &call.agent,
                         &call.to,
-                        OutboundKind::Finished { talk_secs, cause },
+                        AgentCallKind::Finished { talk_secs, cause },
                     )),
                 ))
             }
@@ -218,7 +210,7 @@ impl OutboundCalls {
 
     /// Forgets ended calls after their grace period and calls whose hangup never came after the
     /// TTL (freeing their agents). Returns how many of the latter there were.
-    pub fn sweep(&self, now: Millis, roster: &Roster) -> usize {
+    pub fn sweep(&self, now: Millis, roster: &Agents) -> usize {
         let mut stale = 0;
         self.calls.retain(|id, call| {
             if call.expires_at > now {

@@ -1,16 +1,17 @@
-//! What replicas share besides call state: a lease that lets one replica at a time run the
-//! scheduled jobs, and the agent list that replica reads from the provider. With the memory
-//! backend there is one replica: it always holds the lease and shares nothing.
+//! The job lease: with several replicas, one at a time runs the scheduled jobs. With the memory
+//! backend there is one replica, and it always holds the lease.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, Script};
+use redis::Script;
+
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use crate::call::redis_store::bounded;
 use crate::call::StoreError;
-use crate::domain::Agent;
 
 /// Holds the lease if free or already ours (renewing it), else returns 0.
 const TAKE_OR_RENEW: &str = r"
@@ -38,6 +39,8 @@ pub struct Lease {
     me: String,
     ttl: Duration,
     holding: AtomicBool,
+    /// `job_lease_held` in `/metrics`: 1 while this replica runs the jobs.
+    held: Gauge,
 }
 
 impl Lease {
@@ -48,6 +51,7 @@ impl Lease {
             me: String::new(),
             ttl: Duration::from_secs(30),
             holding: AtomicBool::new(true),
+            held: gauge(1),
         }
     }
 
@@ -62,6 +66,7 @@ impl Lease {
             me: format!("{host}-{}-{started}", std::process::id()),
             ttl,
             holding: AtomicBool::new(false),
+            held: gauge(0),
         }
     }
 
@@ -89,11 +94,12 @@ impl Lease {
                 .arg(self.ttl.as_millis() as u64)
                 .invoke_async::<i64>(&mut conn)
                 .await
-                .map_err(|e| StoreError(e.to_string()))
+                .map_err(StoreError::from)
         })
         .await;
         let now = held.as_ref().is_ok_and(|h| *h == 1);
         let before = self.holding.swap(now, Ordering::Relaxed);
+        self.held.set(i64::from(now));
         match (before, now, &held) {
             (false, true, _) => {
                 tracing::info!(holder = %self.me, "took the job lease: this replica runs the scheduled jobs")
@@ -117,48 +123,39 @@ impl Lease {
                     .arg(&self.me)
                     .invoke_async::<i64>(&mut conn)
                     .await
-                    .map_err(|e| StoreError(e.to_string()))
+                    .map_err(StoreError::from)
             })
             .await;
             self.holding.store(false, Ordering::Relaxed);
+            self.held.set(0);
         }
     }
+
+    /// Keeps the lease: renews it (or takes it when free) every third of its TTL, until the task
+    /// is stopped. Nothing to do with one replica.
+    pub async fn keep(self: std::sync::Arc<Self>) {
+        if self.redis.is_none() {
+            return;
+        }
+        let mut tick = tokio::time::interval(self.renew_every());
+        loop {
+            tick.tick().await;
+            self.renew().await;
+        }
+    }
+
+    /// Registers `job_lease_held`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "job_lease_held",
+            "1 while this replica holds the job lease (runs the scheduled jobs)",
+            self.held.clone(),
+        );
+    }
 }
 
-/// The agent list, as the lease holder last read it from the provider.
-pub struct SharedAgents {
-    conn: ConnectionManager,
-    key: String,
-}
-
-impl SharedAgents {
-    pub fn new(conn: ConnectionManager, key: String) -> SharedAgents {
-        SharedAgents { conn, key }
-    }
-
-    pub async fn publish(&self, agents: &[Agent]) -> Result<(), String> {
-        let json = serde_json::to_string(agents).map_err(|e| e.to_string())?;
-        let mut conn = self.conn.clone();
-        bounded(async {
-            conn.set::<_, _, ()>(&self.key, json)
-                .await
-                .map_err(|e| StoreError(e.to_string()))
-        })
-        .await
-        .map_err(|e| e.to_string())
-    }
-
-    /// The published list, if any.
-    pub async fn fetch(&self) -> Result<Option<Vec<Agent>>, String> {
-        let mut conn = self.conn.clone();
-        let json: Option<String> = bounded(async {
-            conn.get(&self.key)
-                .await
-                .map_err(|e| StoreError(e.to_string()))
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        json.map(|j| serde_json::from_str(&j).map_err(|e| e.to_string()))
-            .transpose()
-    }
+fn gauge(value: i64) -> Gauge {
+    let g = Gauge::default();
+    g.set(value);
+    g
 }

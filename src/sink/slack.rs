@@ -1,14 +1,28 @@
-//! Slack Block Kit messages: a header, a body, and a context line (line, CallSid, time), with a
-//! top-level `text` fallback for notifications. Built as JSON values (never strings pasted
+//! The Slack sink: Block Kit messages (a header, a body, and a context line with line, CallSid
+//! and time, plus a top-level `text` fallback for notifications), posted to an incoming webhook
+//! through a [`DeliveryQueue`]. Messages are built as JSON values (never strings pasted
 //! together), within Slack's limits, with caller-controlled text escaped for mrkdwn.
+//!
+//! Slack hears about the facts people act on: a call ringing, answered, sent to voicemail, a
+//! voicemail left, a caller who hung up, a finished conversation; agents' own calls; the jobs'
+//! alerts. Other facts (a missed call's outcome settling, a refusal) are logged and counted only.
 
+use std::time::Duration;
+
+use async_trait::async_trait;
+use prometheus_client::registry::Registry;
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use super::{JobNotice, Notification, OutboundKind, Privacy};
-use crate::call::{Millis, MissReason, NoticeKind};
+use super::queue::{Attempt, Deliver, DeliveryPolicy, DeliveryQueue};
+use super::{AgentCallKind, JobNotice, Privacy, Record, Sink};
+use crate::call::{FactKind, MissReason, Outcome};
+use crate::retry::retry_after;
+use crate::time::Millis;
 
 /// Slack's limits (docs.slack.dev, Block Kit reference).
 pub const MAX_HEADER: usize = 150;
@@ -92,9 +106,107 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// The message for one notification.
-pub fn message(n: &Notification, privacy: &Privacy, style: &Style) -> Value {
-    let (title, body, context) = content(n, privacy, style);
+/// The Slack sink: renders records worth a message and queues them for delivery.
+pub struct SlackSink {
+    queue: DeliveryQueue<Value>,
+    privacy: Privacy,
+    style: Style,
+}
+
+impl SlackSink {
+    /// Starts delivering to the incoming webhook `url` (a secret: never logged).
+    pub fn start(
+        url: SecretString,
+        timeout: Duration,
+        policy: DeliveryPolicy,
+        privacy: Privacy,
+        style: Style,
+        registry: &mut Registry,
+    ) -> SlackSink {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        let webhook = Webhook { http, url };
+        SlackSink {
+            queue: DeliveryQueue::start("Slack", policy, webhook, registry, "notifications"),
+            privacy,
+            style,
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for SlackSink {
+    fn accept(&self, record: &Record) {
+        if let Some(message) = message(record, &self.privacy, &self.style) {
+            self.queue.push(message);
+        }
+    }
+
+    async fn flush(&self, deadline: Duration) {
+        self.queue.shutdown(deadline).await;
+    }
+}
+
+/// Posts one message to an incoming webhook.
+struct Webhook {
+    http: reqwest::Client,
+    url: SecretString,
+}
+
+#[async_trait]
+impl Deliver<Value> for Webhook {
+    async fn attempt(&self, message: &Value) -> Attempt {
+        let sent = self
+            .http
+            .post(self.url.expose_secret())
+            .json(message)
+            .send()
+            .await;
+        let res = match sent {
+            Ok(res) => res,
+            // The error's URL is the secret webhook: never log it.
+            Err(e) => {
+                return Attempt::Retry {
+                    after: None,
+                    reason: e.without_url().to_string(),
+                }
+            }
+        };
+        let status = res.status();
+        if status.is_success() {
+            return Attempt::Delivered;
+        }
+        let wait = retry_after(res.headers());
+        let reason: String = res
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let after = Some(wait.unwrap_or(Duration::from_secs(1)));
+            Attempt::Retry {
+                after,
+                reason: format!("429 {reason}"),
+            }
+        } else if status.is_server_error() {
+            Attempt::Retry {
+                after: None,
+                reason: format!("{status} {reason}"),
+            }
+        } else {
+            Attempt::Rejected(format!("{status} {reason}"))
+        }
+    }
+}
+
+/// The message for one record, if it is worth one.
+pub fn message(record: &Record, privacy: &Privacy, style: &Style) -> Option<Value> {
+    let (title, body, context) = content(record, privacy, style)?;
     let header = cut(&title, MAX_HEADER);
     let body = cut(&body, MAX_SECTION);
     let blocks = vec![
@@ -103,34 +215,34 @@ pub fn message(n: &Notification, privacy: &Privacy, style: &Style) -> Value {
         json!({"type": "context", "elements": [{"type": "mrkdwn", "text": cut(&context, MAX_SECTION)}]}),
     ];
     debug_assert!(blocks.len() <= MAX_BLOCKS);
-    json!({
+    Some(json!({
         "text": cut(&format!("{header}: {body}"), MAX_SECTION),
         "blocks": blocks,
-    })
+    }))
 }
 
-fn content(n: &Notification, privacy: &Privacy, style: &Style) -> (String, String, String) {
+fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String, String, String)> {
     let mention = style.mention.prefix();
-    match n {
-        Notification::Call { sid, at, notice } => {
-            let from = escape(&privacy.party(notice.from.as_str()));
+    Some(match record {
+        Record::Call { sid, at, fact } => {
+            let from = escape(&privacy.party(fact.from.as_str()));
             let agent = |a: &Option<Box<str>>| match a {
                 Some(name) => format!("*{}*", escape(name)),
                 None => "An agent".to_owned(),
             };
-            let (title, body) = match &notice.kind {
-                NoticeKind::Ringing { agents } => (
+            let (title, body) = match &fact.kind {
+                FactKind::Ringing { agents } => (
                     ":telephone_receiving: Incoming call",
                     format!(
                         "{mention}*{from}* is calling. {} ringing.",
                         plural(*agents, "agent is", "agents are")
                     ),
                 ),
-                NoticeKind::Answered { agent: a, after_secs } => (
+                FactKind::Answered { agent: a, after_secs } => (
                     ":white_check_mark: Call answered",
                     format!("{} answered *{from}* after {}.", agent(a), duration(*after_secs)),
                 ),
-                NoticeKind::Missed { reason } => (
+                FactKind::SentToVoicemail { reason } => (
                     ":warning: Missed call",
                     match reason {
                         MissReason::NoAnswer => format!(
@@ -144,7 +256,7 @@ fn content(n: &Notification, privacy: &Privacy, style: &Style) -> (String, Strin
                         ),
                     },
                 ),
-                NoticeKind::Voicemail { url, duration_secs } => (
+                FactKind::VoicemailLeft { url, duration_secs } => (
                     ":incoming_envelope: New voicemail",
                     format!(
                         "{mention}*{from}* left a voicemail ({}): <{}|listen to it>. \
@@ -153,27 +265,36 @@ fn content(n: &Notification, privacy: &Privacy, style: &Style) -> (String, Strin
                         escape(url)
                     ),
                 ),
-                NoticeKind::Abandoned { waited_secs } => (
+                FactKind::Ended {
+                    outcome: Outcome::Abandoned { waited_secs },
+                    ..
+                } => (
                     ":no_entry: Caller hung up",
                     format!(
                         "*{from}* hung up after waiting {}, before anyone answered.",
                         duration(*waited_secs)
                     ),
                 ),
-                NoticeKind::Finished { agent: a, talk_secs } => (
+                FactKind::Ended {
+                    outcome: Outcome::Answered { agent: a, talk_secs },
+                    ..
+                } => (
                     ":telephone_receiver: Call finished",
                     format!("{} talked with *{from}* for {}.", agent(a), duration(*talk_secs)),
                 ),
+                FactKind::Ended { .. } | FactKind::Settled { .. } | FactKind::Refused { .. } => {
+                    return None
+                }
             };
             let context = format!(
                 "Line {} · Call `{}` · {}",
-                escape(notice.line.as_str()),
+                escape(fact.to.as_str()),
                 escape(sid.as_str()),
                 when(*at)
             );
             (title.to_owned(), body, context)
         }
-        Notification::Outbound {
+        Record::AgentCall {
             call_id,
             at,
             agent,
@@ -183,22 +304,22 @@ fn content(n: &Notification, privacy: &Privacy, style: &Style) -> (String, Strin
             let agent = escape(agent);
             let to = escape(&privacy.party(to.as_str()));
             let (title, body) = match kind {
-                OutboundKind::Started => (
+                AgentCallKind::Started => (
                     ":outbox_tray: Outbound call",
                     format!("*{agent}* is calling *{to}*."),
                 ),
-                OutboundKind::Answered { after_secs } => (
+                AgentCallKind::Answered { after_secs } => (
                     ":white_check_mark: Outbound call answered",
                     format!("*{to}* answered *{agent}* after {}.", duration(*after_secs)),
                 ),
-                OutboundKind::Finished {
+                AgentCallKind::Finished {
                     talk_secs: Some(talk),
                     ..
                 } => (
                     ":telephone_receiver: Outbound call finished",
                     format!("*{agent}* talked with *{to}* for {}.", duration(*talk)),
                 ),
-                OutboundKind::Finished {
+                AgentCallKind::Finished {
                     talk_secs: None,
                     cause,
                 } => (
@@ -215,7 +336,7 @@ fn content(n: &Notification, privacy: &Privacy, style: &Style) -> (String, Strin
             let context = format!("Agent's own call · `{}` · {}", escape(call_id), when(*at));
             (title.to_owned(), body, context)
         }
-        Notification::Job { at, kind } => {
+        Record::Job { at, kind } => {
             let (title, body) = match kind {
                 JobNotice::BalanceLow {
                     available,
@@ -276,28 +397,29 @@ fn content(n: &Notification, privacy: &Privacy, style: &Style) -> (String, Strin
                 format!("Switchboard · {}", when(*at)),
             )
         }
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::Notice;
-    use crate::domain::{CallSid, Party};
+    use crate::call::Fact;
+    use crate::domain::{CallSid, LineId, Party};
 
     #[test]
     fn limits_and_escaping_hold_for_hostile_input() {
         let from = format!("<!channel> & {}", "x".repeat(5000));
-        let n = Notification::Call {
+        let n = Record::Call {
             sid: CallSid::parse("CA<1>").expect("sid"),
             at: 0,
-            notice: Notice {
+            fact: Fact {
                 from: Party::parse(&from[..200]).expect("party"),
-                line: Party::parse("+18005550100").expect("party"),
-                kind: NoticeKind::Ringing { agents: 1 },
+                to: Party::parse("+18005550100").expect("party"),
+                line: LineId::main(),
+                kind: FactKind::Ringing { agents: 1 },
             },
         };
-        let m = message(&n, &Privacy::default(), &Style::default());
+        let m = message(&n, &Privacy::default(), &Style::default()).expect("a message");
         let body = m["blocks"][1]["text"]["text"].as_str().expect("body");
         assert!(body.starts_with("*&lt;!channel&gt; &amp; xxx"), "{body}");
         assert!(!body.contains("<!channel>"));
@@ -309,14 +431,14 @@ mod tests {
 
     #[test]
     fn long_texts_are_cut_to_the_limits() {
-        let n = Notification::Job {
+        let n = Record::Job {
             at: 0,
             kind: JobNotice::AgentsChanged {
                 added: (0..2000).map(|i| format!("Agent number {i}")).collect(),
                 removed: vec![],
             },
         };
-        let m = message(&n, &Privacy::default(), &Style::default());
+        let m = message(&n, &Privacy::default(), &Style::default()).expect("a message");
         let body = m["blocks"][1]["text"]["text"].as_str().expect("body");
         assert_eq!(body.chars().count(), MAX_SECTION);
         assert!(body.ends_with('…'));

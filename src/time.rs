@@ -1,10 +1,16 @@
 //! Time, injected: the system clock in production, a hand-moved one in tests, so durations and
-//! timestamps in messages are exact and testable.
+//! timestamps in messages are exact and testable. A leaf: it depends on nothing in the crate.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::call::Millis;
+/// Milliseconds since the Unix epoch: the only notion of time the call logic has, always passed in.
+pub type Millis = u64;
+
+/// Whole seconds between two instants (0 when `later` is not later).
+pub fn secs_between(earlier: Millis, later: Millis) -> u64 {
+    later.saturating_sub(earlier) / 1000
+}
 
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.

@@ -1,0 +1,206 @@
+//! The call core's one test harness: names for the usual parties, events built in one line, and
+//! [`Script`], which plays timed events through [`transition`] the way a store would.
+
+use crate::domain::{Agent, CallSid, Endpoint, Party};
+
+use super::event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
+use super::fact::FactKind;
+use super::policy::{Policy, Snapshot};
+use super::state::{Call, Outcome, Phase, Targets};
+use super::transition::transition;
+
+pub(crate) const CALLER: &str = "+12025550142";
+pub(crate) const LINE: &str = "+18005550100";
+pub(crate) const ADA: &str = "sip:ada@x.example";
+pub(crate) const BOB: &str = "+12025550100";
+
+pub(crate) fn sid(s: &str) -> CallSid {
+    CallSid::parse(s).expect("sid")
+}
+
+pub(crate) fn party(s: &str) -> Party {
+    Party::parse(s).expect("party")
+}
+
+/// Ada (SIP) and Bob (a number).
+pub(crate) fn agents() -> Targets {
+    let agents = vec![
+        Agent::new("Ada", Endpoint::sip(ADA).expect("sip")).expect("agent"),
+        Agent::new("Bob", Endpoint::number(BOB).expect("num")).expect("agent"),
+    ];
+    Targets::new(agents.into()).expect("two agents")
+}
+
+/// Ada and Bob are free.
+pub(crate) fn snapshot() -> Snapshot {
+    Snapshot::ringing(Some(agents()))
+}
+
+pub(crate) fn incoming() -> Event {
+    Event::Incoming {
+        from: party(CALLER),
+        to: party(LINE),
+    }
+}
+
+/// The Dial action of `round`; the bridged leg is Ada's first.
+pub(crate) fn dial(round: u8, status: DialStatus, duration: Option<u32>) -> Event {
+    Event::DialEnded {
+        round: Some(round),
+        status,
+        dial_sid: Some(sid("LEG-ada-1")),
+        duration_secs: duration,
+        from: party(CALLER),
+        to: party(LINE),
+    }
+}
+
+pub(crate) fn leg(leg_sid: &str, status: CallStatus, to: &str) -> Event {
+    Event::LegStatus {
+        leg: sid(leg_sid),
+        status,
+        to: party(to),
+    }
+}
+
+/// A status callback of the caller's own call.
+pub(crate) fn parent(status: CallStatus) -> Event {
+    Event::CallStatus { status }
+}
+
+pub(crate) fn voicemail(url: &str, secs: u32) -> Event {
+    Event::Recording {
+        kind: RecordingKind::Voicemail,
+        status: RecordingStatus::Completed,
+        url: Some(url.into()),
+        duration_secs: Some(secs),
+    }
+}
+
+/// The provider says no voicemail was recorded.
+pub(crate) fn absent() -> Event {
+    Event::Recording {
+        kind: RecordingKind::Voicemail,
+        status: RecordingStatus::Absent,
+        url: None,
+        duration_secs: None,
+    }
+}
+
+pub(crate) fn in_progress() -> Event {
+    Event::Recording {
+        kind: RecordingKind::Voicemail,
+        status: RecordingStatus::InProgress,
+        url: None,
+        duration_secs: None,
+    }
+}
+
+pub(crate) fn conversation(url: &str) -> Event {
+    Event::Recording {
+        kind: RecordingKind::Conversation,
+        status: RecordingStatus::Completed,
+        url: Some(url.into()),
+        duration_secs: Some(60),
+    }
+}
+
+/// Timed events for one call, each with the snapshot in force when it arrives.
+#[derive(Clone)]
+pub(crate) struct Script {
+    policy: Policy,
+    available: Option<Targets>,
+    events: Vec<(u64, Event, Snapshot)>,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Script {
+    /// The default policy (two rounds), Ada and Bob free.
+    pub(crate) fn new() -> Script {
+        Script {
+            policy: Policy::default(),
+            available: Some(agents()),
+            events: Vec::new(),
+        }
+    }
+
+    pub(crate) fn policy(mut self, policy: Policy) -> Script {
+        self.policy = policy;
+        self
+    }
+
+    /// Who is free for the events that follow.
+    pub(crate) fn available(mut self, available: Option<Targets>) -> Script {
+        self.available = available;
+        self
+    }
+
+    /// `event` at `secs` seconds.
+    pub(crate) fn at(mut self, secs: u64, event: Event) -> Script {
+        let snapshot = Snapshot::ringing(self.available.clone());
+        self.events.push((secs, event, snapshot));
+        self
+    }
+
+    /// Plays every event into call `CA1`, keeping what each step stores; returns the final state
+    /// and every fact emitted, in order (checking each names the caller and the line).
+    pub(crate) fn play(&self) -> (Option<Call>, Vec<FactKind>) {
+        let id = sid("CA1");
+        let mut call: Option<Call> = None;
+        let mut facts = Vec::new();
+        for (secs, event, snapshot) in &self.events {
+            let step = transition(&id, call.as_ref(), event, secs * 1000, &self.policy, snapshot);
+            for f in step.facts {
+                assert_eq!((f.from.as_str(), f.to.as_str()), (CALLER, LINE));
+                facts.push(f.kind);
+            }
+            if let Some(next) = step.next {
+                call = Some(next);
+            }
+        }
+        (call, facts)
+    }
+}
+
+pub(crate) fn outcome(call: &Option<Call>) -> Option<&Outcome> {
+    call.as_ref()?.outcome()
+}
+
+/// A phase in a few words, for table tests.
+pub(crate) fn describe(call: &Call) -> String {
+    match &call.phase {
+        Phase::Dialing { round, .. } => format!("dialing {round}"),
+        Phase::WrapUp { .. } => "wrap-up".into(),
+        Phase::Voicemail { recorded: true, .. } => "voicemail recorded".into(),
+        Phase::Voicemail { .. } => "voicemail".into(),
+        Phase::Ended {
+            outcome, settled, ..
+        } => format!(
+            "ended {}{}",
+            outcome.label(),
+            if *settled { "" } else { " unsettled" }
+        ),
+    }
+}
+
+/// A fact in a few words, for table tests.
+pub(crate) fn name(kind: &FactKind) -> String {
+    match kind {
+        FactKind::Ringing { .. } => "ringing".into(),
+        FactKind::Answered { .. } => "answered".into(),
+        FactKind::SentToVoicemail { .. } => "sent to voicemail".into(),
+        FactKind::VoicemailLeft { .. } => "voicemail left".into(),
+        FactKind::Ended { outcome, settled } => format!(
+            "ended {}{}",
+            outcome.label(),
+            if *settled { "" } else { " unsettled" }
+        ),
+        FactKind::Settled { outcome } => format!("settled {}", outcome.label()),
+        FactKind::Refused { .. } => "refused".into(),
+    }
+}

@@ -1,0 +1,140 @@
+//! The HTTP boundary: thin handlers that verify, parse, hand the event to the call service and
+//! render its reply. Everything a handler needs is in [`Context`], which lives here, so nothing
+//! deeper imports the routes back. The decisions live in [`crate::call::transition`].
+//!
+//! | route | what | file |
+//! |---|---|---|
+//! | `GET`/`POST /texml/inbound` | voice URL: greeting, then ring every agent | [`voice`] |
+//! | `GET`/`POST /texml/dial?round=N` | Dial action: after-call, next round, or voicemail | [`voice`] |
+//! | `GET`/`POST /texml/voicemail` | Record action: goodbye | [`voice`] |
+//! | `POST /texml/status` | status callbacks of the call and of every dialled leg | [`callbacks`] |
+//! | `POST /texml/recording?kind=voicemail\|conversation` | recording status callbacks | [`callbacks`] |
+//! | `POST /telnyx/events` | Call Control events of the agents' own calls | [`callbacks`] |
+//! | `GET /audio/{file}` | prompts from the audio folder | [`audio`] |
+//! | `GET /healthz`, `/readyz`, `/metrics` | alive; ready to take calls; Prometheus | [`health`] |
+
+mod audio;
+mod callbacks;
+pub(crate) mod health;
+mod voice;
+
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::web;
+use actix_web::{guard, HttpRequest, HttpResponse};
+use prometheus_client::registry::Registry;
+
+use crate::audio::AudioDir;
+use crate::service::CallService;
+use crate::signature::{Mode, Signed, Verifier};
+use crate::texml::Renderer;
+use crate::time::Clock;
+use crate::webhook::{BadRequest, Params};
+
+pub(crate) use health::Readiness;
+
+/// What the handlers share. Built once by [`crate::startup`].
+pub(crate) struct Context {
+    /// The call path: every event goes through it.
+    pub(crate) service: Arc<CallService>,
+    /// Replies to documents; also holds the apology document for when anything fails.
+    pub(crate) renderer: Renderer,
+    /// Checked before a webhook's body is read for anything else.
+    pub(crate) verifier: Verifier,
+    pub(crate) audio: AudioDir,
+    pub(crate) readiness: Readiness,
+    /// Frozen once every component registered its metrics; `/metrics` encodes it.
+    pub(crate) metrics: Arc<Registry>,
+    /// For signature timestamps.
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    let get_or_post = || guard::Any(guard::Get()).or(guard::Post());
+    cfg.route(
+        "/texml/inbound",
+        web::route().guard(get_or_post()).to(voice::inbound),
+    )
+    .route(
+        "/texml/dial",
+        web::route().guard(get_or_post()).to(voice::dial),
+    )
+    .route(
+        "/texml/voicemail",
+        web::route().guard(get_or_post()).to(voice::voicemail),
+    )
+    .route("/texml/status", web::post().to(callbacks::status))
+    .route("/texml/recording", web::post().to(callbacks::recording))
+    .route("/telnyx/events", web::post().to(callbacks::telnyx_events))
+    .route("/audio/{file}", web::get().to(audio::audio))
+    .route("/audio/{file}", web::head().to(audio::audio))
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(health::metrics))
+    .default_service(web::to(not_found));
+}
+
+/// The provider's fields: the query string of a GET (Telnyx's default voice method), the form
+/// body of a POST (or its query string when the body is empty).
+fn provider_params(req: &HttpRequest, body: &[u8]) -> Result<Params, BadRequest> {
+    if req.method() == Method::GET || body.is_empty() {
+        Params::parse(req.query_string().as_bytes())
+    } else {
+        Params::parse(body)
+    }
+}
+
+/// Our own query parameters (`round`, `kind`), as we wrote them into the document.
+fn own_params(req: &HttpRequest) -> Params {
+    Params::parse(req.query_string().as_bytes()).unwrap_or_default()
+}
+
+fn xml(status: StatusCode, body: Vec<u8>) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/xml; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .body(body)
+}
+
+fn text(mut res: actix_web::HttpResponseBuilder, body: String) -> HttpResponse {
+    res.content_type("text/plain; charset=utf-8").body(body)
+}
+
+fn bad_request(e: &dyn std::fmt::Display) -> HttpResponse {
+    text(HttpResponse::BadRequest(), format!("bad request: {e}\n"))
+}
+
+async fn not_found() -> HttpResponse {
+    text(HttpResponse::NotFound(), "not found\n".into())
+}
+
+/// Checks the webhook's signature before anything else reads it; returns the refusal, if any. A
+/// refusal is counted, logged without the body, and answered 403: no state changes, nothing sent.
+fn refusal(req: &HttpRequest, body: &[u8], cx: &Context) -> Option<HttpResponse> {
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = Signed {
+        header: &header,
+        path: req.path(),
+        query: req.query_string(),
+        body,
+        form: req.method() == Method::POST && !is_json(req),
+    };
+    let why = cx.verifier.check(&signed, cx.clock.now_ms()).err()?;
+    let total = cx.verifier.rejected.inc() + 1;
+    if cx.verifier.effective_mode() == Mode::Log {
+        tracing::warn!(route = req.path(), %why, rejected_signatures_total = total, "webhook signature not valid (log mode: let through)");
+        return None;
+    }
+    tracing::warn!(route = req.path(), %why, rejected_signatures_total = total, "webhook refused: signature not valid");
+    Some(text(HttpResponse::Forbidden(), format!("forbidden: {why}\n")))
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
+}

@@ -1,0 +1,108 @@
+//! One structured log line per record, caller numbers masked as configured. The lines go through
+//! the non-blocking writer of [`crate::telemetry`], so logging costs the call path little.
+
+use super::{AgentCallKind, JobNotice, Privacy, Record, Sink};
+use crate::call::{FactKind, Outcome};
+
+pub struct LogSink {
+    pub privacy: Privacy,
+}
+
+impl Sink for LogSink {
+    fn accept(&self, record: &Record) {
+        log(record, &self.privacy)
+    }
+}
+
+fn agent(a: &Option<Box<str>>) -> &str {
+    a.as_deref().unwrap_or("an agent")
+}
+
+fn log(record: &Record, privacy: &Privacy) {
+    match record {
+        Record::Call { sid, fact, .. } => {
+            let from = privacy.party(fact.from.as_str());
+            match &fact.kind {
+                FactKind::Ringing { agents } => {
+                    tracing::info!(call_sid = %sid, %from, line = %fact.to, agents, "incoming call ringing")
+                }
+                FactKind::Answered {
+                    agent: a,
+                    after_secs,
+                } => {
+                    tracing::info!(call_sid = %sid, %from, agent = agent(a), after_secs, "call answered")
+                }
+                FactKind::SentToVoicemail { reason } => {
+                    let reason = reason.describe();
+                    tracing::info!(call_sid = %sid, %from, reason, "call missed, caller sent to voicemail")
+                }
+                FactKind::VoicemailLeft { duration_secs, .. } => {
+                    tracing::info!(call_sid = %sid, %from, duration_secs, "voicemail left")
+                }
+                FactKind::Ended { outcome, settled } => match outcome {
+                    Outcome::Abandoned { waited_secs } => {
+                        tracing::info!(call_sid = %sid, %from, waited_secs, "caller hung up while agents rang")
+                    }
+                    Outcome::Answered {
+                        agent: a,
+                        talk_secs,
+                    } => {
+                        tracing::info!(call_sid = %sid, %from, agent = agent(a), talk_secs, "call finished")
+                    }
+                    other => {
+                        tracing::info!(call_sid = %sid, %from, outcome = other.label(), settled, "call ended")
+                    }
+                },
+                FactKind::Settled { outcome } => {
+                    tracing::info!(call_sid = %sid, %from, outcome = outcome.label(), "call outcome settled")
+                }
+                FactKind::Refused { live_calls } => {
+                    tracing::warn!(call_sid = %sid, %from, live_calls, "too many live calls: new caller asked to call back later")
+                }
+            }
+        }
+        Record::AgentCall {
+            call_id,
+            agent,
+            to,
+            kind,
+            ..
+        } => {
+            let to = privacy.party(to.as_str());
+            match kind {
+                AgentCallKind::Started => {
+                    tracing::info!(%call_id, %agent, %to, "agent's outbound call started")
+                }
+                AgentCallKind::Answered { after_secs } => {
+                    tracing::info!(%call_id, %agent, %to, after_secs, "agent's outbound call answered")
+                }
+                AgentCallKind::Finished { talk_secs, cause } => {
+                    tracing::info!(%call_id, %agent, %to, ?talk_secs, cause = cause.as_deref(), "agent's outbound call finished")
+                }
+            }
+        }
+        Record::Job { kind, .. } => match kind {
+            JobNotice::BalanceLow {
+                available,
+                threshold,
+                currency,
+                reminder,
+            } => {
+                tracing::warn!(%available, %threshold, %currency, reminder, "account balance low")
+            }
+            JobNotice::BalanceRecovered {
+                available,
+                currency,
+                ..
+            } => tracing::info!(%available, %currency, "account balance recovered"),
+            JobNotice::AgentsChanged { added, removed } => {
+                tracing::info!(?added, ?removed, "agent list changed")
+            }
+            JobNotice::JobFailing {
+                job,
+                failures,
+                error,
+            } => tracing::error!(job, failures, %error, "job failing repeatedly"),
+        },
+    }
+}

@@ -1,0 +1,120 @@
+//! Where facts go. The call service, the agents' own calls and the scheduled jobs hand each
+//! [`Record`] to [`Sinks`] and move on: a sink never blocks and never changes the call path.
+//! Sinks that do I/O (Slack today; the ledger and the dashboard next) put what they make on a
+//! [`queue::DeliveryQueue`] and a worker delivers it.
+//!
+//! - [`log`]: one structured line per record
+//! - [`outcomes`]: the call-outcome counters of `/metrics`
+//! - [`slack`]: Block Kit messages, delivered through a queue
+//! - [`queue`]: the bounded, ordered delivery queue with retries that I/O sinks share
+//! - [`mask`]: caller numbers masked for private lines
+//!
+//! Adding a sink is a module that implements [`Sink`], plus its settings and one line where
+//! [`crate::startup`] builds the list.
+
+pub mod log;
+pub mod mask;
+pub mod outcomes;
+pub mod queue;
+pub mod slack;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+
+use crate::call::Fact;
+use crate::domain::{CallSid, Party};
+use crate::time::Millis;
+
+pub use mask::Privacy;
+
+/// Something that happened, with where and when: the unit every sink consumes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// About an inbound call: a fact the transition decided.
+    Call { sid: CallSid, at: Millis, fact: Fact },
+    /// About an agent's own outbound call.
+    AgentCall {
+        call_id: Box<str>,
+        at: Millis,
+        agent: Box<str>,
+        to: Party,
+        kind: AgentCallKind,
+    },
+    /// From the scheduled jobs.
+    Job { at: Millis, kind: JobNotice },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentCallKind {
+    Started,
+    Answered {
+        after_secs: u64,
+    },
+    /// `talk_secs` is `None` when nobody answered; `cause` is the provider's hangup cause.
+    Finished {
+        talk_secs: Option<u64>,
+        cause: Option<Box<str>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobNotice {
+    /// Available credit fell below the threshold (`reminder` when it stays low).
+    BalanceLow {
+        available: Decimal,
+        threshold: Decimal,
+        currency: String,
+        reminder: bool,
+    },
+    BalanceRecovered {
+        available: Decimal,
+        threshold: Decimal,
+        currency: String,
+    },
+    AgentsChanged {
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
+    /// A job failed `failures` times in a row.
+    JobFailing {
+        job: &'static str,
+        failures: u32,
+        error: String,
+    },
+}
+
+/// A consumer of records.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// Takes one record. Must not block: queue anything slow.
+    fn accept(&self, record: &Record);
+
+    /// At shutdown: deliver what is queued within `deadline`; what is left is counted and
+    /// logged. Sinks without a queue have nothing to do.
+    async fn flush(&self, _deadline: Duration) {}
+}
+
+/// Every sink, in the order they were added. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Sinks(Arc<[Arc<dyn Sink>]>);
+
+impl Sinks {
+    pub fn new(sinks: Vec<Arc<dyn Sink>>) -> Sinks {
+        Sinks(sinks.into())
+    }
+
+    /// Hands `record` to every sink.
+    pub fn accept(&self, record: Record) {
+        for sink in self.0.iter() {
+            sink.accept(&record);
+        }
+    }
+
+    /// Flushes every sink at once, each within `deadline`.
+    pub async fn flush(&self, deadline: Duration) {
+        futures_util::future::join_all(self.0.iter().map(|s| s.flush(deadline))).await;
+    }
+}
