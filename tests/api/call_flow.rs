@@ -1,7 +1,8 @@
 //! Whole calls, played end to end, with every document pinned by a golden file.
 
 use reqwest::StatusCode;
-use switchboard::call::{MissReason, NoticeKind};
+use switchboard::call::{FactKind, MissReason, Outcome};
+use switchboard::domain::{Agent, Endpoint};
 
 use crate::helpers::{assert_golden, spawn_app, spawn_with};
 
@@ -43,16 +44,19 @@ async fn answered_on_the_first_round() {
 
     let notices = app.notices_for("CA-first");
     assert_eq!(notices.len(), 3, "{notices:?}");
-    assert_eq!(notices[0], NoticeKind::Ringing { agents: 3 });
+    assert_eq!(notices[0], FactKind::Ringing { agents: 3 });
     assert!(
-        matches!(&notices[1], NoticeKind::Answered { agent: Some(a), .. } if &**a == "Grace Hopper"),
+        matches!(&notices[1], FactKind::Answered { agent: Some(a), .. } if &**a == "Grace Hopper"),
         "{notices:?}"
     );
     assert_eq!(
         notices[2],
-        NoticeKind::Finished {
-            agent: Some("Grace Hopper".into()),
-            talk_secs: 42
+        FactKind::Ended {
+            outcome: Outcome::Answered {
+                agent: Some("Grace Hopper".into()),
+                talk_secs: 42
+            },
+            settled: true
         }
     );
     assert_eq!(app.live().await, 0);
@@ -85,10 +89,10 @@ async fn answered_on_the_second_round() {
     let notices = app.notices_for("CA-second");
     assert_eq!(notices.len(), 3, "{notices:?}");
     assert!(
-        matches!(&notices[1], NoticeKind::Answered { agent: Some(a), .. } if &**a == "Alan Turing")
+        matches!(&notices[1], FactKind::Answered { agent: Some(a), .. } if &**a == "Alan Turing")
     );
     assert!(
-        matches!(&notices[2], NoticeKind::Finished { agent: Some(a), .. } if &**a == "Alan Turing")
+        matches!(&notices[2], FactKind::Ended { outcome: Outcome::Answered { agent: Some(a), .. }, .. } if &**a == "Alan Turing")
     );
 }
 
@@ -112,16 +116,27 @@ async fn nobody_answers_and_the_caller_leaves_a_voicemail() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
+    let message = switchboard::call::Message {
+        url: "https://rec.example/vm-1.mp3".into(),
+        duration_secs: 14,
+    };
     assert_eq!(
         &app.notices_for("CA-vm")[1..],
         &[
-            NoticeKind::Missed {
+            FactKind::SentToVoicemail {
                 reason: MissReason::NoAnswer
             },
-            NoticeKind::Voicemail {
-                url: "https://rec.example/vm-1.mp3".into(),
+            FactKind::Ended {
+                outcome: Outcome::Missed,
+                settled: false
+            },
+            FactKind::VoicemailLeft {
+                url: message.url.clone(),
                 duration_secs: 14
-            }
+            },
+            FactKind::Settled {
+                outcome: Outcome::Voicemail(message)
+            },
         ]
     );
 }
@@ -148,7 +163,13 @@ async fn caller_hangs_up_while_agents_ring() {
 
     let notices = app.notices_for("CA-gone");
     assert_eq!(notices.len(), 2, "nothing after the abandon: {notices:?}");
-    assert!(matches!(notices[1], NoticeKind::Abandoned { .. }));
+    assert!(matches!(
+        notices[1],
+        FactKind::Ended {
+            outcome: Outcome::Abandoned { .. },
+            settled: true
+        }
+    ));
 }
 
 #[tokio::test]
@@ -157,7 +178,7 @@ async fn no_agents_goes_straight_to_voicemail() {
     assert_golden("no_agents", &app.inbound("CA-empty", CALLER).await);
     assert_eq!(
         app.notices_for("CA-empty"),
-        vec![NoticeKind::Missed {
+        vec![FactKind::SentToVoicemail {
             reason: MissReason::NoAgents
         }]
     );
@@ -215,23 +236,14 @@ async fn finished_calls_are_forgotten_after_the_grace_period() {
 
 #[tokio::test]
 async fn agents_on_phone_numbers_ring_with_number_nouns() {
-    use switchboard::config::AgentSettings;
     let app = spawn_with(|s| {
+        let sip = Endpoint::sip(ADA).expect("sip");
+        let number = Endpoint::number("+12025550199").expect("number");
         s.agents = vec![
-            AgentSettings {
-                name: "Ada Lovelace".into(),
-                sip: Some(ADA.into()),
-                number: None,
-                connection_id: None,
-            },
-            AgentSettings {
-                name: "Night shift".into(),
-                sip: None,
-                number: Some("+12025550199".into()),
-                connection_id: None,
-            },
+            Agent::new("Ada Lovelace", sip).expect("agent"),
+            Agent::new("Night shift", number).expect("agent"),
         ];
-        s.dial.record = switchboard::config::RecordMode::DoNotRecord;
+        s.dial.record = switchboard::texml::RecordMode::DoNotRecord;
         s.dial.ring_timeout_secs = 30;
     })
     .await;
@@ -240,7 +252,7 @@ async fn agents_on_phone_numbers_ring_with_number_nouns() {
         .await;
     let notices = app.notices_for("CA-mixed");
     assert!(
-        matches!(&notices[1], NoticeKind::Answered { agent: Some(a), .. } if &**a == "Night shift"),
+        matches!(&notices[1], FactKind::Answered { agent: Some(a), .. } if &**a == "Night shift"),
         "{notices:?}"
     );
 }

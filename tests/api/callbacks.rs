@@ -1,7 +1,7 @@
 //! At-least-once, out-of-order delivery; unknown calls; bad input.
 
 use reqwest::StatusCode;
-use switchboard::call::NoticeKind;
+use switchboard::call::{FactKind, Outcome};
 
 use crate::helpers::{assert_golden, spawn_app};
 
@@ -47,15 +47,18 @@ async fn duplicated_and_reordered_callbacks_change_nothing() {
     let kinds: Vec<_> = notices
         .iter()
         .map(|n| match n {
-            NoticeKind::Ringing { .. } => "ringing",
-            NoticeKind::Answered { .. } => "answered",
-            NoticeKind::Finished { .. } => "finished",
+            FactKind::Ringing { .. } => "ringing",
+            FactKind::Answered { .. } => "answered",
+            FactKind::Ended {
+                outcome: Outcome::Answered { .. },
+                ..
+            } => "finished",
             _ => "other",
         })
         .collect();
     assert_eq!(kinds, ["ringing", "answered", "finished"], "{notices:?}");
     assert!(
-        matches!(&notices[2], NoticeKind::Finished { talk_secs: 20, agent: Some(a), .. } if &**a == "Ada Lovelace")
+        matches!(&notices[2], FactKind::Ended { outcome: Outcome::Answered { talk_secs: 20, agent: Some(a) }, .. } if &**a == "Ada Lovelace")
     );
 }
 
@@ -104,11 +107,16 @@ async fn a_dial_action_for_a_forgotten_call_apologises_and_takes_a_message() {
         .await;
     let notices = app.notices_for("CA-lost");
     assert!(
-        matches!(
-            notices.last(),
-            Some(NoticeKind::Voicemail {
+        notices.iter().any(|n| matches!(
+            n,
+            FactKind::VoicemailLeft {
                 duration_secs: 9,
                 ..
+            }
+        )) && matches!(
+            notices.last(),
+            Some(FactKind::Settled {
+                outcome: Outcome::Voicemail(_)
             })
         ),
         "{notices:?}"

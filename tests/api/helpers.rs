@@ -3,39 +3,43 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use actix_web::web::Data;
 use reqwest::StatusCode;
-use switchboard::call::NoticeKind;
-use switchboard::clock::ManualClock;
+use switchboard::call::FactKind;
 use switchboard::config::Settings;
-use switchboard::notify::{Notification, Notifier};
-use switchboard::startup::{AppState, Application, Overrides};
+use switchboard::sink::{Record, Sink};
+use switchboard::startup::{Application, Overrides};
+use switchboard::time::{Clock, ManualClock};
 
 /// The public URL every test server writes into its documents (golden files depend on it).
 pub const PUBLIC_URL: &str = "https://switchboard.test";
 
-/// Records every notification the server emits, in order.
+/// A throw-away sink: records every record the server emits, in order.
 #[derive(Default)]
-pub struct Collector(Mutex<Vec<Notification>>);
+pub struct Collector(Mutex<Vec<Record>>);
 
 impl Collector {
     /// Everything collected so far, emptying the collector.
-    pub fn take(&self) -> Vec<Notification> {
+    pub fn take(&self) -> Vec<Record> {
         std::mem::take(&mut *self.0.lock().expect("collector lock"))
+    }
+
+    /// Everything collected so far.
+    pub fn all(&self) -> Vec<Record> {
+        self.0.lock().expect("collector lock").clone()
     }
 }
 
-impl Notifier for Collector {
-    fn notify(&self, notification: Notification) {
-        self.0.lock().expect("collector lock").push(notification);
+impl Sink for Collector {
+    fn accept(&self, record: &Record) {
+        self.0.lock().expect("collector lock").push(record.clone());
     }
 }
 
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    /// Every record the server emitted (a sink added after the real ones).
     pub notices: Arc<Collector>,
-    pub state: Data<AppState>,
 }
 
 pub fn repo_path(rel: &str) -> PathBuf {
@@ -49,61 +53,78 @@ pub fn test_settings() -> Settings {
     s.server.port = 0;
     s.server.workers = 1;
     s.server.shutdown_delay_secs = 0;
-    s.server.public_url = PUBLIC_URL.into();
+    s.server.public_url = PUBLIC_URL.parse().expect("url");
     s.paths.templates = repo_path("templates/prompts.toml");
     s.paths.audio = repo_path("audio");
     s
 }
 
+/// How to start a test server: settings tweaks, a clock, extra sinks. Every `spawn_*` below is
+/// one line over it.
+#[derive(Default)]
+pub struct Spawn<'a> {
+    tweaks: Vec<Box<dyn FnOnce(&mut Settings) + 'a>>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl<'a> Spawn<'a> {
+    pub fn settings(mut self, tweak: impl FnOnce(&mut Settings) + 'a) -> Spawn<'a> {
+        self.tweaks.push(Box::new(tweak));
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<ManualClock>) -> Spawn<'a> {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The settings this server would start with.
+    pub fn build_settings(self) -> (Settings, Option<Arc<dyn Clock>>) {
+        let mut settings = test_settings();
+        for tweak in self.tweaks {
+            tweak(&mut settings);
+        }
+        settings.validate().expect("test settings are valid");
+        (settings, self.clock)
+    }
+
+    /// Builds and runs the server on port 0; returns it once it listens.
+    pub async fn start(self) -> TestApp {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = switchboard::telemetry::init(&Settings::demo().expect("demo").log);
+        }
+        let (settings, clock) = self.build_settings();
+        let notices = Arc::new(Collector::default());
+        let overrides = Overrides {
+            sinks: vec![notices.clone()],
+            clock,
+        };
+        let app = Application::build_with(settings, overrides)
+            .await
+            .expect("server builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            notices,
+        }
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
-    spawn_with(|_| {}).await
+    Spawn::default().start().await
 }
 
 pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let notices = Arc::new(Collector::default());
-    let overrides = Overrides {
-        notifier: Some(notices.clone()),
-        clock: None,
-    };
-    spawn_custom(tweak, overrides, notices).await
+    Spawn::default().settings(tweak).start().await
 }
 
-/// The test server with its real notifier (Slack when configured) and `clock`.
 pub async fn spawn_with_clock(
     tweak: impl FnOnce(&mut Settings),
     clock: Arc<ManualClock>,
 ) -> TestApp {
-    let overrides = Overrides {
-        notifier: None,
-        clock: Some(clock),
-    };
-    spawn_custom(tweak, overrides, Arc::new(Collector::default())).await
-}
-
-/// The test server with `overrides`; `notices` is what `TestApp::notices` will show.
-pub async fn spawn_custom(
-    tweak: impl FnOnce(&mut Settings),
-    overrides: Overrides,
-    notices: Arc<Collector>,
-) -> TestApp {
-    if std::env::var_os("TEST_LOG").is_some() {
-        switchboard::telemetry::init(&Settings::demo().expect("demo").log);
-    }
-    let mut settings = test_settings();
-    tweak(&mut settings);
-    settings.validate().expect("test settings are valid");
-    let app = Application::build_with(settings, overrides)
-        .await
-        .expect("server builds");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state();
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
-        base,
-        client: reqwest::Client::new(),
-        notices,
-        state,
-    }
+    Spawn::default().settings(tweak).clock(clock).start().await
 }
 
 /// A provider request's answer: status, content type and body.
@@ -252,26 +273,47 @@ impl TestApp {
         .status
     }
 
-    /// Calls in progress, as the store counts them.
-    pub async fn live(&self) -> usize {
-        self.state.store.live(0).await.expect("store answers")
+    /// `GET /metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        let res = self.client.get(format!("{}/metrics", self.base)).send().await;
+        res.expect("metrics answer").text().await.expect("metrics body")
     }
 
-    /// The notices emitted for inbound call `sid`, in order.
-    pub fn notices_for(&self, sid: &str) -> Vec<NoticeKind> {
-        self.notices
-            .0
-            .lock()
-            .expect("collector lock")
-            .iter()
-            .filter_map(|n| match n {
-                Notification::Call { sid: s, notice, .. } if s.as_str() == sid => {
-                    Some(notice.kind.clone())
-                }
-                _ => None,
-            })
-            .collect()
+    /// One sample of `/metrics`, by its name with labels as written (e.g.
+    /// `switchboard_calls_total{outcome="missed"}`); `None` when absent.
+    pub async fn metric(&self, sample: &str) -> Option<f64> {
+        metric_in(&self.metrics().await, sample)
     }
+
+    /// Calls in progress, as the store counts them.
+    pub async fn live(&self) -> usize {
+        let live = self.metric("switchboard_live_calls").await;
+        live.expect("live calls in /metrics") as usize
+    }
+
+    /// The facts emitted for inbound call `sid`, in order.
+    pub fn notices_for(&self, sid: &str) -> Vec<FactKind> {
+        facts_for(&self.notices.all(), sid)
+    }
+}
+
+/// The facts among `records` about inbound call `sid`, in order.
+pub fn facts_for(records: &[Record], sid: &str) -> Vec<FactKind> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Call { sid: s, fact, .. } if s.as_str() == sid => Some(fact.kind.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The value of `sample` in a `/metrics` exposition.
+pub fn metric_in(text: &str, sample: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(sample)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
 }
 
 fn inbound_fields<'a>(sid: &'a str, from: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -320,7 +362,7 @@ pub const T0: u64 = 1_795_262_400_000;
 
 /// Slack as a wiremock server; its webhook URL set in `settings`, retries fast.
 pub fn use_slack(settings: &mut Settings, slack: &wiremock::MockServer) {
-    settings.slack.webhook_url = format!("{}/services/T000/B000/fake", slack.uri()).into();
+    settings.slack.webhook_url = Some(format!("{}/services/T000/B000/fake", slack.uri()).into());
     settings.slack.retry_base_ms = 20;
     settings.slack.retry_max_ms = 200;
 }

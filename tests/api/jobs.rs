@@ -6,13 +6,16 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchboard::clock::ManualClock;
+use prometheus_client::registry::Registry;
+use switchboard::agents::source::{refresh_agents, AgentSource};
+use switchboard::agents::Agents;
 use switchboard::config::Settings;
-use switchboard::domain::{Agent, Endpoint};
-use switchboard::jobs::{check_balance, refresh_agents, AgentSource, BalanceState, Jobs};
-use switchboard::notify::{JobNotice, Notification};
+use switchboard::domain::{Agent, Endpoint, LineId};
+use switchboard::jobs::{check_balance, BalanceState, JobContext, Jobs};
+use switchboard::lease::Lease;
 use switchboard::provider::Telnyx;
-use switchboard::roster::Roster;
+use switchboard::sink::{JobNotice, Record, Sinks};
+use switchboard::time::ManualClock;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -22,16 +25,16 @@ const PROFILE: &str = "1293384261075731499";
 
 fn telnyx_settings(api: &MockServer) -> Settings {
     let mut s = test_settings();
-    s.telnyx.api_base_url = format!("{}/v2", api.uri());
-    s.telnyx.api_key = "KEYfake-test-only".to_owned().into();
-    s.telnyx.outbound_voice_profile_id = PROFILE.into();
+    s.telnyx.api_base_url = format!("{}/v2", api.uri()).parse().expect("url");
+    s.telnyx.api_key = Some("KEYfake-test-only".to_owned().into());
+    s.telnyx.outbound_voice_profile_id = Some(PROFILE.into());
     s.telnyx.retry_base_ms = 10;
     s
 }
 
 fn client(api: &MockServer) -> Telnyx {
     let s = telnyx_settings(api);
-    Telnyx::new(&s.telnyx, s.telnyx.api_key.clone())
+    Telnyx::new(&s.telnyx, s.telnyx.api_key.clone().expect("key"))
 }
 
 fn source() -> AgentSource {
@@ -99,9 +102,13 @@ async fn mount_three_pages(api: &MockServer) {
     }
 }
 
-fn names(roster: &Roster) -> Vec<(String, String, Option<String>)> {
+fn main() -> LineId {
+    LineId::main()
+}
+
+fn names(roster: &Agents) -> Vec<(String, String, Option<String>)> {
     roster
-        .all()
+        .all(&main())
         .iter()
         .map(|a| {
             (
@@ -117,8 +124,8 @@ fn names(roster: &Roster) -> Vec<(String, String, Option<String>)> {
 async fn three_pages_of_connections_become_one_agent_list() {
     let api = MockServer::start().await;
     mount_three_pages(&api).await;
-    let roster = Roster::default();
-    let change = refresh_agents(&client(&api), &roster, &source())
+    let roster = Agents::default();
+    let change = refresh_agents(&client(&api), &roster, &main(), &source())
         .await
         .expect("refresh");
     let sip = |u: &str| format!("sip:{u}@sip.telnyx.com");
@@ -139,7 +146,7 @@ async fn three_pages_of_connections_become_one_agent_list() {
         matches!(change, Some(JobNotice::AgentsChanged { ref added, ref removed }) if added.len() == 4 && removed.is_empty())
     );
     // The same list again changes nothing.
-    let again = refresh_agents(&client(&api), &roster, &source())
+    let again = refresh_agents(&client(&api), &roster, &main(), &source())
         .await
         .expect("refresh");
     assert_eq!(again, None);
@@ -148,12 +155,12 @@ async fn three_pages_of_connections_become_one_agent_list() {
 #[tokio::test]
 async fn the_api_down_keeps_the_last_good_list_after_bounded_retries() {
     let api = MockServer::start().await;
-    let roster = Roster::new(vec![Agent::new(
+    let roster = Agents::new(main(), vec![Agent::new(
         "Last Known",
         Endpoint::sip("sip:last@sip.telnyx.com").expect("sip"),
     )
     .expect("agent")]);
-    let ringing_before = roster.available();
+    let ringing_before = roster.all(&main());
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(503).set_body_json(json!({
             "errors": [{"code": "90000", "title": "Service unavailable", "detail": "try later"}]
@@ -162,17 +169,17 @@ async fn the_api_down_keeps_the_last_good_list_after_bounded_retries() {
         .expect(3)
         .mount(&api)
         .await;
-    let err = refresh_agents(&client(&api), &roster, &source())
+    let err = refresh_agents(&client(&api), &roster, &main(), &source())
         .await
         .expect_err("down");
     assert_eq!(
         err.to_string(),
         "Telnyx API answered 503: 90000 Service unavailable try later"
     );
-    assert_eq!(roster.all().len(), 1);
-    assert_eq!(&*roster.all()[0].name, "Last Known");
+    assert_eq!(roster.all(&main()).len(), 1);
+    assert_eq!(&*roster.all(&main())[0].name, "Last Known");
     assert!(
-        Arc::ptr_eq(&ringing_before, &roster.available()),
+        Arc::ptr_eq(&ringing_before, &roster.all(&main())),
         "untouched"
     );
 }
@@ -207,15 +214,15 @@ async fn a_rate_limited_listing_waits_and_succeeds() {
         .mount(&api)
         .await;
     let started = std::time::Instant::now();
-    let roster = Roster::default();
-    refresh_agents(&client(&api), &roster, &source())
+    let roster = Agents::default();
+    refresh_agents(&client(&api), &roster, &main(), &source())
         .await
         .expect("refresh");
     assert!(
         started.elapsed() >= Duration::from_millis(950),
         "honoured Retry-After"
     );
-    assert_eq!(roster.all().len(), 1);
+    assert_eq!(roster.all(&main()).len(), 1);
 }
 
 async fn set_balance(api: &MockServer, available: &str) {
@@ -289,13 +296,20 @@ async fn the_jobs_announce_changes_and_repeated_failures() {
     let api = MockServer::start().await;
     mount_three_pages(&api).await;
     let settings = telnyx_settings(&api);
-    let jobs = Jobs::from_settings(&settings).expect("api key set");
-    let roster = Roster::default();
-    let collector = Collector::default();
-    let clock = ManualClock::at(T0);
+    let roster = Arc::new(Agents::default());
+    let collector = Arc::new(Collector::default());
+    let cx = JobContext {
+        agents: roster.clone(),
+        line: main(),
+        sinks: Sinks::new(vec![collector.clone()]),
+        clock: Arc::new(ManualClock::at(T0)),
+        lease: Arc::new(Lease::solo()),
+    };
+    let key = settings.telnyx.api_key.clone().expect("api key set");
+    let jobs = Jobs::new(&settings, key, cx, &mut Registry::default());
     // The first load is logged, not announced.
-    jobs.run_agents_refresh(&roster, &collector, &clock).await;
-    assert_eq!(roster.all().len(), 4);
+    jobs.run_agents_refresh().await;
+    assert_eq!(roster.all(&main()).len(), 4);
     // Alan leaves, Mary joins.
     api.reset().await;
     Mock::given(method("GET"))
@@ -318,7 +332,7 @@ async fn the_jobs_announce_changes_and_repeated_failures() {
         )))
         .mount(&api)
         .await;
-    jobs.run_agents_refresh(&roster, &collector, &clock).await;
+    jobs.run_agents_refresh().await;
     // Then the API breaks: the third failure in a row is announced, once.
     api.reset().await;
     Mock::given(method("GET"))
@@ -326,14 +340,14 @@ async fn the_jobs_announce_changes_and_repeated_failures() {
         .mount(&api)
         .await;
     for _ in 0..4 {
-        jobs.run_agents_refresh(&roster, &collector, &clock).await;
+        jobs.run_agents_refresh().await;
     }
-    assert_eq!(roster.all().len(), 4, "the last good list stays");
+    assert_eq!(roster.all(&main()).len(), 4, "the last good list stays");
     let notices: Vec<JobNotice> = collector
         .take()
         .into_iter()
         .filter_map(|n| match n {
-            Notification::Job { kind, .. } => Some(kind),
+            Record::Job { kind, .. } => Some(kind),
             _ => None,
         })
         .collect();
@@ -359,9 +373,9 @@ async fn a_server_with_an_api_key_rings_the_agents_from_the_api() {
     mount_three_pages(&api).await;
     let mock_uri = api.uri();
     let app = spawn_with(move |s| {
-        s.telnyx.api_base_url = format!("{mock_uri}/v2");
-        s.telnyx.api_key = "KEYfake-test-only".to_owned().into();
-        s.telnyx.outbound_voice_profile_id = PROFILE.into();
+        s.telnyx.api_base_url = format!("{mock_uri}/v2").parse().expect("url");
+        s.telnyx.api_key = Some("KEYfake-test-only".to_owned().into());
+        s.telnyx.outbound_voice_profile_id = Some(PROFILE.into());
     })
     .await;
     assert_eq!(

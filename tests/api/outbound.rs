@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use switchboard::clock::ManualClock;
-use switchboard::config::{AgentSettings, Settings};
+use switchboard::config::Settings;
+use switchboard::domain::{Agent, Endpoint};
+use switchboard::time::ManualClock;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -14,11 +15,11 @@ use crate::helpers::{
 };
 
 fn agents_with_connections(s: &mut Settings) {
-    let agent = |name: &str, user: &str, conn: &str| AgentSettings {
-        name: name.into(),
-        sip: Some(format!("sip:{user}@switchboard-demo.sip.example.com")),
-        number: None,
-        connection_id: Some(conn.into()),
+    let agent = |name: &str, user: &str, conn: &str| {
+        let sip = format!("sip:{user}@switchboard-demo.sip.example.com");
+        let mut agent = Agent::new(name, Endpoint::sip(&sip).expect("sip")).expect("agent");
+        agent.connection_id = Some(conn.into());
+        agent
     };
     s.agents = vec![
         agent("Ada Lovelace", "ada", "1001"),

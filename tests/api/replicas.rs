@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use switchboard::clock::ManualClock;
-use switchboard::cluster::Lease;
+use switchboard::time::ManualClock;
+use switchboard::lease::Lease;
 use switchboard::config::Backend;
 use switchboard::startup::{Application, Overrides, ShutdownHandle};
 use wiremock::matchers::method;
@@ -80,23 +80,22 @@ async fn replica(
     settings.state.redis_url = redis.url.clone().into();
     tweak(&mut settings);
     settings.validate().expect("valid");
+    let notices = Arc::new(Collector::default());
     let overrides = Overrides {
-        notifier: None,
+        sinks: vec![notices.clone()],
         clock: Some(clock),
     };
     let app = Application::build_with(settings, overrides)
         .await
         .expect("server on Redis");
     let base = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state();
     let stop = app.shutdown_handle();
     let stopped = tokio::spawn(app.run_until_stopped());
     Replica {
         app: TestApp {
             base,
             client: reqwest::Client::new(),
-            notices: Arc::new(Collector::default()),
-            state,
+            notices,
         },
         stop,
         stopped,
@@ -290,23 +289,27 @@ async fn the_job_lease_moves_to_the_surviving_replica() {
     let short_lease = |s: &mut switchboard::config::Settings| s.state.lease_ttl_secs = 3;
     let a = replica(&redis, &slack, clock.clone(), short_lease).await;
     let b = replica(&redis, &slack, clock.clone(), short_lease).await;
-    let holders = || (a.app.state.lease.holding(), b.app.state.lease.holding());
     let deadline = Instant::now() + Duration::from_secs(5);
-    while holders() == (false, false) {
+    while (holds(&a.app).await, holds(&b.app).await) == (false, false) {
         assert!(Instant::now() < deadline, "nobody took the lease");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (a_holds, b_holds) = holders();
+    let (a_holds, b_holds) = (holds(&a.app).await, holds(&b.app).await);
     assert!(a_holds != b_holds, "exactly one holder");
     let (leader, survivor) = if a_holds { (a, b) } else { (b, a) };
     leader.stop.trigger();
     leader.stopped.await.expect("task").expect("clean stop");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !survivor.app.state.lease.holding() {
+    while !holds(&survivor.app).await {
         assert!(
             Instant::now() < deadline,
             "the survivor never took the lease"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Whether `app` holds the job lease, as `/metrics` says.
+async fn holds(app: &TestApp) -> bool {
+    app.metric("switchboard_job_lease_held").await == Some(1.0)
 }

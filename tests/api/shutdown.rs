@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use switchboard::clock::ManualClock;
+use switchboard::time::ManualClock;
 use switchboard::startup::{Application, Overrides};
 
 use crate::helpers::{test_settings, use_slack, T0};
@@ -26,7 +26,7 @@ async fn shutdown_drains_a_request_in_flight_and_flushes_slack() {
     use_slack(&mut settings, &slack);
     settings.server.shutdown_delay_secs = 1;
     let overrides = Overrides {
-        notifier: None,
+        sinks: vec![],
         clock: Some(Arc::new(ManualClock::at(T0))),
     };
     let app = Application::build_with(settings, overrides)

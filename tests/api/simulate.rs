@@ -4,7 +4,8 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use ed25519_dalek::SigningKey;
-use switchboard::call::{MissReason, NoticeKind};
+use switchboard::call::{FactKind, MissReason, Outcome};
+use switchboard::signature::telnyx_key;
 use switchboard::simulate::{run, Scenario, SimulateArgs};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -20,7 +21,7 @@ async fn spawn_self_addressed(tweak: impl FnOnce(&mut switchboard::config::Setti
         .port();
     spawn_with(move |s| {
         s.server.port = port;
-        s.server.public_url = format!("http://127.0.0.1:{port}");
+        s.server.public_url = format!("http://127.0.0.1:{port}").parse().expect("url");
         tweak(s);
     })
     .await
@@ -32,15 +33,13 @@ fn args(app: &TestApp, scenario: Scenario) -> SimulateArgs {
     a
 }
 
-fn kinds(app: &TestApp, prefix: &str) -> Vec<NoticeKind> {
+fn kinds(app: &TestApp, prefix: &str) -> Vec<FactKind> {
     app.notices
         .take()
         .into_iter()
         .filter_map(|n| match n {
-            switchboard::notify::Notification::Call { sid, notice, .. }
-                if sid.as_str().starts_with(prefix) =>
-            {
-                Some(notice.kind)
+            switchboard::sink::Record::Call { sid, fact, .. } if sid.as_str().starts_with(prefix) => {
+                Some(fact.kind)
             }
             _ => None,
         })
@@ -59,12 +58,15 @@ async fn answered_on_round_two_by_the_third_agent() {
     assert_eq!(report.outcomes.get("answered"), Some(&1));
     let notices = kinds(&app, "SIM");
     assert!(
-        matches!(&notices[1], NoticeKind::Answered { agent: Some(a), .. } if &**a == "Alan Turing"),
+        matches!(&notices[1], FactKind::Answered { agent: Some(a), .. } if &**a == "Alan Turing"),
         "{notices:?}"
     );
     assert!(matches!(
         &notices[2],
-        NoticeKind::Finished { talk_secs: 42, .. }
+        FactKind::Ended {
+            outcome: Outcome::Answered { talk_secs: 42, .. },
+            ..
+        }
     ));
     // The trace shows each document and callback.
     let trace = report.trace.join("\n");
@@ -82,19 +84,28 @@ async fn nobody_answers_and_a_voicemail_is_left() {
     assert_eq!(report.errors, 0, "{:?}", report.first_errors);
     assert_eq!(report.outcomes.get("voicemail"), Some(&1));
     let notices = kinds(&app, "SIM");
-    assert_eq!(notices.len(), 3, "{notices:?}");
+    assert_eq!(notices.len(), 5, "{notices:?}");
     assert_eq!(
         notices[1],
-        NoticeKind::Missed {
+        FactKind::SentToVoicemail {
             reason: MissReason::NoAnswer
         }
     );
-    assert!(matches!(
-        notices[2],
-        NoticeKind::Voicemail {
+    assert!(notices.iter().any(|n| matches!(
+        n,
+        FactKind::VoicemailLeft {
             duration_secs: 12,
             ..
         }
+    )));
+    assert!(matches!(
+        notices.last(),
+        Some(FactKind::Settled {
+            outcome: Outcome::Voicemail(_)
+        }) | Some(FactKind::Ended {
+            outcome: Outcome::Voicemail(_),
+            settled: true
+        })
     ));
     assert!(report.kinds["recording"].count == 1 && report.kinds["record-action"].count == 1);
 }
@@ -108,7 +119,13 @@ async fn the_caller_hangs_up_while_agents_ring() {
     assert!(
         matches!(
             notices.as_slice(),
-            [NoticeKind::Ringing { .. }, NoticeKind::Abandoned { .. }]
+            [
+                FactKind::Ringing { .. },
+                FactKind::Ended {
+                    outcome: Outcome::Abandoned { .. },
+                    ..
+                }
+            ]
         ),
         "{notices:?}"
     );
@@ -132,7 +149,7 @@ async fn a_mix_of_calls_in_parallel_ends_every_call() {
 async fn signed_requests_pass_a_server_in_enforce_mode() {
     let key = SigningKey::from_bytes(&[9u8; 32]);
     let public = BASE64.encode(key.verifying_key().to_bytes());
-    let app = spawn_self_addressed(move |s| s.telnyx.public_key = public).await;
+    let app = spawn_self_addressed(move |s| s.telnyx.public_key = telnyx_key(&public).ok()).await;
     let mut a = args(&app, Scenario::Answer);
     let unsigned = run(a.clone()).await.expect("runs");
     assert_eq!(unsigned.outcomes.get("error"), Some(&1));

@@ -1,16 +1,17 @@
 //! Slack messages as the channel receives them (Slack is a wiremock server), and their delivery.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use switchboard::clock::ManualClock;
+use switchboard::time::ManualClock;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{assert_golden_json, spawn_with_clock, use_slack, wait_for_messages, T0};
+use crate::helpers::{
+    assert_golden_json, metric_in, spawn_with_clock, use_slack, wait_for_messages, TestApp, T0,
+};
 
 const CALLER: &str = "+12025550142";
 const GRACE: &str = "sip:grace@switchboard-demo.sip.example.com";
@@ -122,7 +123,7 @@ async fn masked_numbers_and_a_no_agent_call() {
         |s| {
             use_slack(s, &slack);
             s.privacy.mask_caller_numbers = true;
-            s.slack.mention = switchboard::notify::slack::Mention::Here;
+            s.slack.mention = switchboard::sink::slack::Mention::Here;
             s.agents.clear();
         },
         Arc::new(ManualClock::at(T0)),
@@ -158,11 +159,9 @@ async fn a_429_waits_for_retry_after_then_delivers_once() {
         "waited Retry-After"
     );
     assert_eq!(messages[0], messages[1], "the same message, retried");
-    let stats = app.state.slack.clone().expect("slack stats");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(stats.sent.load(Ordering::Relaxed), 1);
-    assert_eq!(stats.retried.load(Ordering::Relaxed), 1);
-    assert_eq!(stats.dropped(), 0);
+    let fates = fates(&app).await;
+    assert_eq!((fates["sent"], fates["retried"], dropped(&fates)), (1, 1, 0));
 }
 
 #[tokio::test]
@@ -211,10 +210,11 @@ async fn server_errors_are_retried_and_bad_requests_dropped_and_counted() {
     );
     assert!(sid(&messages[3]).contains("CA-2") && sid(&messages[4]).contains("CA-3"));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let stats = app.state.slack.clone().expect("slack stats");
-    assert_eq!(stats.sent.load(Ordering::Relaxed), 2);
-    assert_eq!(stats.retried.load(Ordering::Relaxed), 2);
-    assert_eq!(stats.dropped_rejected.load(Ordering::Relaxed), 1);
+    let fates = fates(&app).await;
+    assert_eq!(
+        (fates["sent"], fates["retried"], fates["dropped_rejected"]),
+        (2, 2, 1)
+    );
 }
 
 #[tokio::test]
@@ -258,12 +258,39 @@ async fn a_full_queue_drops_and_counts() {
     for i in 0..6 {
         app.inbound(&format!("CA-full-{i}"), CALLER).await;
     }
-    let stats = app.state.slack.clone().expect("slack stats");
-    let queued = stats.queued.load(Ordering::Relaxed);
-    let dropped = stats.dropped_full.load(Ordering::Relaxed);
+    let fates = fates(&app).await;
+    let (queued, dropped) = (fates["queued"], fates["dropped_full"]);
     assert_eq!(queued + dropped, 6);
     assert!(
         dropped >= 4,
         "at most one in flight and one waiting: dropped {dropped}"
     );
+}
+
+/// Slack deliveries by fate, as `/metrics` shows them.
+async fn fates(app: &TestApp) -> std::collections::HashMap<&'static str, u64> {
+    let text = app.metrics().await;
+    [
+        "queued",
+        "sent",
+        "retried",
+        "dropped_full",
+        "dropped_rejected",
+        "dropped_failed",
+        "dropped_shutdown",
+    ]
+    .into_iter()
+    .map(|state| {
+        let sample = format!("switchboard_notifications_total{{state=\"{state}\"}}");
+        (state, metric_in(&text, &sample).expect("in /metrics") as u64)
+    })
+    .collect()
+}
+
+fn dropped(fates: &std::collections::HashMap<&'static str, u64>) -> u64 {
+    fates
+        .iter()
+        .filter(|(k, _)| k.starts_with("dropped"))
+        .map(|(_, v)| v)
+        .sum()
 }
