@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use switchboard::audio::AudioDir;
-use switchboard::call::{transition, CallStatus, Context, Event, Reply};
+use switchboard::call::{transition, CallStatus, Event, Policy, Reply, Snapshot, Targets};
 use switchboard::config::Settings;
 use switchboard::domain::{Agent, CallSid, Endpoint, Party};
 use switchboard::texml::prompts::{Prompts, EMBEDDED};
@@ -16,16 +16,16 @@ use switchboard::webhook::{self, Params};
 /// A status callback as Telnyx sends it (about 40 fields).
 const STATUS: &str = "AccountSid=b0d3a4a8-0000-4000-8000-000000000000&CallSid=v3%3AaBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789-leg&CallSidLegacy=v3%3Alegacy&ParentCallSid=v3%3AaBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789&ParentCallSidLegacy=v3%3Alegacy-parent&CallStatus=in-progress&CallbackSource=call-progress-events&ConnectionId=1494404757140276705&From=%2B18005550100&To=sip%3Aada%40switchboard-demo.sip.example.com&SequenceNumber=2&Timestamp=2026-11-21+12%3A00%3A07.000000Z&CallInitiatedAt=2026-11-21+12%3A00%3A00.000000Z&CallerId=%2B18005550100&CallDuration=0&ShakenStirAttestation=A&ShakenStirValidated=true";
 
-fn agents() -> Arc<[Agent]> {
-    ["ada", "grace", "alan", "katherine", "mary"]
+fn agents() -> Targets {
+    let agents = ["ada", "grace", "alan", "katherine", "mary"]
         .iter()
         .map(|u| {
             let sip =
                 Endpoint::sip(&format!("sip:{u}@switchboard-demo.sip.example.com")).expect("sip");
             Agent::new(u, sip).expect("agent")
         })
-        .collect::<Vec<_>>()
-        .into()
+        .collect::<Vec<_>>();
+    Targets::new(Arc::from(agents)).expect("five agents")
 }
 
 fn bench(c: &mut Criterion) {
@@ -37,17 +37,14 @@ fn bench(c: &mut Criterion) {
     });
 
     let available = agents();
-    let ctx = Context {
-        rounds: 2,
-        available: &available,
-        accepting: true,
-    };
+    let policy = Policy::default();
+    let snapshot = Snapshot::ringing(Some(available.clone()));
     let sid = CallSid::parse("v3:bench").expect("sid");
     let incoming = Event::Incoming {
         from: Party::parse("+12025550142").expect("party"),
         to: Party::parse("+18005550100").expect("party"),
     };
-    let ringing = transition(&sid, None, &incoming, 0, &ctx)
+    let ringing = transition(&sid, None, &incoming, 0, &policy, &snapshot)
         .next
         .expect("call");
     let answered = Event::LegStatus {
@@ -62,18 +59,21 @@ fn bench(c: &mut Criterion) {
                 Some(black_box(&ringing)),
                 black_box(&answered),
                 7_000,
-                &ctx,
+                &policy,
+                &snapshot,
             )
         })
     });
 
     let settings = Settings::demo().expect("settings");
-    let urls = Urls::new("https://switchboard.example.com").expect("url");
+    let base = "https://switchboard.example.com".parse().expect("url");
+    let urls = Urls::new(&base).expect("url");
     let prompts = Prompts::parse("prompts.toml", EMBEDDED, &AudioDir::default(), &|n| {
         urls.audio(n)
     })
     .expect("templates");
-    let renderer = Renderer::new(&settings, urls, prompts).expect("renderer");
+    let renderer =
+        Renderer::new(&settings.dial, &settings.voicemail, urls, prompts).expect("renderer");
     let reply = Reply::Ring {
         round: 1,
         targets: available.clone(),

@@ -73,7 +73,9 @@ impl Problems {
         key: &str,
         why: impl FnOnce(E) -> String,
     ) -> Option<T> {
-        parsed.map_err(|e| self.0.push(format!("{key}: {}", why(e)))).ok()
+        parsed
+            .map_err(|e| self.0.push(format!("{key}: {}", why(e))))
+            .ok()
     }
 }
 
@@ -148,7 +150,11 @@ impl Check for ServerSettings {
             "server.public_url",
             "must be an absolute http(s) URL without query or fragment",
         );
-        p.check(!self.host.trim().is_empty(), "server.host", "must not be empty");
+        p.check(
+            !self.host.trim().is_empty(),
+            "server.host",
+            "must not be empty",
+        );
         p.check(
             self.shutdown_delay_secs <= 300 && self.shutdown_timeout_secs <= 300,
             "server.shutdown_delay_secs",
@@ -247,7 +253,10 @@ impl Check for VoicemailSettings {
         let key = &self.finish_on_key;
         p.check(
             key.is_empty()
-                || (key.len() == 1 && key.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#')),
+                || (key.len() == 1
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == '*' || c == '#')),
             "voicemail.finish_on_key",
             "must be empty or one of 0-9, * and #",
         );
@@ -492,11 +501,9 @@ pub struct TelnyxSettings {
 
 impl RawTelnyx {
     fn parse(self, p: &mut Problems) -> Option<TelnyxSettings> {
-        let api_base_url = p.take(
-            http_url(&self.api_base_url),
-            "telnyx.api_base_url",
-            |_| "must be an http(s) URL".into(),
-        );
+        let api_base_url = p.take(http_url(&self.api_base_url), "telnyx.api_base_url", |_| {
+            "must be an http(s) URL".into()
+        });
         let key = self.public_key.trim();
         let public_key = match key {
             "" => Some(None),
@@ -530,7 +537,11 @@ impl Check for TelnyxSettings {
             "telnyx.timeout_secs",
             "must be between 1 and 120",
         );
-        p.check(self.max_retries <= 10, "telnyx.max_retries", "must be at most 10");
+        p.check(
+            self.max_retries <= 10,
+            "telnyx.max_retries",
+            "must be at most 10",
+        );
     }
 }
 
@@ -569,10 +580,17 @@ impl RawJobs {
     fn parse(self, p: &mut Problems) -> Option<JobSettings> {
         let cron = |p: &mut Problems, expr: &str, key: &str, example: &str| {
             p.take(Cron::parse(expr), key, |_| {
-                format!("is not a cron schedule (sec min hour day month weekday), e.g. \"{example}\"")
+                format!(
+                    "is not a cron schedule (sec min hour day month weekday), e.g. \"{example}\""
+                )
             })
         };
-        let agents_refresh = cron(p, &self.agents_refresh, "jobs.agents_refresh", "0 */10 * * * *");
+        let agents_refresh = cron(
+            p,
+            &self.agents_refresh,
+            "jobs.agents_refresh",
+            "0 */10 * * * *",
+        );
         let balance_check = cron(p, &self.balance_check, "jobs.balance_check", "0 0 * * * *");
         Some(JobSettings {
             agents_refresh: agents_refresh?,
@@ -727,7 +745,8 @@ impl RawSettings {
         for section in plain.into_iter().chain(parsed.into_iter().flatten()) {
             section.check(&mut p);
         }
-        let (Some(server), Some(telnyx), Some(jobs), Some(balance)) = (server, telnyx, jobs, balance)
+        let (Some(server), Some(telnyx), Some(jobs), Some(balance)) =
+            (server, telnyx, jobs, balance)
         else {
             return Err(ConfigError::Invalid(p.0));
         };
@@ -929,6 +948,9 @@ mod tests {
         s.dial.rounds = 11;
         s.calls.ttl_secs = 10;
         let err = s.validate().expect_err("invalid").to_string();
-        assert!(err.contains("dial.rounds") && err.contains("calls.ttl_secs"), "{err}");
+        assert!(
+            err.contains("dial.rounds") && err.contains("calls.ttl_secs"),
+            "{err}"
+        );
     }
 }

@@ -100,7 +100,11 @@ impl Telnyx {
                 .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .unwrap_or_default(),
-            base: settings.api_base_url.as_str().trim_end_matches('/').to_owned(),
+            base: settings
+                .api_base_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
             key,
             max_retries: settings.max_retries,
             retry_base: Duration::from_millis(settings.retry_base_ms),

@@ -122,7 +122,9 @@ impl Application {
             Backend::Memory => (Arc::new(MemoryStore::new(expiry)), None),
             Backend::Redis => {
                 let url = settings.state.redis_url.expose_secret().trim().to_owned();
-                let conn = redis_store::connect(&url).await.map_err(StartError::Redis)?;
+                let conn = redis_store::connect(&url)
+                    .await
+                    .map_err(StartError::Redis)?;
                 let store = RedisStore::new(conn.clone(), prefix, expiry);
                 (Arc::new(store), Some(conn))
             }

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use switchboard::audio::AudioDir;
-use switchboard::call::{Lead, Reply};
+use switchboard::call::{Intro, Reply, Targets};
 use switchboard::config::Settings;
 use switchboard::domain::{Agent, Endpoint, Party};
 use switchboard::texml::prompts::{Prompts, EMBEDDED, MAX_DISPLAY_NAME};
@@ -16,11 +16,11 @@ fn renderer() -> &'static Renderer {
     static RENDERER: OnceLock<Renderer> = OnceLock::new();
     RENDERER.get_or_init(|| {
         let settings = Settings::demo().expect("demo settings");
-        let urls = Urls::new("https://sb.example").expect("url");
+        let urls = Urls::new(&"https://sb.example".parse().expect("url")).expect("url");
         let audio = AudioDir::default();
         let prompts = Prompts::parse("prompts.toml", EMBEDDED, &audio, &|n| urls.audio(n))
             .expect("templates");
-        Renderer::new(&settings, urls, prompts).expect("renderer")
+        Renderer::new(&settings.dial, &settings.voicemail, urls, prompts).expect("renderer")
     })
 }
 
@@ -29,14 +29,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(caller) = Party::parse(&text) else {
         return;
     };
-    let targets = Arc::from(vec![Agent::new(
-        "Ada",
-        Endpoint::sip("sip:ada@x.example").expect("sip"),
-    )
-    .expect("agent")]);
+    let ada = Agent::new("Ada", Endpoint::sip("sip:ada@x.example").expect("sip")).expect("agent");
+    let targets = Targets::new(Arc::from(vec![ada])).expect("one agent");
     let replies = [
         Reply::Ring { round: 1, targets, caller: caller.clone() },
-        Reply::Voicemail { lead: Lead::Apology },
+        Reply::Voicemail { intro: Intro::Apology },
         Reply::AfterCall,
         Reply::Goodbye,
         Reply::Hangup,

@@ -140,7 +140,10 @@ impl Agents {
     fn counts(&self) -> (usize, usize) {
         self.read(|i| {
             i.lines.values().fold((0, 0), |(k, a), l| {
-                (k + l.all.len(), a + l.available.as_ref().map_or(0, |t| t.len()))
+                (
+                    k + l.all.len(),
+                    a + l.available.as_ref().map_or(0, |t| t.len()),
+                )
             })
         })
     }
@@ -164,7 +167,11 @@ impl Collector for AgentGauges {
         let (known, available) = self.0.counts();
         for (name, help, value) in [
             ("agents_known", "Agents in the roster", known),
-            ("agents_available", "Agents not busy on a call of their own", available),
+            (
+                "agents_available",
+                "Agents not busy on a call of their own",
+                available,
+            ),
         ] {
             let g = ConstGauge::new(value as i64);
             g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)?;

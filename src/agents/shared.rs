@@ -78,7 +78,10 @@ impl SharedAgents {
                     tracing::warn!(error = %e, "agent list not shared");
                 }
             } else if let Some(list) = shared {
-                tracing::info!(agents = list.len(), "agent list updated from the shared one");
+                tracing::info!(
+                    agents = list.len(),
+                    "agent list updated from the shared one"
+                );
                 agents.replace(&line, list);
             }
         }

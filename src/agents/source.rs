@@ -91,4 +91,3 @@ pub async fn refresh_agents(
     agents_now.replace(line, agents);
     Ok(Some(JobNotice::AgentsChanged { added, removed }))
 }
-

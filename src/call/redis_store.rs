@@ -129,16 +129,11 @@ impl CallStore for RedisStore {
             // An entry still there a whole TTL after it was due belongs to a call whose key has
             // expired: nothing can settle it any more.
             let gone = now.saturating_sub(self.expiry.ttl_ms);
-            let _: usize = conn
-                .zrembyscore(self.unsettled_key(), "-inf", gone)
-                .await?;
+            let _: usize = conn.zrembyscore(self.unsettled_key(), "-inf", gone).await?;
             let sids: Vec<String> = conn
                 .zrangebyscore_limit(self.unsettled_key(), "-inf", now, 0, 1000)
                 .await?;
-            Ok(sids
-                .iter()
-                .filter_map(|s| CallSid::parse(s).ok())
-                .collect())
+            Ok(sids.iter().filter_map(|s| CallSid::parse(s).ok()).collect())
         })
         .await
     }
@@ -183,12 +178,14 @@ impl RedisStore {
         for _ in 0..MAX_ATTEMPTS {
             let raw: Option<String> = conn.get(&key).await?;
             let call: Option<Call> = match &raw {
-                Some(json) => Some(serde_json::from_str(json).map_err(|source| {
-                    StoreError::Corrupt {
-                        sid: sid.to_string(),
-                        source,
-                    }
-                })?),
+                Some(json) => {
+                    Some(
+                        serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
+                            sid: sid.to_string(),
+                            source,
+                        })?,
+                    )
+                }
                 None => None,
             };
             let mut step = decide(call.as_ref());

@@ -154,7 +154,14 @@ impl Script {
         let mut call: Option<Call> = None;
         let mut facts = Vec::new();
         for (secs, event, snapshot) in &self.events {
-            let step = transition(&id, call.as_ref(), event, secs * 1000, &self.policy, snapshot);
+            let step = transition(
+                &id,
+                call.as_ref(),
+                event,
+                secs * 1000,
+                &self.policy,
+                snapshot,
+            );
             for f in step.facts {
                 assert_eq!((f.from.as_str(), f.to.as_str()), (CALLER, LINE));
                 facts.push(f.kind);

@@ -126,10 +126,15 @@ pub fn transition(
         (Event::Incoming { .. }, Some(_)) => Change::ignored(Ignored::Duplicate),
         (Event::Incoming { from, to }, None) => new_call(sid, from, to, now, policy, snapshot),
         (e @ Event::DialEnded { .. }, Some(call)) => dial_ended(call, e, now, policy, snapshot),
-        (Event::DialEnded { from, to, status, .. }, None) => {
-            recover(sid, policy.line_for(to), from, to, *status, now)
+        (
+            Event::DialEnded {
+                from, to, status, ..
+            },
+            None,
+        ) => recover(sid, policy.line_for(to), from, to, *status, now),
+        (Event::LegStatus { leg, status, to }, Some(call)) => {
+            leg_status(call, leg, *status, to, now)
         }
-        (Event::LegStatus { leg, status, to }, Some(call)) => leg_status(call, leg, *status, to, now),
         (Event::CallStatus { status }, Some(call)) => call_status(call, *status, now),
         (Event::RecordEnded, Some(call)) => record_ended(call),
         (
@@ -560,37 +565,144 @@ mod tests {
             Vec<&'static str>,
         );
         let rows: Vec<Row> = vec![
-            ("ringing", ringing, dial(1, DialStatus::NoAnswer, None), Some("dialing 2"), vec![]),
-            ("ringing", ringing, dial(2, DialStatus::NoAnswer, None), None, vec![]),
-            ("ringing", ringing, dial(1, DialStatus::Completed, Some(9)), Some("wrap-up"), vec!["answered"]),
-            ("ringing", ringing, parent(CallStatus::Ringing), None, vec![]),
-            ("ringing", ringing, parent(CallStatus::Completed), Some("ended abandoned"), vec!["ended abandoned"]),
+            (
+                "ringing",
+                ringing,
+                dial(1, DialStatus::NoAnswer, None),
+                Some("dialing 2"),
+                vec![],
+            ),
+            (
+                "ringing",
+                ringing,
+                dial(2, DialStatus::NoAnswer, None),
+                None,
+                vec![],
+            ),
+            (
+                "ringing",
+                ringing,
+                dial(1, DialStatus::Completed, Some(9)),
+                Some("wrap-up"),
+                vec!["answered"],
+            ),
+            (
+                "ringing",
+                ringing,
+                parent(CallStatus::Ringing),
+                None,
+                vec![],
+            ),
+            (
+                "ringing",
+                ringing,
+                parent(CallStatus::Completed),
+                Some("ended abandoned"),
+                vec!["ended abandoned"],
+            ),
             ("ringing", ringing, Event::RecordEnded, None, vec![]),
-            ("ringing", ringing, voicemail("https://r.example/1", 9), None, vec![]),
+            (
+                "ringing",
+                ringing,
+                voicemail("https://r.example/1", 9),
+                None,
+                vec![],
+            ),
             ("ringing", ringing, Event::Expired, None, vec![]),
-            ("ringing", ringing, conversation("https://r.example/c"), Some("dialing 1"), vec![]),
-            ("voicemail", in_voicemail, Event::RecordEnded, Some("voicemail recorded"), vec![]),
-            ("voicemail", in_voicemail, dial(2, DialStatus::NoAnswer, None), None, vec![]),
-            ("voicemail", in_voicemail, voicemail("https://r.example/1", 9), Some("voicemail"), vec!["voicemail left"]),
+            (
+                "ringing",
+                ringing,
+                conversation("https://r.example/c"),
+                Some("dialing 1"),
+                vec![],
+            ),
+            (
+                "voicemail",
+                in_voicemail,
+                Event::RecordEnded,
+                Some("voicemail recorded"),
+                vec![],
+            ),
+            (
+                "voicemail",
+                in_voicemail,
+                dial(2, DialStatus::NoAnswer, None),
+                None,
+                vec![],
+            ),
+            (
+                "voicemail",
+                in_voicemail,
+                voicemail("https://r.example/1", 9),
+                Some("voicemail"),
+                vec!["voicemail left"],
+            ),
             ("voicemail", in_voicemail, absent(), None, vec![]),
-            ("voicemail", in_voicemail, parent(CallStatus::Completed), Some("ended missed unsettled"), vec!["ended missed unsettled"]),
-            ("missed", vm_missed, voicemail("https://r.example/1", 9), Some("ended voicemail"), vec!["voicemail left", "settled voicemail"]),
-            ("missed", vm_missed, absent(), Some("ended missed"), vec!["settled missed"]),
-            ("missed", vm_missed, voicemail("https://r.example/1", 0), Some("ended missed"), vec!["settled missed"]),
+            (
+                "voicemail",
+                in_voicemail,
+                parent(CallStatus::Completed),
+                Some("ended missed unsettled"),
+                vec!["ended missed unsettled"],
+            ),
+            (
+                "missed",
+                vm_missed,
+                voicemail("https://r.example/1", 9),
+                Some("ended voicemail"),
+                vec!["voicemail left", "settled voicemail"],
+            ),
+            (
+                "missed",
+                vm_missed,
+                absent(),
+                Some("ended missed"),
+                vec!["settled missed"],
+            ),
+            (
+                "missed",
+                vm_missed,
+                voicemail("https://r.example/1", 0),
+                Some("ended missed"),
+                vec!["settled missed"],
+            ),
             ("missed", vm_missed, in_progress(), None, vec![]),
-            ("missed", vm_missed, Event::Expired, Some("ended missed"), vec!["settled missed"]),
-            ("missed", vm_missed, parent(CallStatus::Completed), None, vec![]),
+            (
+                "missed",
+                vm_missed,
+                Event::Expired,
+                Some("ended missed"),
+                vec!["settled missed"],
+            ),
+            (
+                "missed",
+                vm_missed,
+                parent(CallStatus::Completed),
+                None,
+                vec![],
+            ),
             ("missed", vm_missed, Event::RecordEnded, None, vec![]),
         ];
         for (from, setup, event, to, expected) in rows {
             let (before, _) = setup().play();
             let before = before.expect("set up");
-            let step = transition(&before.sid, Some(&before), &event, 100_000, &Policy::default(), &snapshot());
+            let step = transition(
+                &before.sid,
+                Some(&before),
+                &event,
+                100_000,
+                &Policy::default(),
+                &snapshot(),
+            );
             let after = step.next.as_ref().map(describe);
             assert_eq!(after.as_deref(), to, "{from} + {event:?}");
             let facts: Vec<String> = step.facts.iter().map(|f| name(&f.kind)).collect();
             assert_eq!(facts, expected, "{from} + {event:?}");
-            assert_eq!(step.ignored.is_some(), step.next.is_none(), "{from} + {event:?}");
+            assert_eq!(
+                step.ignored.is_some(),
+                step.next.is_none(),
+                "{from} + {event:?}"
+            );
         }
     }
 
@@ -621,7 +733,10 @@ mod tests {
         assert_eq!(s.reply, Reply::Hangup);
         // A repeated request for the same step gets the same document.
         let again = step(s.next.as_ref(), &parent(CallStatus::Completed));
-        assert_eq!((again.reply, again.ignored), (Reply::Hangup, Some(Ignored::Duplicate)));
+        assert_eq!(
+            (again.reply, again.ignored),
+            (Reply::Hangup, Some(Ignored::Duplicate))
+        );
     }
 
     #[test]
@@ -699,7 +814,12 @@ mod tests {
         let names: Vec<String> = facts.iter().map(name).collect();
         assert_eq!(
             names,
-            ["ringing", "sent to voicemail", "voicemail left", "ended voicemail"]
+            [
+                "ringing",
+                "sent to voicemail",
+                "voicemail left",
+                "ended voicemail"
+            ]
         );
     }
 
@@ -727,10 +847,7 @@ mod tests {
 
     #[test]
     fn no_agents_goes_straight_to_voicemail_after_the_greeting() {
-        let (call, facts) = Script::new()
-            .available(None)
-            .at(0, incoming())
-            .play();
+        let (call, facts) = Script::new().available(None).at(0, incoming()).play();
         assert_eq!(
             facts,
             vec![FactKind::SentToVoicemail {
@@ -847,7 +964,14 @@ mod tests {
         let step = transition(&id, None, &Event::RecordEnded, 0, &policy, &available);
         assert_eq!((step.next, step.reply), (None, Reply::Goodbye));
         // A Dial action for a forgotten call recovers: apologise and take a message.
-        let step = transition(&id, None, &dial(1, DialStatus::NoAnswer, None), 0, &policy, &available);
+        let step = transition(
+            &id,
+            None,
+            &dial(1, DialStatus::NoAnswer, None),
+            0,
+            &policy,
+            &available,
+        );
         assert_eq!(
             step.reply,
             Reply::Voicemail {
@@ -860,7 +984,14 @@ mod tests {
                 reason: MissReason::Recovered
             }
         );
-        let step = transition(&id, None, &dial(1, DialStatus::Completed, Some(3)), 0, &policy, &available);
+        let step = transition(
+            &id,
+            None,
+            &dial(1, DialStatus::Completed, Some(3)),
+            0,
+            &policy,
+            &available,
+        );
         assert_eq!(step.reply, Reply::AfterCall);
     }
 
@@ -895,13 +1026,23 @@ mod tests {
     fn legs_are_bounded() {
         let mut script = Script::new().at(0, incoming());
         for i in 0..MAX_LEGS {
-            script = script.at(1, leg(&format!("LEG{i}"), CallStatus::Ringing, "sip:x@y.example"));
+            script = script.at(
+                1,
+                leg(&format!("LEG{i}"), CallStatus::Ringing, "sip:x@y.example"),
+            );
         }
         let (call, _) = script.play();
         let call = call.expect("call");
         assert_eq!(call.legs.len(), MAX_LEGS);
         let e = leg("LEG-extra", CallStatus::Ringing, "sip:x@y.example");
-        let step = transition(&call.sid, Some(&call), &e, 1, &Policy::default(), &snapshot());
+        let step = transition(
+            &call.sid,
+            Some(&call),
+            &e,
+            1,
+            &Policy::default(),
+            &snapshot(),
+        );
         assert_eq!(step.ignored, Some(Ignored::TooManyLegs));
     }
 }

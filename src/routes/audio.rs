@@ -8,7 +8,11 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use super::{not_found, Context};
 
-pub(super) async fn audio(req: HttpRequest, file: web::Path<String>, cx: Data<Context>) -> HttpResponse {
+pub(super) async fn audio(
+    req: HttpRequest,
+    file: web::Path<String>,
+    cx: Data<Context>,
+) -> HttpResponse {
     let Some(path) = cx.audio.path(&file) else {
         tracing::debug!(file = %file.as_str(), "audio file refused: not in the audio folder");
         return not_found().await;

@@ -61,7 +61,11 @@ async fn callback(
 }
 
 /// Call Control webhooks of the agents' SIP connections (their own outbound calls).
-pub(super) async fn telnyx_events(req: HttpRequest, body: Bytes, cx: Data<Context>) -> HttpResponse {
+pub(super) async fn telnyx_events(
+    req: HttpRequest,
+    body: Bytes,
+    cx: Data<Context>,
+) -> HttpResponse {
     if let Some(refused) = refusal(&req, &body, &cx) {
         return refused;
     }

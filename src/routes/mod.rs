@@ -129,7 +129,10 @@ fn refusal(req: &HttpRequest, body: &[u8], cx: &Context) -> Option<HttpResponse>
         return None;
     }
     tracing::warn!(route = req.path(), %why, rejected_signatures_total = total, "webhook refused: signature not valid");
-    Some(text(HttpResponse::Forbidden(), format!("forbidden: {why}\n")))
+    Some(text(
+        HttpResponse::Forbidden(),
+        format!("forbidden: {why}\n"),
+    ))
 }
 
 fn is_json(req: &HttpRequest) -> bool {

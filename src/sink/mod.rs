@@ -34,7 +34,11 @@ pub use mask::Privacy;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     /// About an inbound call: a fact the transition decided.
-    Call { sid: CallSid, at: Millis, fact: Fact },
+    Call {
+        sid: CallSid,
+        at: Millis,
+        fact: Fact,
+    },
     /// About an agent's own outbound call.
     AgentCall {
         call_id: Box<str>,

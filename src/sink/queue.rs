@@ -2,10 +2,10 @@
 //! items keep their order and a slow or failing destination never delays a caller. What to do
 //! with one item is the sink's [`Deliver`]; the queue does the rest:
 //!
-//! - [`Attempt::Delivered`]: done.
-//! - [`Attempt::Retry`]: wait (the destination's `Retry-After`, else capped exponential backoff)
+//! - [`Attempt::Delivered`] — done.
+//! - [`Attempt::Retry`] — wait (the destination's `Retry-After`, else capped exponential backoff)
 //!   and try again, up to `max_attempts`.
-//! - [`Attempt::Rejected`]: refused for good; logged with the reason and dropped.
+//! - [`Attempt::Rejected`] — refused for good; logged with the reason and dropped.
 //! - a full queue, or a push after shutdown began: dropped.
 //! - at shutdown, whatever is still queued when the flush deadline passes: dropped.
 //!
@@ -139,7 +139,11 @@ impl<T: Send + Sync + 'static> DeliveryQueue<T> {
         let guard = self.tx.read().unwrap_or_else(|p| p.into_inner());
         let Some(tx) = guard.as_ref() else {
             let total = self.stats.dropped_shutdown.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(queue = self.name, dropped_shutdown_total = total, "queue stopped; item dropped");
+            tracing::warn!(
+                queue = self.name,
+                dropped_shutdown_total = total,
+                "queue stopped; item dropped"
+            );
             return;
         };
         // Counted before it can be delivered, so `pending` never goes below zero.
@@ -147,7 +151,11 @@ impl<T: Send + Sync + 'static> DeliveryQueue<T> {
         if tx.try_send(item).is_err() {
             self.stats.queued.fetch_sub(1, Ordering::Relaxed);
             let total = self.stats.dropped_full.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(queue = self.name, dropped_full_total = total, "queue full; item dropped");
+            tracing::warn!(
+                queue = self.name,
+                dropped_full_total = total,
+                "queue full; item dropped"
+            );
         }
     }
 
@@ -166,7 +174,11 @@ impl<T: Send + Sync + 'static> DeliveryQueue<T> {
         self.stats
             .dropped_shutdown
             .fetch_add(left, Ordering::Relaxed);
-        tracing::error!(queue = self.name, left, "items still undelivered at shutdown; dropped");
+        tracing::error!(
+            queue = self.name,
+            left,
+            "items still undelivered at shutdown; dropped"
+        );
         left
     }
 }
@@ -207,7 +219,8 @@ impl<D> Worker<D> {
                 }
                 Attempt::Retry { after, reason } if attempt < self.policy.max_attempts => {
                     let p = &self.policy;
-                    let wait = after.unwrap_or_else(|| backoff(p.backoff_base, attempt, p.backoff_max));
+                    let wait =
+                        after.unwrap_or_else(|| backoff(p.backoff_base, attempt, p.backoff_max));
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(queue = name, %reason, attempt, wait_ms = wait.as_millis() as u64, "delivery will be retried");
                     tokio::time::sleep(wait).await;
@@ -305,6 +318,9 @@ mod tests {
         assert_eq!(s.states().map(|(_, n)| n), [4, 3, 2, 0, 1, 0, 1]);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
-        assert!(text.contains("test_items_total{state=\"sent\"} 3"), "{text}");
+        assert!(
+            text.contains("test_items_total{state=\"sent\"} 3"),
+            "{text}"
+        );
     }
 }

@@ -72,7 +72,9 @@ async fn past_the_live_call_cap_new_callers_are_asked_to_call_back() {
     app.inbound("CA-2", "+12025550102").await;
     let third = app.inbound("CA-3", "+12025550103").await;
     assert_golden("unavailable", &third);
-    let refused = app.metric("switchboard_calls_total{outcome=\"refused\"}").await;
+    let refused = app
+        .metric("switchboard_calls_total{outcome=\"refused\"}")
+        .await;
     assert_eq!(refused, Some(1.0));
     // Calls already live carry on.
     let round2 = app.dial_action("CA-1", 1, "no-answer", None).await;

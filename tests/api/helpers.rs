@@ -61,10 +61,14 @@ pub fn test_settings() -> Settings {
 
 /// How to start a test server: settings tweaks, a clock, extra sinks. Every `spawn_*` below is
 /// one line over it.
+/// A change to the test settings.
+type Tweak<'a> = Box<dyn FnOnce(&mut Settings) + 'a>;
+
 #[derive(Default)]
 pub struct Spawn<'a> {
-    tweaks: Vec<Box<dyn FnOnce(&mut Settings) + 'a>>,
+    tweaks: Vec<Tweak<'a>>,
     clock: Option<Arc<dyn Clock>>,
+    sinks: Vec<Arc<dyn Sink>>,
 }
 
 impl<'a> Spawn<'a> {
@@ -75,6 +79,12 @@ impl<'a> Spawn<'a> {
 
     pub fn clock(mut self, clock: Arc<ManualClock>) -> Spawn<'a> {
         self.clock = Some(clock);
+        self
+    }
+
+    /// One more sink, after the real ones and the collector.
+    pub fn sink(mut self, sink: Arc<dyn Sink>) -> Spawn<'a> {
+        self.sinks.push(sink);
         self
     }
 
@@ -89,16 +99,15 @@ impl<'a> Spawn<'a> {
     }
 
     /// Builds and runs the server on port 0; returns it once it listens.
-    pub async fn start(self) -> TestApp {
+    pub async fn start(mut self) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
             let _ = switchboard::telemetry::init(&Settings::demo().expect("demo").log);
         }
+        let mut sinks: Vec<Arc<dyn Sink>> = std::mem::take(&mut self.sinks);
         let (settings, clock) = self.build_settings();
         let notices = Arc::new(Collector::default());
-        let overrides = Overrides {
-            sinks: vec![notices.clone()],
-            clock,
-        };
+        sinks.insert(0, notices.clone());
+        let overrides = Overrides { sinks, clock };
         let app = Application::build_with(settings, overrides)
             .await
             .expect("server builds");
@@ -275,8 +284,15 @@ impl TestApp {
 
     /// `GET /metrics`, as text.
     pub async fn metrics(&self) -> String {
-        let res = self.client.get(format!("{}/metrics", self.base)).send().await;
-        res.expect("metrics answer").text().await.expect("metrics body")
+        let res = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await;
+        res.expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics body")
     }
 
     /// One sample of `/metrics`, by its name with labels as written (e.g.

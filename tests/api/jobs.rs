@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use prometheus_client::registry::Registry;
+use serde_json::{json, Value};
 use switchboard::agents::source::{refresh_agents, AgentSource};
 use switchboard::agents::Agents;
 use switchboard::config::Settings;
@@ -155,11 +155,14 @@ async fn three_pages_of_connections_become_one_agent_list() {
 #[tokio::test]
 async fn the_api_down_keeps_the_last_good_list_after_bounded_retries() {
     let api = MockServer::start().await;
-    let roster = Agents::new(main(), vec![Agent::new(
-        "Last Known",
-        Endpoint::sip("sip:last@sip.telnyx.com").expect("sip"),
-    )
-    .expect("agent")]);
+    let roster = Agents::new(
+        main(),
+        vec![Agent::new(
+            "Last Known",
+            Endpoint::sip("sip:last@sip.telnyx.com").expect("sip"),
+        )
+        .expect("agent")],
+    );
     let ringing_before = roster.all(&main());
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(503).set_body_json(json!({

@@ -8,6 +8,7 @@ mod callbacks;
 mod helpers;
 mod jobs;
 mod outbound;
+mod outcomes;
 mod replicas;
 mod security;
 mod shutdown;

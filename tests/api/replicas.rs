@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use switchboard::time::ManualClock;
-use switchboard::lease::Lease;
 use switchboard::config::Backend;
+use switchboard::lease::Lease;
 use switchboard::startup::{Application, Overrides, ShutdownHandle};
+use switchboard::time::ManualClock;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -6,9 +6,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
 use reqwest::StatusCode;
-use switchboard::time::ManualClock;
 use switchboard::config::Settings;
 use switchboard::signature::{telnyx_key, twilio_signature, Mode};
+use switchboard::time::ManualClock;
 
 use crate::helpers::{test_settings, Spawn, TestApp, PUBLIC_URL, T0};
 
@@ -274,7 +274,11 @@ fn enforce_without_a_key_is_a_configuration_error() {
         "{err}"
     );
     let env = config::Environment::with_prefix("SWITCHBOARD").source(Some(
-        [("SWITCHBOARD__TELNYX__PUBLIC_KEY".to_owned(), "bm90IGEga2V5".to_owned())].into(),
+        [(
+            "SWITCHBOARD__TELNYX__PUBLIC_KEY".to_owned(),
+            "bm90IGEga2V5".to_owned(),
+        )]
+        .into(),
     ));
     let err = Settings::load_with(None, env)
         .expect_err("bad key")

@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use switchboard::time::ManualClock;
 use switchboard::startup::{Application, Overrides};
+use switchboard::time::ManualClock;
 
 use crate::helpers::{test_settings, use_slack, T0};
 

@@ -38,7 +38,9 @@ fn kinds(app: &TestApp, prefix: &str) -> Vec<FactKind> {
         .take()
         .into_iter()
         .filter_map(|n| match n {
-            switchboard::sink::Record::Call { sid, fact, .. } if sid.as_str().starts_with(prefix) => {
+            switchboard::sink::Record::Call { sid, fact, .. }
+                if sid.as_str().starts_with(prefix) =>
+            {
                 Some(fact.kind)
             }
             _ => None,

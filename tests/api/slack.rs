@@ -161,7 +161,10 @@ async fn a_429_waits_for_retry_after_then_delivers_once() {
     assert_eq!(messages[0], messages[1], "the same message, retried");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let fates = fates(&app).await;
-    assert_eq!((fates["sent"], fates["retried"], dropped(&fates)), (1, 1, 0));
+    assert_eq!(
+        (fates["sent"], fates["retried"], dropped(&fates)),
+        (1, 1, 0)
+    );
 }
 
 #[tokio::test]
@@ -282,7 +285,10 @@ async fn fates(app: &TestApp) -> std::collections::HashMap<&'static str, u64> {
     .into_iter()
     .map(|state| {
         let sample = format!("switchboard_notifications_total{{state=\"{state}\"}}");
-        (state, metric_in(&text, &sample).expect("in /metrics") as u64)
+        (
+            state,
+            metric_in(&text, &sample).expect("in /metrics") as u64,
+        )
     })
     .collect()
 }
