@@ -18,7 +18,7 @@ use url::Url;
 use crate::domain::{Agent, Endpoint};
 use crate::signature::Mode;
 use crate::sink::slack::Mention;
-use crate::texml::RecordMode;
+pub use crate::texml::{DialSettings, VoicemailSettings};
 
 /// The embedded demo configuration; also the documentation of every key.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -198,16 +198,7 @@ pub struct PathSettings {
 }
 
 // ---------------------------------------------------------------------------------------------
-// dial, voicemail, calls, limits
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DialSettings {
-    pub ring_timeout_secs: u32,
-    pub rounds: u8,
-    pub record: RecordMode,
-    pub time_limit_secs: u32,
-}
+// dial, voicemail (their types are the documents' own, in texml), calls, limits
 
 impl Check for DialSettings {
     fn check(&self, p: &mut Problems) {
@@ -227,15 +218,6 @@ impl Check for DialSettings {
             "must be between 60 and 14400",
         );
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VoicemailSettings {
-    pub max_length_secs: u32,
-    pub silence_timeout_secs: u32,
-    pub finish_on_key: String,
-    pub play_beep: bool,
 }
 
 impl Check for VoicemailSettings {
@@ -875,7 +857,7 @@ mod tests {
         let s = Settings::demo().expect("demo config");
         assert_eq!(s.server.port, 8080);
         assert_eq!(s.dial.rounds, 2);
-        assert_eq!(s.dial.record, RecordMode::RecordFromAnswerDual);
+        assert_eq!(s.dial.record, crate::texml::RecordMode::RecordFromAnswerDual);
         assert_eq!(s.agents.len(), 3);
         assert_eq!(s.balance.alert_below, Decimal::new(8000, 2));
         assert_eq!(s.balance.remind_every, Duration::from_secs(86_400));

@@ -36,6 +36,26 @@ impl RecordMode {
     }
 }
 
+/// How agents are rung (`[dial]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialSettings {
+    pub ring_timeout_secs: u32,
+    pub rounds: u8,
+    pub record: RecordMode,
+    pub time_limit_secs: u32,
+}
+
+/// How a voicemail is taken (`[voicemail]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoicemailSettings {
+    pub max_length_secs: u32,
+    pub silence_timeout_secs: u32,
+    pub finish_on_key: String,
+    pub play_beep: bool,
+}
+
 /// A whole document: `<Response>` and its verbs, in order.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Response {

@@ -3,9 +3,8 @@
 use url::Url;
 
 use super::prompts::Prompts;
-use super::{Dial, DialNoun, Record, RecordMode, Response, Verb};
+use super::{Dial, DialNoun, DialSettings, Record, RecordMode, Response, Verb, VoicemailSettings};
 use crate::call::{Intro, Reply};
-use crate::config::{DialSettings, VoicemailSettings};
 
 /// The absolute URLs written into documents, built once from `server.public_url`.
 #[derive(Debug, Clone)]
