@@ -1,7 +1,8 @@
 //! The baseline for `tests/load.sh`: a minimal actix-web server answering every route Switchboard
 //! answers with a constant document (no state, no logic), so the load script can measure what
 //! Switchboard's own work costs on top of HTTP and XML. `POST /slow` answers after 2 s: a slow
-//! Slack for the "Slack does not slow calls" measurement.
+//! Slack for the "Slack does not slow calls" measurement; `POST /fast` answers `ok` at once: a
+//! Slack that keeps up, so the cost of posting every message is measured too.
 //!   cargo run --release --example constant -- 8090
 
 use std::time::Duration;
@@ -65,6 +66,10 @@ async fn main() -> std::io::Result<()> {
             .route(
                 "/texml/recording",
                 web::post().to(|_body: web::Bytes| async { HttpResponse::NoContent().finish() }),
+            )
+            .route(
+                "/fast",
+                web::post().to(|_body: web::Bytes| async { HttpResponse::Ok().body("ok") }),
             )
             .route(
                 "/slow",

@@ -857,7 +857,10 @@ mod tests {
         let s = Settings::demo().expect("demo config");
         assert_eq!(s.server.port, 8080);
         assert_eq!(s.dial.rounds, 2);
-        assert_eq!(s.dial.record, crate::texml::RecordMode::RecordFromAnswerDual);
+        assert_eq!(
+            s.dial.record,
+            crate::texml::RecordMode::RecordFromAnswerDual
+        );
         assert_eq!(s.agents.len(), 3);
         assert_eq!(s.balance.alert_below, Decimal::new(8000, 2));
         assert_eq!(s.balance.remind_every, Duration::from_secs(86_400));

@@ -13,7 +13,7 @@ use actix_web::{App, HttpServer};
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_cron_scheduler::JobScheduler;
-use tracing_actix_web::TracingLogger;
+use tracing::Instrument;
 
 use crate::agents::own_calls::OwnCalls;
 use crate::agents::shared::SharedAgents;
@@ -220,18 +220,21 @@ impl Application {
         let mut server = HttpServer::new(move || {
             let metrics = http_metrics.clone();
             App::new()
+                // One span per request (handlers log inside it), and the HTTP metrics.
                 .wrap_fn(move |req, srv| {
                     let metrics = metrics.clone();
                     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                    let span = crate::telemetry::request_span(req.method(), req.path());
                     let started = std::time::Instant::now();
-                    let answer = srv.call(req);
+                    let answer = span.in_scope(|| srv.call(req));
                     async move {
-                        let res = answer.await?;
-                        metrics.request(&route, res.status().as_u16(), started.elapsed());
+                        let res = answer.instrument(span.clone()).await?;
+                        let status = res.status().as_u16();
+                        span.record("status", status);
+                        metrics.request(&route, status, started.elapsed());
                         Ok(res)
                     }
                 })
-                .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
                 .app_data(context.clone())
                 .app_data(PayloadConfig::new(MAX_BODY))
                 .configure(crate::routes::configure)

@@ -3,7 +3,10 @@
 //! and a background thread writes them to stderr. Lines that would not fit in the buffer are
 //! dropped rather than slow a caller; they are counted (`log_lines_dropped_total` in `/metrics`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+
+use actix_web::http::Method;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -71,37 +74,26 @@ impl Collector for DroppedLines {
     }
 }
 
-/// The span of each HTTP request. It records the path but never the query string: the provider's
-/// GET voice request carries the caller's number there, which must not reach the logs when
-/// numbers are masked (the handlers log what is needed, masked as configured).
-pub struct RequestSpan;
+/// Request ids: a counter, cheap enough for every request (the call's CallSid, recorded on the
+/// same span, is what ties a request to a call).
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
-impl tracing_actix_web::RootSpanBuilder for RequestSpan {
-    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
-        use actix_web::HttpMessage;
-        let request_id = request
-            .extensions()
-            .get::<tracing_actix_web::RequestId>()
-            .map(|id| id.to_string())
-            .unwrap_or_default();
-        tracing::info_span!(
-            "request",
-            method = %request.method(),
-            path = %request.path(),
-            request_id = %request_id,
-            status = tracing::field::Empty,
-        )
-    }
+/// The span of one HTTP request: method, path, a request id, and (recorded later) the status and
+/// the CallSid. It records the path but never the query string: the provider's GET voice request
+/// carries the caller's number there, which must not reach the logs when numbers are masked.
+pub fn request_span(method: &Method, path: &str) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        %method,
+        path,
+        request_id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed),
+        call_sid = tracing::field::Empty,
+        status = tracing::field::Empty,
+    )
+}
 
-    fn on_request_end<B: actix_web::body::MessageBody>(
-        span: tracing::Span,
-        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
-    ) {
-        let status = match outcome {
-            Ok(response) => response.status(),
-            Err(error) => error.as_response_error().status_code(),
-        };
-        span.record("status", status.as_u16());
-        tracing::debug!(parent: &span, status = status.as_u16(), "request finished");
-    }
+/// Names the call the current request is about, on its span (every line logged while handling it
+/// carries the CallSid).
+pub fn record_call(sid: &str) {
+    tracing::Span::current().record("call_sid", sid);
 }

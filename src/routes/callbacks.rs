@@ -7,7 +7,6 @@ use std::panic::AssertUnwindSafe;
 use actix_web::web::{Bytes, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::FutureExt;
-use tracing::Instrument;
 
 use super::{bad_request, own_params, provider_params, refusal, Context};
 use crate::agents::own_calls::Envelope;
@@ -40,12 +39,10 @@ async fn callback(
             return bad_request(&e);
         }
     };
-    let span = tracing::info_span!("call", call_sid = %sid);
+    crate::telemetry::record_call(sid.as_str());
     let handled = AssertUnwindSafe(cx.service.apply(&sid, &event))
         .catch_unwind()
-        .instrument(span.clone())
         .await;
-    let _entered = span.enter();
     match handled {
         Ok(Ok(_)) => HttpResponse::NoContent().finish(),
         // The provider retries a 5xx: nothing is lost while the store is away.

@@ -9,7 +9,6 @@ use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::FutureExt;
-use tracing::Instrument;
 
 use super::{own_params, provider_params, refusal, xml, Context};
 use crate::call::StoreError;
@@ -51,15 +50,13 @@ async fn voice(kind: Voice, req: &HttpRequest, body: &[u8], cx: &Context) -> Htt
             return xml(StatusCode::BAD_REQUEST, cx.renderer.fallback().to_vec());
         }
     };
-    let span = tracing::info_span!("call", call_sid = %sid);
+    crate::telemetry::record_call(sid.as_str());
     let answered = AssertUnwindSafe(async {
         let reply = cx.service.apply(&sid, &event).await?;
         Ok::<_, StoreError>(cx.renderer.render(&reply))
     })
     .catch_unwind()
-    .instrument(span.clone())
     .await;
-    let _entered = span.enter();
     match answered {
         Ok(Ok(body)) => xml(StatusCode::OK, body),
         Ok(Err(e)) => {
