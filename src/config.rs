@@ -17,7 +17,6 @@ use url::Url;
 
 use crate::domain::{Agent, Endpoint};
 use crate::signature::Mode;
-use crate::sink::slack::Mention;
 pub use crate::texml::{DialSettings, VoicemailSettings};
 
 /// The embedded demo configuration; also the documentation of every key.
@@ -364,6 +363,16 @@ struct RawTwilio {
 pub struct TwilioSettings {
     /// The auth token, when Twilio signatures are checked.
     pub auth_token: Option<SecretString>,
+}
+
+/// Who is pinged on incoming calls and new voicemails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mention {
+    #[default]
+    None,
+    Here,
+    Channel,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -18,7 +18,8 @@
 //! - [`lease`]: which replica runs the jobs
 //! - `service`: the call path: snapshot → store + transition → facts to sinks → reply
 //! - `routes`: the HTTP boundary and its context; `metrics`: the registry and HTTP metrics
-//! - [`startup`]: builds the application and runs it; [`telemetry`]: logs, off the request path
+//! - [`startup`]: builds the application and runs it; `shutdown`: signals; [`telemetry`]: logs,
+//!   off the request path
 //! - [`audio`]: the prompt files, served safely
 //! - [`simulate`]: `switchboard simulate`, a provider stand-in that plays calls
 
@@ -36,6 +37,7 @@ pub mod provider;
 mod retry;
 mod routes;
 mod service;
+mod shutdown;
 pub mod signature;
 pub mod simulate;
 pub mod sink;

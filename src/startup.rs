@@ -7,16 +7,14 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Server, Service};
-use actix_web::web::{Data, PayloadConfig};
-use actix_web::{App, HttpServer};
+use actix_web::dev::Server;
+use actix_web::web::Data;
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_cron_scheduler::JobScheduler;
-use tracing::Instrument;
 
 use crate::agents::own_calls::OwnCalls;
-use crate::agents::shared::SharedAgents;
+use crate::agents::shared::{AgentSync, SharedAgents};
 use crate::agents::Agents;
 use crate::audio::AudioDir;
 use crate::call::redis_store::{self, RedisStore};
@@ -27,17 +25,12 @@ use crate::lease::Lease;
 use crate::metrics::HttpMetrics;
 use crate::routes::{Context, Readiness};
 use crate::service::CallService;
+use crate::shutdown::stop_requested;
+pub use crate::shutdown::ShutdownHandle;
 use crate::signature::Verifier;
-use crate::sink::log::LogSink;
-use crate::sink::outcomes::OutcomeMetrics;
-use crate::sink::queue::DeliveryPolicy;
-use crate::sink::slack::{SlackSink, Style};
-use crate::sink::{Privacy, Sink, Sinks};
+use crate::sink::{Sink, Sinks};
 use crate::texml::{Prompts, Renderer, TemplateError, Urls};
 use crate::time::{Clock, SystemClock};
-
-/// Largest webhook body accepted (Telnyx callbacks are about 2 KiB).
-pub const MAX_BODY: usize = 64 * 1024;
 
 /// Why the server refused to start.
 #[derive(Debug, thiserror::Error)]
@@ -66,22 +59,12 @@ pub struct Overrides {
     pub clock: Option<Arc<dyn Clock>>,
 }
 
-/// Starts the same shutdown as SIGTERM (for tests and embedding).
-#[derive(Clone, Default)]
-pub struct ShutdownHandle(Arc<tokio::sync::Notify>);
-
-impl ShutdownHandle {
-    pub fn trigger(&self) {
-        self.0.notify_one();
-    }
-}
-
 /// The background work, started by [`Application::run_until_stopped`].
 struct Tasks {
     service: Arc<CallService>,
     sweep_every: Duration,
     lease: Arc<Lease>,
-    shared_agents: Option<(SharedAgents, Arc<Agents>, bool, Duration)>,
+    agent_sync: Option<AgentSync>,
     scheduler: Option<JobScheduler>,
     sinks: Sinks,
 }
@@ -158,7 +141,7 @@ impl Application {
         let agents = Arc::new(Agents::new(policy.line.clone(), agents));
         agents.register(&mut registry);
 
-        let sinks = build_sinks(&settings, overrides.sinks, &mut registry);
+        let sinks = crate::sink::build(&settings, overrides.sinks, &mut registry);
         let service = Arc::new(CallService::new(
             store,
             agents.clone(),
@@ -191,10 +174,13 @@ impl Application {
             }
             None => None,
         };
-        let shared_agents = redis.map(|conn| {
-            let shared = SharedAgents::new(conn, format!("{prefix}agents"));
-            let every = Duration::from_secs(settings.state.agents_sync_secs);
-            (shared, agents.clone(), scheduler.is_some(), every)
+        let agent_sync = redis.map(|conn| AgentSync {
+            shared: SharedAgents::new(conn, format!("{prefix}agents")),
+            agents: agents.clone(),
+            line: policy.line.clone(),
+            lease: lease.clone(),
+            publishes: scheduler.is_some(),
+            every: Duration::from_secs(settings.state.agents_sync_secs),
         });
 
         let verifier = verifier(&settings);
@@ -217,35 +203,7 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr()?.port();
-        let mut server = HttpServer::new(move || {
-            let metrics = http_metrics.clone();
-            App::new()
-                // One span per request (handlers log inside it), and the HTTP metrics.
-                .wrap_fn(move |req, srv| {
-                    let metrics = metrics.clone();
-                    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-                    let span = crate::telemetry::request_span(req.method(), req.path());
-                    let started = std::time::Instant::now();
-                    let answer = span.in_scope(|| srv.call(req));
-                    async move {
-                        let res = answer.instrument(span.clone()).await?;
-                        let status = res.status().as_u16();
-                        span.record("status", status);
-                        metrics.request(&route, status, started.elapsed());
-                        Ok(res)
-                    }
-                })
-                .app_data(context.clone())
-                .app_data(PayloadConfig::new(MAX_BODY))
-                .configure(crate::routes::configure)
-        })
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        // Switchboard handles SIGTERM itself: /readyz must turn false before the listener closes.
-        .disable_signals();
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
-        let server = server.listen(listener)?.run();
+        let server = crate::routes::serve(listener, context, http_metrics, &settings.server)?;
         Ok(Application {
             port,
             server,
@@ -254,7 +212,7 @@ impl Application {
                 service,
                 sweep_every: Duration::from_secs(settings.calls.sweep_interval_secs),
                 lease,
-                shared_agents,
+                agent_sync,
                 scheduler,
                 sinks,
             },
@@ -284,7 +242,7 @@ impl Application {
             service,
             sweep_every,
             lease,
-            shared_agents,
+            agent_sync,
             scheduler,
             sinks,
         } = self.tasks;
@@ -292,10 +250,8 @@ impl Application {
             tokio::spawn(service.keep_swept(sweep_every)),
             tokio::spawn(lease.clone().keep()),
         ];
-        if let Some((shared, agents, publishes, every)) = shared_agents {
-            let line = crate::domain::LineId::main();
-            let task = shared.keep_in_step(agents, line, lease.clone(), publishes, every);
-            background.push(tokio::spawn(task));
+        if let Some(sync) = agent_sync {
+            background.push(tokio::spawn(sync.keep_in_step()));
         }
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
@@ -333,37 +289,6 @@ impl Application {
     }
 }
 
-/// The sinks every record goes to: the log, the outcome counters, Slack when configured, then
-/// whatever `extra` adds.
-fn build_sinks(
-    settings: &Settings,
-    extra: Vec<Arc<dyn Sink>>,
-    registry: &mut prometheus_client::registry::Registry,
-) -> Sinks {
-    let privacy = Privacy {
-        mask_caller_numbers: settings.privacy.mask_caller_numbers,
-    };
-    let mut sinks: Vec<Arc<dyn Sink>> = vec![
-        Arc::new(LogSink { privacy }),
-        Arc::new(OutcomeMetrics::new(registry)),
-    ];
-    if let Some(url) = &settings.slack.webhook_url {
-        let s = &settings.slack;
-        let policy = DeliveryPolicy {
-            capacity: s.queue_capacity,
-            max_attempts: s.max_attempts,
-            backoff_base: Duration::from_millis(s.retry_base_ms),
-            backoff_max: Duration::from_millis(s.retry_max_ms),
-        };
-        let timeout = Duration::from_secs(s.timeout_secs);
-        let style = Style { mention: s.mention };
-        let slack = SlackSink::start(url.clone(), timeout, policy, privacy, style, registry);
-        sinks.push(Arc::new(slack));
-    }
-    sinks.extend(extra);
-    Sinks::new(sinks)
-}
-
 fn verifier(settings: &Settings) -> Verifier {
     Verifier {
         mode: settings.security.mode,
@@ -378,25 +303,5 @@ fn verifier(settings: &Settings) -> Verifier {
             .to_owned(),
         trust_forwarded: settings.security.trust_forwarded_headers,
         rejected: Default::default(),
-    }
-}
-
-/// Waits for SIGTERM (Kubernetes), SIGINT (Ctrl-C) or the handle; says which.
-async fn stop_requested(handle: &ShutdownHandle) -> &'static str {
-    use tokio::signal::unix::{signal, Signal, SignalKind};
-    async fn next(s: &mut Option<Signal>) {
-        match s {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    }
-    let mut term = signal(SignalKind::terminate()).ok();
-    let mut int = signal(SignalKind::interrupt()).ok();
-    tokio::select! {
-        _ = next(&mut term) => "SIGTERM",
-        _ = next(&mut int) => "SIGINT",
-        _ = handle.0.notified() => "shutdown handle",
     }
 }

@@ -123,7 +123,7 @@ line("p99 vs constant server (memory)", f"{p99_ratio:.2f}x ({p99('switchboard'):
 line("log lines written / dropped (info)", f"{log_lines} / {dropped_lines}", "(measured)", True)
 line("with Slack answering at once: rate", f"{fast_ratio:.2f}x ({rps('fast-slack'):.0f}/s)", "(reported)", True)
 line("with Slack answering at once: p99", f"{fast_p99:.2f}x ({p99('fast-slack'):.3f} ms)", "(reported)", True)
-print("  Slack deliveries: " + ", ".join(l.split("{")[1].replace('"}', "").replace('state="', "") for l in open(f"{out}/fast-slack.notifications")))
+print("  Slack deliveries: " + ", ".join(l.strip().split("{")[1].replace('"} ', " ").replace('state="', "") for l in open(f"{out}/fast-slack.notifications")))
 line("p99 with Slack answering in 2 s", f"{p99('slow-slack'):.3f} ms ({slow:+.0f}%)", "< +20%", slow < 20)
 line("memory per live call", f"{per_call:.0f} bytes ({held} held)", "< 1024 bytes", per_call < 1024)
 line("live calls after every call ended", f"{ended_live}", "0", ended_live == "0")

@@ -28,6 +28,17 @@ pub struct SharedAgents {
     key: String,
 }
 
+/// Keeps one line's local roster in step with the shared list.
+pub struct AgentSync {
+    pub shared: SharedAgents,
+    pub agents: Arc<Agents>,
+    pub line: LineId,
+    pub lease: Arc<Lease>,
+    /// Whether this replica's list comes from the provider (then the lease holder publishes it).
+    pub publishes: bool,
+    pub every: Duration,
+}
+
 impl SharedAgents {
     pub fn new(conn: ConnectionManager, key: String) -> SharedAgents {
         SharedAgents { conn, key }
@@ -46,23 +57,26 @@ impl SharedAgents {
         let json: Option<String> = bounded(async { Ok(conn.get(&self.key).await?) }).await?;
         Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
     }
+}
 
+impl AgentSync {
     /// Every `every`: the lease holder, when its list comes from the provider (`publishes`),
     /// shares it if the shared one differs; every other replica takes the shared list when it
     /// differs from its own. Runs until the task is stopped.
-    pub async fn keep_in_step(
-        self,
-        agents: Arc<Agents>,
-        line: LineId,
-        lease: Arc<Lease>,
-        publishes: bool,
-        every: Duration,
-    ) {
+    pub async fn keep_in_step(self) {
+        let AgentSync {
+            shared: this,
+            agents,
+            line,
+            lease,
+            publishes,
+            every,
+        } = self;
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
             let local = agents.all(&line);
-            let shared = match self.fetch().await {
+            let shared = match this.fetch().await {
                 Ok(shared) => shared,
                 Err(e) => {
                     tracing::warn!(error = %e, "shared agent list not readable");
@@ -74,7 +88,7 @@ impl SharedAgents {
                 continue;
             }
             if publishes && lease.holding() {
-                if let Err(e) = self.publish(&local).await {
+                if let Err(e) = this.publish(&local).await {
                     tracing::warn!(error = %e, "agent list not shared");
                 }
             } else if let Some(list) = shared {

@@ -18,15 +18,20 @@ mod callbacks;
 pub(crate) mod health;
 mod voice;
 
+use std::net::TcpListener;
 use std::sync::Arc;
 
+use actix_web::dev::{Server, Service};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::web;
-use actix_web::{guard, HttpRequest, HttpResponse};
+use actix_web::web::{self, Data, PayloadConfig};
+use actix_web::{guard, App, HttpRequest, HttpResponse, HttpServer};
 use prometheus_client::registry::Registry;
+use tracing::Instrument;
 
 use crate::audio::AudioDir;
+use crate::config::ServerSettings;
+use crate::metrics::HttpMetrics;
 use crate::service::CallService;
 use crate::signature::{Mode, Signed, Verifier};
 use crate::texml::Renderer;
@@ -51,7 +56,48 @@ pub(crate) struct Context {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
-pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+/// Largest webhook body accepted (Telnyx callbacks are about 2 KiB).
+const MAX_BODY: usize = 64 * 1024;
+
+/// The HTTP server on `listener`: one span per request (handlers log inside it), the HTTP
+/// metrics, the routes. It does not handle signals: the application stops it, after `/readyz`
+/// has turned false.
+pub(crate) fn serve(
+    listener: TcpListener,
+    context: Data<Context>,
+    metrics: HttpMetrics,
+    settings: &ServerSettings,
+) -> std::io::Result<Server> {
+    let mut server = HttpServer::new(move || {
+        let metrics = metrics.clone();
+        App::new()
+            .wrap_fn(move |req, srv| {
+                let metrics = metrics.clone();
+                let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                let span = crate::telemetry::request_span(req.method(), req.path());
+                let started = std::time::Instant::now();
+                let answer = span.in_scope(|| srv.call(req));
+                async move {
+                    let res = answer.instrument(span.clone()).await?;
+                    let status = res.status().as_u16();
+                    span.record("status", status);
+                    metrics.request(&route, status, started.elapsed());
+                    Ok(res)
+                }
+            })
+            .app_data(context.clone())
+            .app_data(PayloadConfig::new(MAX_BODY))
+            .configure(configure)
+    })
+    .shutdown_timeout(settings.shutdown_timeout_secs)
+    .disable_signals();
+    if settings.workers > 0 {
+        server = server.workers(settings.workers);
+    }
+    Ok(server.listen(listener)?.run())
+}
+
+fn configure(cfg: &mut web::ServiceConfig) {
     let get_or_post = || guard::Any(guard::Get()).or(guard::Post());
     cfg.route(
         "/texml/inbound",

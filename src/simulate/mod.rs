@@ -284,7 +284,7 @@ pub async fn run(args: SimulateArgs) -> Result<Report, String> {
 }
 
 /// How one request went.
-struct Answered {
+struct Fetched {
     status: u16,
     body: String,
 }
@@ -330,7 +330,7 @@ impl Sim {
         url: &Url,
         method: Method,
         params: &[(&str, String)],
-    ) -> Result<Answered, String> {
+    ) -> Result<Fetched, String> {
         let form = {
             let mut s = form_urlencoded::Serializer::new(String::new());
             for (k, v) in params {
@@ -399,7 +399,7 @@ impl Sim {
             Ok(res) => {
                 let status = res.status().as_u16();
                 let body = res.text().await.unwrap_or_default();
-                Ok(Answered { status, body })
+                Ok(Fetched { status, body })
             }
             Err(e) => Err(format!("{kind}: {}", e.without_url())),
         };

@@ -9,8 +9,8 @@
 //! - [`queue`]: the bounded, ordered delivery queue with retries that I/O sinks share
 //! - [`mask`]: caller numbers masked for private lines
 //!
-//! Adding a sink is a module that implements [`Sink`], plus its settings and one line where
-//! [`crate::startup`] builds the list.
+//! Adding a sink is a module that implements [`Sink`], plus its settings and one line in
+//! [`build`].
 
 pub mod log;
 pub mod mask;
@@ -24,7 +24,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 
+use prometheus_client::registry::Registry;
+
 use crate::call::Fact;
+use crate::config::Settings;
 use crate::domain::{CallSid, Party};
 use crate::time::Millis;
 
@@ -121,4 +124,31 @@ impl Sinks {
     pub async fn flush(&self, deadline: Duration) {
         futures_util::future::join_all(self.0.iter().map(|s| s.flush(deadline))).await;
     }
+}
+
+/// The sinks every record goes to: the log, the outcome counters, Slack when configured, then
+/// whatever `extra` adds.
+pub fn build(settings: &Settings, extra: Vec<Arc<dyn Sink>>, registry: &mut Registry) -> Sinks {
+    let privacy = Privacy {
+        mask_caller_numbers: settings.privacy.mask_caller_numbers,
+    };
+    let mut sinks: Vec<Arc<dyn Sink>> = vec![
+        Arc::new(log::LogSink { privacy }),
+        Arc::new(outcomes::OutcomeMetrics::new(registry)),
+    ];
+    if let Some(url) = &settings.slack.webhook_url {
+        let s = &settings.slack;
+        let policy = queue::DeliveryPolicy {
+            capacity: s.queue_capacity,
+            max_attempts: s.max_attempts,
+            backoff_base: Duration::from_millis(s.retry_base_ms),
+            backoff_max: Duration::from_millis(s.retry_max_ms),
+        };
+        let timeout = Duration::from_secs(s.timeout_secs);
+        let style = slack::Style { mention: s.mention };
+        let slack = slack::SlackSink::start(url.clone(), timeout, policy, privacy, style, registry);
+        sinks.push(Arc::new(slack));
+    }
+    sinks.extend(extra);
+    Sinks::new(sinks)
 }

@@ -13,7 +13,6 @@ use async_trait::async_trait;
 use prometheus_client::registry::Registry;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use time::macros::format_description;
 use time::OffsetDateTime;
@@ -21,6 +20,7 @@ use time::OffsetDateTime;
 use super::queue::{Attempt, Deliver, DeliveryPolicy, DeliveryQueue};
 use super::{AgentCallKind, JobNotice, Privacy, Record, Sink};
 use crate::call::{FactKind, MissReason, Outcome};
+pub use crate::config::Mention;
 use crate::retry::retry_after;
 use crate::time::Millis;
 
@@ -28,16 +28,6 @@ use crate::time::Millis;
 pub const MAX_HEADER: usize = 150;
 pub const MAX_SECTION: usize = 3000;
 pub const MAX_BLOCKS: usize = 50;
-
-/// Who is pinged on incoming calls and new voicemails.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mention {
-    #[default]
-    None,
-    Here,
-    Channel,
-}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Style {

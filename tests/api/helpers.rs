@@ -136,15 +136,15 @@ pub async fn spawn_with_clock(
     Spawn::default().settings(tweak).clock(clock).start().await
 }
 
-/// A provider request's answer: status, content type and body.
-pub struct Answer {
+/// What the server sent back to a provider request: status, content type and body.
+pub struct Received {
     pub status: StatusCode,
     pub content_type: String,
     pub body: String,
 }
 
 impl TestApp {
-    async fn answer(&self, req: reqwest::RequestBuilder) -> Answer {
+    async fn answer(&self, req: reqwest::RequestBuilder) -> Received {
         let res = req.send().await.expect("request sent");
         let status = res.status();
         let content_type = res
@@ -154,31 +154,31 @@ impl TestApp {
             .unwrap_or("")
             .to_owned();
         let body = res.text().await.expect("body");
-        Answer {
+        Received {
             status,
             content_type,
             body,
         }
     }
 
-    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Answer {
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Received {
         self.answer(self.client.post(format!("{}{path}", self.base)).form(form))
             .await
     }
 
-    pub async fn get_query(&self, path: &str, query: &[(&str, &str)]) -> Answer {
+    pub async fn get_query(&self, path: &str, query: &[(&str, &str)]) -> Received {
         self.answer(self.client.get(format!("{}{path}", self.base)).query(query))
             .await
     }
 
     /// The voice URL, as Telnyx requests it by default (GET with query parameters).
-    pub async fn inbound(&self, sid: &str, from: &str) -> Answer {
+    pub async fn inbound(&self, sid: &str, from: &str) -> Received {
         self.get_query("/texml/inbound", &inbound_fields(sid, from))
             .await
     }
 
     /// The voice URL as a form POST.
-    pub async fn inbound_post(&self, sid: &str, from: &str) -> Answer {
+    pub async fn inbound_post(&self, sid: &str, from: &str) -> Received {
         self.post_form("/texml/inbound", &inbound_fields(sid, from))
             .await
     }
@@ -190,7 +190,7 @@ impl TestApp {
         round: u8,
         status: &str,
         bridged: Option<(&str, &str)>,
-    ) -> Answer {
+    ) -> Received {
         let mut form = vec![
             ("AccountSid", "ACtest"),
             ("CallSid", sid),
@@ -251,7 +251,7 @@ impl TestApp {
     }
 
     /// The Record action.
-    pub async fn record_action(&self, sid: &str) -> Answer {
+    pub async fn record_action(&self, sid: &str) -> Received {
         self.post_form(
             "/texml/voicemail",
             &[
@@ -348,7 +348,7 @@ fn inbound_fields<'a>(sid: &'a str, from: &'a str) -> Vec<(&'a str, &'a str)> {
 
 /// Compares `body` with `tests/golden/{name}.xml` to the byte. `UPDATE_GOLDEN=1` rewrites the
 /// file instead (review the diff before committing it).
-pub fn assert_golden(name: &str, answer: &Answer) {
+pub fn assert_golden(name: &str, answer: &Received) {
     assert_eq!(answer.status, StatusCode::OK, "{name}: {}", answer.body);
     assert_eq!(
         answer.content_type, "application/xml; charset=utf-8",
@@ -423,7 +423,7 @@ pub fn assert_golden_json(name: &str, value: &serde_json::Value) {
 }
 
 /// The SIP URIs a voice document rings, in order.
-pub fn ringing(answer: &Answer) -> Vec<String> {
+pub fn ringing(answer: &Received) -> Vec<String> {
     let doc = roxmltree::Document::parse(&answer.body).expect("well-formed XML");
     doc.descendants()
         .filter(|n| n.has_tag_name("Sip"))
