@@ -65,6 +65,19 @@ impl Problems {
         }
     }
 
+    /// Records that `key` must be within `range` unless `value` is.
+    pub fn within<T: PartialOrd + std::fmt::Display>(
+        &mut self,
+        value: T,
+        range: std::ops::RangeInclusive<T>,
+        key: &str,
+    ) {
+        if !range.contains(&value) {
+            let why = format!("must be between {} and {}", range.start(), range.end());
+            self.0.push(format!("{key}: {why}"));
+        }
+    }
+
     /// The value of `parsed`, or `None` with the problem recorded.
     fn take<T, E: std::fmt::Display>(
         &mut self,
@@ -201,31 +214,15 @@ pub struct PathSettings {
 
 impl Check for DialSettings {
     fn check(&self, p: &mut Problems) {
-        p.check(
-            (5..=120).contains(&self.ring_timeout_secs),
-            "dial.ring_timeout_secs",
-            "must be between 5 and 120",
-        );
-        p.check(
-            (1..=10).contains(&self.rounds),
-            "dial.rounds",
-            "must be between 1 and 10",
-        );
-        p.check(
-            (60..=14400).contains(&self.time_limit_secs),
-            "dial.time_limit_secs",
-            "must be between 60 and 14400",
-        );
+        p.within(self.ring_timeout_secs, 5..=120, "dial.ring_timeout_secs");
+        p.within(self.rounds, 1..=10, "dial.rounds");
+        p.within(self.time_limit_secs, 60..=14400, "dial.time_limit_secs");
     }
 }
 
 impl Check for VoicemailSettings {
     fn check(&self, p: &mut Problems) {
-        p.check(
-            (1..=3600).contains(&self.max_length_secs),
-            "voicemail.max_length_secs",
-            "must be between 1 and 3600",
-        );
+        p.within(self.max_length_secs, 1..=3600, "voicemail.max_length_secs");
         p.check(
             self.silence_timeout_secs <= 3600,
             "voicemail.silence_timeout_secs",
@@ -314,16 +311,8 @@ impl Check for StateSettings {
                 "must be a redis:// URL (its value is not shown: it may hold a password)",
             );
         }
-        p.check(
-            (3..=3600).contains(&self.lease_ttl_secs),
-            "state.lease_ttl_secs",
-            "must be between 3 and 3600",
-        );
-        p.check(
-            (1..=3600).contains(&self.agents_sync_secs),
-            "state.agents_sync_secs",
-            "must be between 1 and 3600",
-        );
+        p.within(self.lease_ttl_secs, 3..=3600, "state.lease_ttl_secs");
+        p.within(self.agents_sync_secs, 1..=3600, "state.agents_sync_secs");
         p.check(
             !self.key_prefix.contains(char::is_whitespace),
             "state.key_prefix",
@@ -342,10 +331,10 @@ pub struct SecuritySettings {
 
 impl Check for SecuritySettings {
     fn check(&self, p: &mut Problems) {
-        p.check(
-            (1..=3600).contains(&self.max_clock_skew_secs),
+        p.within(
+            self.max_clock_skew_secs,
+            1..=3600,
             "security.max_clock_skew_secs",
-            "must be between 1 and 3600",
         );
     }
 }
@@ -430,21 +419,9 @@ impl Check for SlackSettings {
             "slack.flush_timeout_secs",
             "must be at most 300",
         );
-        p.check(
-            (1..=100_000).contains(&self.queue_capacity),
-            "slack.queue_capacity",
-            "must be between 1 and 100000",
-        );
-        p.check(
-            (1..=120).contains(&self.timeout_secs),
-            "slack.timeout_secs",
-            "must be between 1 and 120",
-        );
-        p.check(
-            (1..=50).contains(&self.max_attempts),
-            "slack.max_attempts",
-            "must be between 1 and 50",
-        );
+        p.within(self.queue_capacity, 1..=100_000, "slack.queue_capacity");
+        p.within(self.timeout_secs, 1..=120, "slack.timeout_secs");
+        p.within(self.max_attempts, 1..=50, "slack.max_attempts");
         p.check(
             self.retry_base_ms >= 1 && self.retry_base_ms <= self.retry_max_ms,
             "slack.retry_base_ms",
@@ -523,11 +500,7 @@ impl Check for TelnyxSettings {
             "telnyx.sip_domain",
             "must be a host name such as sip.telnyx.com",
         );
-        p.check(
-            (1..=120).contains(&self.timeout_secs),
-            "telnyx.timeout_secs",
-            "must be between 1 and 120",
-        );
+        p.within(self.timeout_secs, 1..=120, "telnyx.timeout_secs");
         p.check(
             self.max_retries <= 10,
             "telnyx.max_retries",
