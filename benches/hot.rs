@@ -72,10 +72,18 @@ fn bench(c: &mut Criterion) {
         urls.audio(n)
     })
     .expect("templates");
-    let renderer =
-        Renderer::new(&settings.dial, &settings.voicemail, urls, prompts).expect("renderer");
+    let renderer = Renderer::new(
+        &settings.dial,
+        &settings.voicemail,
+        &settings.provider,
+        urls,
+        prompts,
+    )
+    .expect("renderer");
     let reply = Reply::Ring {
         round: 1,
+        group: 0,
+        ring_secs: 20,
         targets: available.clone(),
         caller: Party::parse("+12025550142").expect("party"),
     };

@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::domain::{Agent, Endpoint};
 use crate::signature::Mode;
-pub use crate::texml::{DialSettings, VoicemailSettings};
+pub use crate::texml::{DialSettings, Provider, ProviderSettings, VoicemailSettings};
 
 /// The embedded demo configuration; also the documentation of every key.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -25,6 +25,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// Every setting, parsed and checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub provider: ProviderSettings,
     pub server: ServerSettings,
     pub log: LogSettings,
     pub paths: PathSettings,
@@ -217,6 +218,11 @@ impl Check for DialSettings {
         p.within(self.ring_timeout_secs, 5..=120, "dial.ring_timeout_secs");
         p.within(self.rounds, 1..=10, "dial.rounds");
         p.within(self.time_limit_secs, 60..=14400, "dial.time_limit_secs");
+        p.check(
+            self.caller_id.is_empty() || Endpoint::number(&self.caller_id).is_ok(),
+            "dial.caller_id",
+            "must be empty or an E.164 number such as +18005550100",
+        );
     }
 }
 
@@ -656,6 +662,7 @@ impl AgentSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSettings {
+    provider: ProviderSettings,
     server: RawServer,
     log: LogSettings,
     paths: PathSettings,
@@ -715,6 +722,7 @@ impl RawSettings {
             return Err(ConfigError::Invalid(p.0));
         };
         let settings = Settings {
+            provider: self.provider,
             server,
             log: self.log,
             paths: self.paths,

@@ -17,9 +17,10 @@ use crate::agents::own_calls::OwnCalls;
 use crate::agents::shared::{AgentSync, SharedAgents};
 use crate::agents::Agents;
 use crate::audio::AudioDir;
+use crate::call::policy::DialLimits;
 use crate::call::redis_store::{self, RedisStore};
 use crate::call::{CallStore, Expiry, MemoryStore, Policy, StoreError};
-use crate::config::{Backend, Settings};
+use crate::config::{Backend, Provider, Settings};
 use crate::jobs::{JobContext, Jobs};
 use crate::lease::Lease;
 use crate::metrics::HttpMetrics;
@@ -97,7 +98,13 @@ impl Application {
         let urls = Urls::new(&settings.server.public_url)?;
         let audio = AudioDir::scan(&settings.paths.audio);
         let prompts = Prompts::load(&settings.paths.templates, &audio, &|name| urls.audio(name))?;
-        let renderer = Renderer::new(&settings.dial, &settings.voicemail, urls, prompts)?;
+        let renderer = Renderer::new(
+            &settings.dial,
+            &settings.voicemail,
+            &settings.provider,
+            urls,
+            prompts,
+        )?;
 
         let expiry = Expiry::from_secs(settings.calls.grace_secs, settings.calls.ttl_secs);
         let prefix = &settings.state.key_prefix;
@@ -122,11 +129,7 @@ impl Application {
         });
         lease.register(&mut registry);
 
-        let policy = Policy {
-            rounds: settings.dial.rounds,
-            max_active_calls: settings.limits.max_active_calls,
-            ..Policy::default()
-        };
+        let policy = policy(&settings);
         let api_key = settings.telnyx.api_key.clone();
         // With the Telnyx API, the agents come from it; the static list is for running without.
         let agents = match &api_key {
@@ -286,6 +289,36 @@ impl Application {
         sinks.flush(self.flush_timeout).await;
         tracing::info!("stopped");
         result.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// How calls are handled, from the settings; says at start what the provider's limits imply.
+fn policy(settings: &Settings) -> Policy {
+    let provider = &settings.provider;
+    let limits = match provider.kind {
+        Provider::Telnyx => DialLimits::default(),
+        Provider::Twilio => DialLimits::twilio(provider.twilio_enhanced_sip),
+    };
+    let sip_agents = settings
+        .agents
+        .iter()
+        .filter(|a| matches!(a.endpoint, crate::domain::Endpoint::Sip(_)))
+        .count();
+    if provider.kind == Provider::Twilio && !provider.twilio_enhanced_sip {
+        tracing::warn!(
+            sip_agents,
+            "Twilio without Enhanced Programmable SIP Features: one <Sip> per <Dial>, so SIP agents \
+             are rung one at a time, sharing each round's ring time; enable the feature in the \
+             Twilio console (Voice > Settings) and set provider.twilio_enhanced_sip = true to ring \
+             them all at once"
+        );
+    }
+    Policy {
+        rounds: settings.dial.rounds,
+        max_active_calls: settings.limits.max_active_calls,
+        limits,
+        ring_secs: settings.dial.ring_timeout_secs,
+        ..Policy::default()
     }
 }
 

@@ -120,10 +120,17 @@ pub fn dial_ended(p: &Params, query: &Params) -> Result<(CallSid, Event), BadReq
             BadRequest::NotOneOf("round", truncate(r), "the rounds Switchboard wrote")
         })?),
     };
+    let group = match query.text("group") {
+        None => 0,
+        Some(g) => g.parse::<u8>().map_err(|_| {
+            BadRequest::NotOneOf("group", truncate(g), "the groups Switchboard wrote")
+        })?,
+    };
     Ok((
         sid,
         Event::DialEnded {
             round,
+            group,
             status,
             dial_sid: p.opt_sid("DialCallSid")?,
             duration_secs: p.secs("DialCallDuration")?,

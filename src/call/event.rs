@@ -112,10 +112,12 @@ impl RecordingStatus {
 pub enum Event {
     /// The provider fetched the voice URL for this call.
     Incoming { from: Party, to: Party },
-    /// The `<Dial>` of round `round` ended and the provider requests its action URL.
-    /// `round` is `None` when the request did not say (then the current round is meant).
+    /// The `<Dial>` of round `round` (its group `group`, 0 when a round is one `<Dial>`) ended
+    /// and the provider requests its action URL. `round` is `None` when the request did not say
+    /// (then the current round and group are meant).
     DialEnded {
         round: Option<u8>,
+        group: u8,
         status: DialStatus,
         dial_sid: Option<CallSid>,
         duration_secs: Option<u32>,

@@ -1,10 +1,66 @@
 //! The transition's inputs besides the call and the event: the [`Policy`], built once from the
 //! settings, and a [`Snapshot`] of the moment, gathered by the call service for each event.
 
-use crate::domain::{LineId, Party};
+use std::sync::Arc;
+
+use crate::domain::{Agent, Endpoint, LineId, Party};
 
 use super::event::Event;
 use super::state::Targets;
+
+/// What one `<Dial>` may hold, by provider. Telnyx rings any number of `<Sip>` and `<Number>`
+/// nouns at once; Twilio takes at most ten `<Number>`s per `<Dial>` and, unless the account has
+/// Enhanced Programmable SIP Features, one `<Sip>` alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DialLimits {
+    /// Each `<Sip>` in a `<Dial>` of its own.
+    pub one_sip_per_dial: bool,
+    /// At most this many `<Number>`s per `<Dial>` (`None`: no limit).
+    pub max_numbers: Option<usize>,
+}
+
+impl DialLimits {
+    /// Twilio's limits, with or without Enhanced Programmable SIP Features.
+    pub fn twilio(enhanced_sip: bool) -> DialLimits {
+        DialLimits {
+            one_sip_per_dial: !enhanced_sip,
+            max_numbers: Some(10),
+        }
+    }
+
+    /// The `<Dial>`s one round rings, in order: every agent once, each group within the limits.
+    /// SIP agents come first, in roster order, then numbers. One group (the same list) when
+    /// nothing limits it.
+    pub fn groups(&self, targets: &Targets) -> Vec<Targets> {
+        let is_sip = |a: &&Agent| matches!(a.endpoint, Endpoint::Sip(_));
+        let numbers: Vec<&Agent> = targets.iter().filter(|a| !is_sip(a)).collect();
+        let over = self.max_numbers.is_some_and(|max| numbers.len() > max);
+        let sips = targets.iter().filter(is_sip).count();
+        if !over && !(self.one_sip_per_dial && (sips > 1 || (sips == 1 && !numbers.is_empty()))) {
+            return vec![targets.clone()];
+        }
+        let group = |agents: Vec<Agent>| Targets::new(Arc::from(agents));
+        let mut groups = Vec::new();
+        let mut first: Vec<Agent> = Vec::new();
+        for sip in targets.iter().filter(is_sip) {
+            if self.one_sip_per_dial {
+                groups.extend(group(vec![sip.clone()]));
+            } else {
+                first.push(sip.clone());
+            }
+        }
+        let chunk = self.max_numbers.unwrap_or(usize::MAX).max(1);
+        let mut numbers = numbers.into_iter().peekable();
+        if !first.is_empty() {
+            first.extend(numbers.by_ref().take(chunk).cloned());
+            groups.extend(group(first));
+        }
+        while numbers.peek().is_some() {
+            groups.extend(group(numbers.by_ref().take(chunk).cloned().collect()));
+        }
+        groups
+    }
+}
 
 /// How calls are handled: decided by the operator, fixed while running.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,20 +71,41 @@ pub struct Policy {
     pub max_active_calls: usize,
     /// The line every number belongs to (one line until lines are configured).
     pub line: LineId,
+    /// What one `<Dial>` may hold (the provider's limits).
+    pub limits: DialLimits,
+    /// How long one round rings, in seconds: split between its `<Dial>`s when a round needs
+    /// several, each at least [`Policy::MIN_RING_SECS`].
+    pub ring_secs: u32,
 }
 
 impl Default for Policy {
-    /// The embedded configuration's policy: two rounds, 10,000 live calls, one line.
+    /// The embedded configuration's policy: two rounds of 20 s, 10,000 live calls, one line,
+    /// Telnyx's limits (none).
     fn default() -> Policy {
         Policy {
             rounds: 2,
             max_active_calls: 10_000,
             line: LineId::main(),
+            limits: DialLimits::default(),
+            ring_secs: 20,
         }
     }
 }
 
 impl Policy {
+    /// The shortest ring both providers accept.
+    pub const MIN_RING_SECS: u32 = 5;
+
+    /// How long each of a round's `groups` `<Dial>`s rings: the round's time shared out.
+    pub fn ring_secs_each(&self, groups: usize) -> u32 {
+        let groups = u32::try_from(groups.max(1)).unwrap_or(u32::MAX);
+        (self.ring_secs / groups).max(Self::MIN_RING_SECS)
+    }
+
+    pub fn with_limits(self, limits: DialLimits) -> Policy {
+        Policy { limits, ..self }
+    }
+
     pub fn with_rounds(self, rounds: u8) -> Policy {
         Policy { rounds, ..self }
     }

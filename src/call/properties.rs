@@ -6,6 +6,7 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 
+use super::policy::DialLimits;
 use super::testing::{agents, party, sid};
 use super::*;
 use crate::domain::{CallSid, Party};
@@ -51,18 +52,22 @@ fn event() -> impl Strategy<Value = Event> {
         }),
         (
             1u8..=3,
+            0u8..3,
             dial_status(),
             option::of(leg()),
             option::of(0u32..300)
         )
-            .prop_map(|(round, status, leg, duration_secs)| Event::DialEnded {
-                round: Some(round),
-                status,
-                dial_sid: leg.map(|(sid, _)| sid),
-                duration_secs,
-                from: party("+12025550142"),
-                to: party("+18005550100"),
-            }),
+            .prop_map(
+                |(round, group, status, leg, duration_secs)| Event::DialEnded {
+                    round: Some(round),
+                    group,
+                    status,
+                    dial_sid: leg.map(|(sid, _)| sid),
+                    duration_secs,
+                    from: party("+12025550142"),
+                    to: party("+18005550100"),
+                }
+            ),
         (leg(), call_status()).prop_map(|((leg, to), status)| Event::LegStatus { leg, status, to }),
         call_status().prop_map(|status| Event::CallStatus { status }),
         Just(Event::RecordEnded),
@@ -96,9 +101,12 @@ fn available(present: bool) -> Snapshot {
 
 /// Plays `events` in order, checking the invariants after each; returns the final state and
 /// every fact emitted.
-fn play(events: &[(u64, Event)], snapshot: &Snapshot, rounds: u8) -> (Option<Call>, Vec<FactKind>) {
+fn play(
+    events: &[(u64, Event)],
+    snapshot: &Snapshot,
+    policy: &Policy,
+) -> (Option<Call>, Vec<FactKind>) {
     let id = sid("CA-prop");
-    let policy = Policy::default().with_rounds(rounds);
     let mut call: Option<Call> = None;
     let mut facts: Vec<FactKind> = Vec::new();
     let mut now = 0;
@@ -106,7 +114,7 @@ fn play(events: &[(u64, Event)], snapshot: &Snapshot, rounds: u8) -> (Option<Cal
         now += gap;
         let was_ended = call.as_ref().is_some_and(Call::is_ended);
         let existed = call.is_some();
-        let step = transition(&id, call.as_ref(), event, now, &policy, snapshot);
+        let step = transition(&id, call.as_ref(), event, now, policy, snapshot);
         for fact in step.facts {
             let kind = std::mem::discriminant(&fact.kind);
             assert!(
@@ -143,13 +151,15 @@ proptest! {
         events in vec((0u64..120_000, event()), 0..40),
         present in any::<bool>(),
         rounds in 1u8..=3,
+        twilio in any::<bool>(),
     ) {
         let snapshot = available(present);
-        let (call, facts) = play(&events, &snapshot, rounds);
+        let limits = if twilio { DialLimits::twilio(false) } else { DialLimits::default() };
+        let policy = Policy::default().with_rounds(rounds).with_limits(limits);
+        let (call, facts) = play(&events, &snapshot, &policy);
         // However it got there, the caller's final callback ends the call, and once the grace
         // period has passed its outcome is decided: exactly one final outcome per call.
         if let Some(call) = call {
-            let policy = Policy::default().with_rounds(rounds);
             let done = Event::CallStatus { status: CallStatus::Completed };
             let step = transition(&call.sid, Some(&call), &done, u64::MAX / 2, &policy, &snapshot);
             let mut all: Vec<FactKind> = facts;
@@ -170,12 +180,15 @@ proptest! {
     fn delivering_every_event_twice_changes_nothing(
         events in vec((0u64..120_000, event()), 0..40),
         present in any::<bool>(),
+        twilio in any::<bool>(),
     ) {
+        let limits = if twilio { DialLimits::twilio(false) } else { DialLimits::default() };
+        let policy = Policy::default().with_limits(limits);
         let snapshot = available(present);
         let doubled: Vec<(u64, Event)> = events
             .iter()
             .flat_map(|(gap, e)| [(*gap, e.clone()), (0, e.clone())])
             .collect();
-        prop_assert_eq!(play(&events, &snapshot, 2), play(&doubled, &snapshot, 2));
+        prop_assert_eq!(play(&events, &snapshot, &policy), play(&doubled, &snapshot, &policy));
     }
 }

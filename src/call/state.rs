@@ -3,8 +3,8 @@
 //! ```text
 //!            Incoming (agents free)            Incoming (nobody free)
 //!   (none) ─────────────────────────▶ Dialing ◀──┐      │
-//!                                      │  │  │   │ DialEnded, no pickup,
-//!              DialEnded, picked up ◀──┘  │  └───┘ rounds left and agents free
+//!                                      │  │  │   │ DialEnded, no pickup: the round's next
+//!              DialEnded, picked up ◀──┘  │  └───┘ group, or a new round while agents are free
 //!                     │                   │ DialEnded, no pickup, no round or agent left
 //!                     ▼                   ▼                 ▼
 //!                  WrapUp             Voicemail ◀───────────┘
@@ -84,11 +84,17 @@ pub struct Call {
 /// Where the call is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Phase {
-    /// The caller heard the greeting (round 1) or the busy prompt (later rounds) and every agent in
-    /// `targets` rings; `pickup` is set once one of them picked up (they are talking).
+    /// The caller heard the greeting (round 1) or the busy prompt (later rounds) and the agents
+    /// of `targets` ring: all at once, or `ringing` (group `group` of `groups`, for `ring_secs`)
+    /// when the provider limits what one `<Dial>` may hold. `pickup` is set once one of them
+    /// picked up (they are talking).
     Dialing {
         round: u8,
         targets: Targets,
+        group: u8,
+        groups: u8,
+        ringing: Targets,
+        ring_secs: u32,
         pickup: Option<Pickup>,
     },
     /// The bridge with an agent ended; the caller hears the after-call prompt.
@@ -216,11 +222,14 @@ pub enum LegStep {
 /// job of [`crate::texml`]; a repeated request gets the same reply, hence the same document.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
-    /// Greeting (round 1) or busy prompt (later rounds), then ring `targets`.
+    /// Greeting (round 1) or busy prompt (later rounds) before a round's first `<Dial>`, then
+    /// ring `targets` for `ring_secs`.
     Ring {
         round: u8,
+        group: u8,
         targets: Targets,
         caller: Party,
+        ring_secs: u32,
     },
     /// `intro`, the voicemail prompt, `<Record>`, goodbye, hang up.
     Voicemail { intro: Intro },
@@ -280,10 +289,18 @@ impl Call {
 
     pub fn reply(&self) -> Reply {
         match &self.phase {
-            Phase::Dialing { round, targets, .. } => Reply::Ring {
+            Phase::Dialing {
+                round,
+                group,
+                ringing,
+                ring_secs,
+                ..
+            } => Reply::Ring {
                 round: *round,
-                targets: targets.clone(),
+                group: *group,
+                targets: ringing.clone(),
                 caller: self.from.clone(),
+                ring_secs: *ring_secs,
             },
             Phase::WrapUp { .. } => Reply::AfterCall,
             Phase::Voicemail {

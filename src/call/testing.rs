@@ -45,8 +45,14 @@ pub(crate) fn incoming() -> Event {
 
 /// The Dial action of `round`; the bridged leg is Ada's first.
 pub(crate) fn dial(round: u8, status: DialStatus, duration: Option<u32>) -> Event {
+    dial_group(round, 0, status, duration)
+}
+
+/// The Dial action of group `group` of `round`.
+pub(crate) fn dial_group(round: u8, group: u8, status: DialStatus, duration: Option<u32>) -> Event {
     Event::DialEnded {
         round: Some(round),
+        group,
         status,
         dial_sid: Some(sid("LEG-ada-1")),
         duration_secs: duration,
@@ -181,7 +187,10 @@ pub(crate) fn outcome(call: &Option<Call>) -> Option<&Outcome> {
 /// A phase in a few words, for table tests.
 pub(crate) fn describe(call: &Call) -> String {
     match &call.phase {
-        Phase::Dialing { round, .. } => format!("dialing {round}"),
+        Phase::Dialing {
+            round, group: 0, ..
+        } => format!("dialing {round}"),
+        Phase::Dialing { round, group, .. } => format!("dialing {round}.{group}"),
         Phase::WrapUp { .. } => "wrap-up".into(),
         Phase::Voicemail { recorded: true, .. } => "voicemail recorded".into(),
         Phase::Voicemail { .. } => "voicemail".into(),

@@ -11,7 +11,7 @@ use crate::time::{secs_between, Millis};
 use super::event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
 use super::fact::{Fact, FactKind, Ignored, MissReason};
 use super::policy::{Policy, Snapshot};
-use super::state::{Call, Intro, Leg, LegStep, Message, Outcome, Phase, Pickup, Reply};
+use super::state::{Call, Intro, Leg, LegStep, Message, Outcome, Phase, Pickup, Reply, Targets};
 
 /// At most this many legs are remembered per call (agents × rounds in practice); more are
 /// ignored and counted, so a misbehaving peer cannot grow a call without bound.
@@ -212,14 +212,25 @@ fn new_call(
         return Change::to(call, facts);
     };
     let agents = targets.len();
-    let phase = Phase::Dialing {
-        round: 1,
-        targets,
-        pickup: None,
-    };
+    let phase = first_dial(1, targets, policy);
     let mut call = Call::new(sid.clone(), line, from.clone(), to.clone(), now, phase);
     call.emit(&mut facts, FactKind::Ringing { agents });
     Change::to(call, facts)
+}
+
+/// Round `round` starts: its first `<Dial>` rings.
+fn first_dial(round: u8, targets: Targets, policy: &Policy) -> Phase {
+    let groups = policy.limits.groups(&targets);
+    let ringing = groups.first().cloned().unwrap_or_else(|| targets.clone());
+    Phase::Dialing {
+        round,
+        ring_secs: policy.ring_secs_each(groups.len()),
+        groups: u8::try_from(groups.len()).unwrap_or(u8::MAX),
+        group: 0,
+        targets,
+        ringing,
+        pickup: None,
+    }
 }
 
 fn dial_ended(
@@ -231,6 +242,7 @@ fn dial_ended(
 ) -> Change {
     let Event::DialEnded {
         round,
+        group,
         status,
         dial_sid,
         duration_secs,
@@ -241,6 +253,9 @@ fn dial_ended(
     };
     let Phase::Dialing {
         round: current,
+        group: current_group,
+        groups,
+        targets,
         pickup,
         ..
     } = &call.phase
@@ -248,7 +263,7 @@ fn dial_ended(
         // The call already left the Dial this action is about.
         return Change::ignored(Ignored::Stale);
     };
-    if round.is_some_and(|r| r != *current) {
+    if round.is_some_and(|r| r != *current || *group != *current_group) {
         return Change::ignored(Ignored::Stale);
     }
     let mut next = call.clone();
@@ -277,6 +292,7 @@ fn dial_ended(
         }
         None => None,
     };
+    let next_group = current_group + 1;
     match (pickup, &snapshot.available) {
         (Some(pickup), _) => {
             next.phase = Phase::WrapUp {
@@ -284,12 +300,22 @@ fn dial_ended(
                 talk_secs: *duration_secs,
             }
         }
-        (None, Some(targets)) if *current < policy.rounds => {
-            next.phase = Phase::Dialing {
-                round: current + 1,
-                targets: targets.clone(),
-                pickup: None,
+        // The round goes on with its next `<Dial>`.
+        (None, _) if next_group < *groups => {
+            let all = policy.limits.groups(targets);
+            if let (
+                Some(ringing),
+                Phase::Dialing {
+                    group, ringing: r, ..
+                },
+            ) = (all.get(usize::from(next_group)), &mut next.phase)
+            {
+                *group = next_group;
+                *r = ringing.clone();
             }
+        }
+        (None, Some(available)) if *current < policy.rounds => {
+            next.phase = first_dial(current + 1, available.clone(), policy);
         }
         (None, _) => next.send_to_voicemail(Intro::PromptOnly, MissReason::NoAnswer, &mut facts),
     }
@@ -1020,6 +1046,99 @@ mod tests {
             Some("https://rec.example/talk.mp3")
         );
         assert_eq!(facts.len(), 3, "{facts:?}");
+    }
+
+    #[test]
+    fn under_twilios_limits_a_round_rings_its_groups_one_dial_after_the_other() {
+        use crate::call::policy::DialLimits;
+        let twilio = Policy::default().with_limits(DialLimits::twilio(false));
+        let script = Script::new().policy(twilio).at(0, incoming());
+        let ring = |call: &Option<Call>| match call.as_ref().map(Call::reply) {
+            Some(Reply::Ring {
+                round,
+                group,
+                targets,
+                ring_secs,
+                ..
+            }) => (
+                round,
+                group,
+                targets[0].name.to_string(),
+                targets.len(),
+                ring_secs,
+            ),
+            other => panic!("not ringing: {other:?}"),
+        };
+        let (call, facts) = script.play();
+        // Ada (SIP) alone, then Bob (a number): the round's 20 s shared out.
+        assert_eq!(ring(&call), (1, 0, "Ada".into(), 1, 10));
+        assert_eq!(facts, [FactKind::Ringing { agents: 2 }]);
+        let script = script.at(10, dial_group(1, 0, DialStatus::NoAnswer, None));
+        assert_eq!(ring(&script.play().0), (1, 1, "Bob".into(), 1, 10));
+        // A late or repeated action for the group already left changes nothing.
+        let script = script.at(11, dial_group(1, 0, DialStatus::NoAnswer, None));
+        assert_eq!(ring(&script.play().0), (1, 1, "Bob".into(), 1, 10));
+        let script = script.at(20, dial_group(1, 1, DialStatus::NoAnswer, None));
+        assert_eq!(ring(&script.play().0), (2, 0, "Ada".into(), 1, 10));
+        let script = script
+            .at(30, dial_group(2, 0, DialStatus::Busy, None))
+            .at(40, dial_group(2, 1, DialStatus::NoAnswer, None));
+        let (call, facts) = script.play();
+        assert!(matches!(call.expect("call").phase, Phase::Voicemail { .. }));
+        assert_eq!(
+            facts.last(),
+            Some(&FactKind::SentToVoicemail {
+                reason: MissReason::NoAnswer
+            })
+        );
+    }
+
+    #[test]
+    fn groups_follow_each_providers_limits() {
+        use crate::call::policy::DialLimits;
+        use crate::domain::{Agent, Endpoint};
+        let sip = |n: usize| {
+            Agent::new(
+                &format!("s{n}"),
+                Endpoint::sip(&format!("sip:s{n}@x.example")).expect("sip"),
+            )
+            .expect("agent")
+        };
+        let num = |n: usize| {
+            Agent::new(
+                &format!("n{n}"),
+                Endpoint::number(&format!("+1202555{n:04}")).expect("num"),
+            )
+            .expect("agent")
+        };
+        let mut team: Vec<_> = (0..12).map(num).collect();
+        team.splice(4..4, (0..3).map(sip));
+        let team = Targets::new(team.into()).expect("team");
+        let sizes = |limits: DialLimits| -> Vec<usize> {
+            limits.groups(&team).iter().map(|g| g.len()).collect()
+        };
+        assert_eq!(sizes(DialLimits::default()), [15]);
+        assert_eq!(sizes(DialLimits::twilio(false)), [1, 1, 1, 10, 2]);
+        assert_eq!(sizes(DialLimits::twilio(true)), [13, 2]);
+        for limits in [DialLimits::twilio(false), DialLimits::twilio(true)] {
+            for g in limits.groups(&team) {
+                let sips = g
+                    .iter()
+                    .filter(|a| matches!(a.endpoint, Endpoint::Sip(_)))
+                    .count();
+                assert!(g.len() - sips <= 10);
+                if limits.one_sip_per_dial {
+                    assert!(sips == 0 || g.len() == 1);
+                }
+            }
+        }
+        // One group is the very list, not a copy.
+        assert!(std::ptr::eq(
+            &team[0],
+            &DialLimits::default().groups(&team)[0][0]
+        ));
+        let min = Policy::default().ring_secs_each(15);
+        assert_eq!(min, Policy::MIN_RING_SECS);
     }
 
     #[test]

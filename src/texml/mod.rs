@@ -6,7 +6,7 @@ pub mod prompts;
 pub mod render;
 mod writer;
 
-pub use prompts::{Prompt, Prompts, TemplateError};
+pub use prompts::{display_name_text, Prompt, Prompts, TemplateError};
 pub use render::{Renderer, Urls};
 
 use serde::Deserialize;
@@ -36,6 +36,28 @@ impl RecordMode {
     }
 }
 
+/// Which provider reads the documents: each accepts a slightly different dialect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Telnyx TeXML: any number of nouns per `<Dial>`; `fromDisplayName`; the `alice` voice.
+    #[default]
+    Telnyx,
+    /// Twilio TwiML: at most ten `<Number>`s per `<Dial>`, one `<Sip>` alone unless Enhanced
+    /// Programmable SIP Features is on; no `fromDisplayName`; Polly and Google voices.
+    Twilio,
+}
+
+/// `[provider]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    pub kind: Provider,
+    /// Twilio only: the account has Enhanced Programmable SIP Features (several `<Sip>`, and
+    /// `<Sip>` with `<Number>`, in one `<Dial>`).
+    pub twilio_enhanced_sip: bool,
+}
+
 /// How agents are rung (`[dial]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +66,10 @@ pub struct DialSettings {
     pub rounds: u8,
     pub record: RecordMode,
     pub time_limit_secs: u32,
+    /// The number agents on phone numbers see calling (`callerId`, E.164, owned by the account);
+    /// empty: the provider's default.
+    #[serde(default)]
+    pub caller_id: String,
 }
 
 /// How a voicemail is taken (`[voicemail]`).
@@ -93,6 +119,8 @@ pub struct Dial {
     pub recording_status_callback: Option<String>,
     /// Telnyx `fromDisplayName`: what the agents' phones show while ringing.
     pub from_display_name: Option<String>,
+    /// `callerId`: the number phone agents see (set only when the `<Dial>` rings a number).
+    pub caller_id: Option<String>,
     pub nouns: Vec<DialNoun>,
 }
 

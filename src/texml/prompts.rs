@@ -18,6 +18,21 @@ const MAX_SAY: usize = 3000;
 /// Telnyx caps `fromDisplayName` at 128 characters.
 pub const MAX_DISPLAY_NAME: usize = 128;
 
+/// Whether Telnyx accepts `c` in `fromDisplayName`: "only letters, numbers, spaces, and -_~!.+".
+pub fn display_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_' | '~' | '!' | '.' | '+')
+}
+
+/// A caller as a display name: a SIP URI shows its user part (`sip:alice@x.example` → `alice`),
+/// and every character Telnyx does not accept is left out.
+pub fn display_name_text(caller: &str) -> String {
+    let user = caller
+        .strip_prefix("sip:")
+        .or_else(|| caller.strip_prefix("sips:"))
+        .map_or(caller, |rest| rest.split(['@', ';']).next().unwrap_or(rest));
+    user.chars().filter(|&c| display_name_char(c)).collect()
+}
+
 /// A template that cannot be used: where, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}: {message}")]
@@ -60,7 +75,7 @@ impl DisplayName {
         while !rest.is_empty() {
             match rest.find(['{', '}']) {
                 None => {
-                    pieces.push(Piece::Text(rest.to_owned()));
+                    pieces.push(Piece::Text(literal(rest)?));
                     break;
                 }
                 Some(i) if rest.as_bytes()[i] == b'}' => {
@@ -68,7 +83,7 @@ impl DisplayName {
                 }
                 Some(i) => {
                     if i > 0 {
-                        pieces.push(Piece::Text(rest[..i].to_owned()));
+                        pieces.push(Piece::Text(literal(&rest[..i])?));
                     }
                     let after = &rest[i + 1..];
                     let end = after
@@ -89,19 +104,31 @@ impl DisplayName {
         Ok(DisplayName(pieces))
     }
 
-    /// The text for one call, cut to [`MAX_DISPLAY_NAME`] characters.
+    /// The text for one call, within Telnyx's rule: the caller shown as
+    /// [`display_name_text`], cut to [`MAX_DISPLAY_NAME`] characters, trimmed (empty: omit it).
     pub fn render(&self, caller: &str) -> String {
         let mut out = String::new();
         for piece in &self.0 {
             match piece {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Caller => out.push_str(caller),
+                Piece::Caller => out.push_str(&display_name_text(caller)),
             }
         }
-        match out.char_indices().nth(MAX_DISPLAY_NAME) {
-            Some((cut, _)) => out[..cut].to_owned(),
-            None => out,
-        }
+        let cut = match out.char_indices().nth(MAX_DISPLAY_NAME) {
+            Some((cut, _)) => &out[..cut],
+            None => &out,
+        };
+        cut.trim().to_owned()
+    }
+}
+
+/// Literal display-name text, checked against Telnyx's rule.
+fn literal(text: &str) -> Result<String, String> {
+    match text.chars().find(|&c| !display_name_char(c)) {
+        None => Ok(text.to_owned()),
+        Some(c) => Err(format!(
+            "contains `{c}`: Telnyx accepts only letters, numbers, spaces and -_~!.+"
+        )),
     }
 }
 
@@ -334,6 +361,28 @@ mod tests {
         let name = p.display_name.expect("display name");
         assert_eq!(name.render("+12025550142"), "+12025550142");
         assert_eq!(name.render(&"9".repeat(200)).len(), MAX_DISPLAY_NAME);
+    }
+
+    #[test]
+    fn display_names_keep_to_telnyxs_characters() {
+        let p = parse(&EMBEDDED.replace("\"{caller}\"", "\"Hotline {caller}\"")).expect("valid");
+        let name = p.display_name.expect("display name");
+        assert_eq!(name.render("sip:alice@example.com;x=1"), "Hotline alice");
+        assert_eq!(name.render("+1 (202) 555-0142"), "Hotline +1 202 555-0142");
+        assert_eq!(name.render("<&\"'>"), "Hotline");
+        let bare = parse(EMBEDDED).expect("valid").display_name.expect("name");
+        assert_eq!(
+            bare.render("@;:"),
+            "",
+            "nothing left: the attribute is left out"
+        );
+        for caller in ["sips:Bob.B@x.example", "anonymous", "ünïcode+1"] {
+            let shown = bare.render(caller);
+            assert!(shown.chars().all(display_name_char), "{caller} -> {shown}");
+        }
+        let err =
+            parse(&EMBEDDED.replace("\"{caller}\"", "\"Call: {caller}\"")).expect_err("a colon");
+        assert!(err.message.contains("contains `:`"), "{err}");
     }
 
     #[test]

@@ -3,8 +3,12 @@
 use url::Url;
 
 use super::prompts::Prompts;
-use super::{Dial, DialNoun, DialSettings, Record, RecordMode, Response, Verb, VoicemailSettings};
+use super::{
+    Dial, DialNoun, DialSettings, Provider, ProviderSettings, Record, RecordMode, Response, Say,
+    Verb, VoicemailSettings,
+};
 use crate::call::{Intro, Reply};
+use crate::domain::Endpoint;
 
 /// The absolute URLs written into documents, built once from `server.public_url`.
 #[derive(Debug, Clone)]
@@ -35,9 +39,13 @@ impl Urls {
         })
     }
 
-    /// The Dial action of `round`: the round rides along so a late or repeated action is known.
-    pub fn dial(&self, round: u8) -> String {
-        format!("{}?round={round}", self.dial)
+    /// The Dial action of `round` (and of its `group`, when a round is several `<Dial>`s): they
+    /// ride along so a late or repeated action is known.
+    pub fn dial(&self, round: u8, group: u8) -> String {
+        match group {
+            0 => format!("{}?round={round}", self.dial),
+            g => format!("{}?round={round}&group={g}", self.dial),
+        }
     }
 
     /// A file of the audio folder (names are checked to be plain, see [`crate::audio`]).
@@ -50,11 +58,20 @@ impl Urls {
     }
 }
 
-/// Renders replies with the configured prompts and settings.
+/// The voice Twilio speaks with when a prompt's voice is one only Telnyx knows.
+pub const TWILIO_VOICE: &str = "Polly.Joanna";
+
+/// Whether Twilio documents `voice` (`man`, `woman`, `Polly.*`, `Google.*`).
+fn twilio_knows(voice: &str) -> bool {
+    matches!(voice, "man" | "woman") || voice.starts_with("Polly.") || voice.starts_with("Google.")
+}
+
+/// Renders replies with the configured prompts and settings, in the provider's dialect.
 pub struct Renderer {
     urls: Urls,
     dial: DialSettings,
     voicemail: VoicemailSettings,
+    provider: Provider,
     prompts: Prompts,
     /// The apology document, rendered at start so that a failure while rendering can still answer
     /// the caller with something valid.
@@ -65,6 +82,7 @@ impl Renderer {
     pub fn new(
         dial: &DialSettings,
         voicemail: &VoicemailSettings,
+        provider: &ProviderSettings,
         urls: Urls,
         prompts: Prompts,
     ) -> std::io::Result<Renderer> {
@@ -72,6 +90,7 @@ impl Renderer {
             urls,
             dial: dial.clone(),
             voicemail: voicemail.clone(),
+            provider: provider.kind,
             prompts,
             fallback: Vec::new(),
         };
@@ -103,15 +122,37 @@ impl Renderer {
         }
     }
 
+    /// A prompt as a verb, in the provider's dialect: under Twilio a voice only Telnyx knows
+    /// (`alice`, `Azure.*`...) becomes [`TWILIO_VOICE`].
+    fn verb(&self, prompt: &super::Prompt) -> Verb {
+        match prompt.verb() {
+            Verb::Say(say) if self.provider == Provider::Twilio => Verb::Say(Say {
+                voice: say
+                    .voice
+                    .filter(|v| twilio_knows(v))
+                    .or_else(|| Some(TWILIO_VOICE.to_owned())),
+                ..say
+            }),
+            verb => verb,
+        }
+    }
+
     pub fn document(&self, reply: &Reply) -> Response {
         let p = &self.prompts;
         match reply {
             Reply::Ring {
                 round,
+                group,
                 targets,
                 caller,
+                ring_secs,
             } => {
-                let lead = if *round <= 1 { &p.greeting } else { &p.busy };
+                // The greeting or busy prompt opens a round; its later `<Dial>`s follow at once.
+                let lead = match (round, group) {
+                    (_, 1..) => None,
+                    (0 | 1, 0) => Some(&p.greeting),
+                    (_, 0) => Some(&p.busy),
+                };
                 let nouns = targets
                     .iter()
                     .map(|agent| DialNoun {
@@ -120,48 +161,69 @@ impl Renderer {
                     })
                     .collect();
                 let record = self.dial.record;
+                let rings_a_number = targets
+                    .iter()
+                    .any(|a| matches!(a.endpoint, Endpoint::Number(_)));
+                let from_display_name = match self.provider {
+                    // Twilio has no such attribute.
+                    Provider::Twilio => None,
+                    Provider::Telnyx => p
+                        .display_name
+                        .as_ref()
+                        .map(|name| name.render(caller.as_str()))
+                        .filter(|name| !name.is_empty()),
+                };
                 let dial = Dial {
-                    action: self.urls.dial(*round),
-                    timeout_secs: self.dial.ring_timeout_secs,
+                    action: self.urls.dial(*round, *group),
+                    timeout_secs: *ring_secs,
                     time_limit_secs: self.dial.time_limit_secs,
                     record,
                     recording_status_callback: (record != RecordMode::DoNotRecord)
                         .then(|| self.urls.recording_conversation.clone()),
-                    from_display_name: p
-                        .display_name
-                        .as_ref()
-                        .map(|name| name.render(caller.as_str())),
+                    from_display_name,
+                    caller_id: Some(self.dial.caller_id.clone())
+                        .filter(|c| rings_a_number && !c.is_empty()),
                     nouns,
                 };
-                Response::new(vec![lead.verb(), Verb::Dial(dial)])
+                let mut verbs: Vec<Verb> = lead.map(|l| self.verb(l)).into_iter().collect();
+                verbs.push(Verb::Dial(dial));
+                Response::new(verbs)
             }
             Reply::Voicemail { intro } => {
                 let mut verbs = match intro {
-                    Intro::Greeting => vec![p.greeting.verb()],
+                    Intro::Greeting => vec![self.verb(&p.greeting)],
                     Intro::PromptOnly => vec![],
-                    Intro::Apology => vec![p.error.verb()],
+                    Intro::Apology => vec![self.verb(&p.error)],
+                };
+                let vm = &self.voicemail;
+                // 0 means "no silence limit". Telnyx documents 0 as that (and bills transcription
+                // for any other value); Twilio does not say what 0 does, so it gets a silence limit
+                // no message can reach: the longest message allowed.
+                let silence = match (self.provider, vm.silence_timeout_secs) {
+                    (Provider::Twilio, 0) => vm.max_length_secs,
+                    (_, secs) => secs,
                 };
                 verbs.extend([
-                    p.voicemail.verb(),
+                    self.verb(&p.voicemail),
                     Verb::Record(Record {
                         action: self.urls.voicemail.clone(),
-                        max_length_secs: self.voicemail.max_length_secs,
-                        timeout_secs: self.voicemail.silence_timeout_secs,
+                        max_length_secs: vm.max_length_secs,
+                        timeout_secs: silence,
                         finish_on_key: Some(self.voicemail.finish_on_key.clone())
                             .filter(|k| !k.is_empty()),
                         play_beep: self.voicemail.play_beep,
                         recording_status_callback: self.urls.recording_voicemail.clone(),
                     }),
                     // Reached only if the provider skips the Record action (e.g. no audio).
-                    p.goodbye.verb(),
+                    self.verb(&p.goodbye),
                     Verb::Hangup,
                 ]);
                 Response::new(verbs)
             }
-            Reply::AfterCall => Response::new(vec![p.after_call.verb(), Verb::Hangup]),
-            Reply::Goodbye => Response::new(vec![p.goodbye.verb(), Verb::Hangup]),
+            Reply::AfterCall => Response::new(vec![self.verb(&p.after_call), Verb::Hangup]),
+            Reply::Goodbye => Response::new(vec![self.verb(&p.goodbye), Verb::Hangup]),
             Reply::Hangup => Response::new(vec![Verb::Hangup]),
-            Reply::Unavailable => Response::new(vec![p.unavailable.verb(), Verb::Hangup]),
+            Reply::Unavailable => Response::new(vec![self.verb(&p.unavailable), Verb::Hangup]),
         }
     }
 }
@@ -175,8 +237,12 @@ mod tests {
         let url = |s: &str| Url::parse(s).expect("url");
         let urls = Urls::new(&url("https://sb.example/switchboard")).expect("url");
         assert_eq!(
-            urls.dial(2),
+            urls.dial(2, 0),
             "https://sb.example/switchboard/texml/dial?round=2"
+        );
+        assert_eq!(
+            urls.dial(1, 2),
+            "https://sb.example/switchboard/texml/dial?round=1&group=2"
         );
         assert_eq!(
             urls.audio("greeting.wav"),

@@ -69,6 +69,9 @@ fn write_dial(w: &mut W, dial: &Dial) -> io::Result<()> {
     if let Some(name) = &dial.from_display_name {
         el.push_attribute(("fromDisplayName", name.as_str()));
     }
+    if let Some(number) = &dial.caller_id {
+        el.push_attribute(("callerId", number.as_str()));
+    }
     w.write_event(Event::Start(el))?;
     for noun in &dial.nouns {
         let (tag, target) = match &noun.endpoint {

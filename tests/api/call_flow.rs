@@ -212,8 +212,8 @@ async fn a_caller_number_cannot_break_or_inject_xml() {
         .descendants()
         .find(|n| n.has_tag_name("Dial"))
         .expect("dial");
-    // The number arrives intact as data, shown to the agents, never as markup.
-    assert_eq!(dial.attribute("fromDisplayName"), Some(hostile));
+    // The number is data, never markup; agents see it within Telnyx's characters.
+    assert_eq!(dial.attribute("fromDisplayName"), Some("+1202DialHangup"));
     assert_eq!(dial.children().filter(|n| n.is_element()).count(), 3);
 }
 
