@@ -253,6 +253,7 @@ pub struct CallSettings {
     pub grace_secs: u64,
     pub ttl_secs: u64,
     pub sweep_interval_secs: u64,
+    pub retry_queue: usize,
 }
 
 impl Check for CallSettings {
@@ -267,6 +268,7 @@ impl Check for CallSettings {
             "calls.grace_secs",
             "must not exceed calls.ttl_secs",
         );
+        p.within(self.retry_queue, 1..=1_000_000, "calls.retry_queue");
     }
 }
 
@@ -331,6 +333,7 @@ impl Check for StateSettings {
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
     pub mode: Mode,
+    pub voice_mode: Mode,
     pub max_clock_skew_secs: u64,
     pub trust_forwarded_headers: bool,
 }
@@ -825,6 +828,11 @@ impl Check for CrossSection<'_> {
         p.check(
             !matches!(s.security.mode, Mode::Enforce | Mode::Log) || can_verify,
             "security.mode",
+            "enforce and log need telnyx.public_key or twilio.auth_token",
+        );
+        p.check(
+            !matches!(s.security.voice_mode, Mode::Enforce | Mode::Log) || can_verify,
+            "security.voice_mode",
             "enforce and log need telnyx.public_key or twilio.auth_token",
         );
     }

@@ -49,6 +49,7 @@ pub(crate) fn encode(registry: &Registry) -> String {
 pub(crate) struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     latency: Latency,
+    bad: Family<RouteLabels, Counter>,
 }
 
 impl HttpMetrics {
@@ -65,7 +66,25 @@ impl HttpMetrics {
             "Time to answer a provider webhook",
             latency.clone(),
         );
-        HttpMetrics { requests, latency }
+        let bad = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "bad_requests",
+            "Webhooks that could not be used (acknowledged, logged), by route",
+            bad.clone(),
+        );
+        HttpMetrics {
+            requests,
+            latency,
+            bad,
+        }
+    }
+
+    /// One webhook that could not be used.
+    pub(crate) fn bad_request(&self, route: &str) {
+        let labels = RouteLabels {
+            route: route.to_owned(),
+        };
+        self.bad.get_or_create(&labels).inc();
     }
 
     /// One HTTP request answered. `route` is the matched pattern, never the raw path.

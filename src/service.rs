@@ -4,9 +4,13 @@
 //! document. It also settles and sweeps calls in the background, and takes the agents' own call
 //! events. It decides nothing itself: decisions are [`crate::call::transition`]'s.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -15,7 +19,37 @@ use crate::agents::Agents;
 use crate::call::{transition, CallStore, Event, Ignored, Policy, Reply, Snapshot, StoreError};
 use crate::domain::CallSid;
 use crate::sink::{Record, Sinks};
-use crate::time::Clock;
+use crate::time::{Clock, Millis};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FateLabels {
+    fate: &'static str,
+}
+
+/// A callback that arrived while the store did not answer, kept to be applied later.
+struct Deferred {
+    sid: CallSid,
+    event: Event,
+    /// When it arrived: it is applied as of then.
+    at: Millis,
+}
+
+/// What the call service is built from.
+pub(crate) struct Parts {
+    pub(crate) store: Arc<dyn CallStore>,
+    pub(crate) agents: Arc<Agents>,
+    pub(crate) own_calls: OwnCalls,
+    pub(crate) policy: Policy,
+    pub(crate) sinks: Sinks,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Callbacks kept at most while the store does not answer.
+    pub(crate) deferred_capacity: usize,
+}
 
 pub(crate) struct CallService {
     store: Arc<dyn CallStore>,
@@ -26,23 +60,44 @@ pub(crate) struct CallService {
     clock: Arc<dyn Clock>,
     /// `live_calls` in `/metrics`: set from the store just before each scrape (-1: unreachable).
     live_calls: Gauge,
+    /// Events that changed nothing, by reason (`events_ignored_total`).
+    ignored: Family<ReasonLabels, Counter>,
+    /// Callbacks that arrived while the store did not answer, oldest first, at most
+    /// `deferred_capacity`: applied in order once it answers again.
+    deferred: Mutex<VecDeque<Deferred>>,
+    deferred_capacity: usize,
+    /// What became of them: queued, applied, dropped (`callbacks_deferred_total`).
+    deferred_fates: Family<FateLabels, Counter>,
 }
 
 impl CallService {
-    pub(crate) fn new(
-        store: Arc<dyn CallStore>,
-        agents: Arc<Agents>,
-        own_calls: OwnCalls,
-        policy: Policy,
-        sinks: Sinks,
-        clock: Arc<dyn Clock>,
-        registry: &mut Registry,
-    ) -> CallService {
+    pub(crate) fn new(parts: Parts, registry: &mut Registry) -> CallService {
+        let Parts {
+            store,
+            agents,
+            own_calls,
+            policy,
+            sinks,
+            clock,
+            deferred_capacity,
+        } = parts;
         let live_calls = Gauge::default();
         registry.register(
             "live_calls",
             "Inbound calls in progress (-1: the call store is unreachable)",
             live_calls.clone(),
+        );
+        let ignored = Family::default();
+        registry.register(
+            "events_ignored",
+            "Provider events that changed nothing, by reason",
+            ignored.clone(),
+        );
+        let deferred_fates = Family::default();
+        registry.register(
+            "callbacks_deferred",
+            "Callbacks kept while the call store did not answer: queued, applied, dropped",
+            deferred_fates.clone(),
         );
         store.register(registry);
         CallService {
@@ -53,12 +108,30 @@ impl CallService {
             sinks,
             clock,
             live_calls,
+            ignored,
+            deferred: Mutex::new(VecDeque::new()),
+            deferred_capacity,
+            deferred_fates,
         }
     }
 
-    /// Applies one event to call `sid`; returns the document the call is on.
+    /// What time it is for the call path.
+    pub(crate) fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// Applies one event to call `sid` now; returns the document the call is on.
     pub(crate) async fn apply(&self, sid: &CallSid, event: &Event) -> Result<Reply, StoreError> {
-        let now = self.clock.now_ms();
+        self.apply_at(sid, event, self.clock.now_ms()).await
+    }
+
+    /// Applies one event to call `sid` as of `now`.
+    async fn apply_at(
+        &self,
+        sid: &CallSid,
+        event: &Event,
+        now: Millis,
+    ) -> Result<Reply, StoreError> {
         // Only a new call needs the live count (one more round trip with Redis).
         let live_calls = match event {
             Event::Incoming { .. } => self.store.live(now).await?,
@@ -78,6 +151,8 @@ impl CallService {
         };
         let applied = self.store.apply(sid, now, &decide).await?;
         if let Some(why) = applied.ignored {
+            let reason = why.label();
+            self.ignored.get_or_create(&ReasonLabels { reason }).inc();
             diagnose(why, event);
         }
         for fact in applied.facts {
@@ -98,6 +173,79 @@ impl CallService {
             self.sinks.accept(record);
         }
         Ok(handled)
+    }
+
+    /// Keeps a callback the store could not take (it did not answer), to apply it, as of `at`,
+    /// once it answers again. A full queue drops it: counted and logged.
+    pub(crate) fn defer(&self, sid: CallSid, event: Event, at: Millis) {
+        let mut queue = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.len() >= self.deferred_capacity {
+            drop(queue);
+            self.deferred_fate("dropped");
+            tracing::error!(call_sid = %sid, event = event.name(), capacity = self.deferred_capacity,
+                "call store away and the retry queue is full: callback dropped");
+            return;
+        }
+        queue.push_back(Deferred { sid, event, at });
+        drop(queue);
+        self.deferred_fate("queued");
+    }
+
+    fn deferred_fate(&self, fate: &'static str) {
+        self.deferred_fates
+            .get_or_create(&FateLabels { fate })
+            .inc();
+    }
+
+    /// Applies the kept callbacks in order, until the store fails again. Returns how many are
+    /// still waiting.
+    pub(crate) async fn apply_deferred(&self) -> usize {
+        loop {
+            let next = {
+                let mut queue = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
+                queue.pop_front()
+            };
+            let Some(d) = next else { return 0 };
+            match self.apply_at(&d.sid, &d.event, d.at).await {
+                Ok(_) => self.deferred_fate("applied"),
+                Err(_) => {
+                    let mut queue = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
+                    queue.push_front(d);
+                    return queue.len();
+                }
+            }
+        }
+    }
+
+    /// Retries the kept callbacks every `every` until the task is stopped.
+    pub(crate) async fn keep_retrying(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let waiting = self.apply_deferred().await;
+            if waiting > 0 {
+                tracing::warn!(
+                    waiting,
+                    "call store still away: callbacks wait to be applied"
+                );
+            }
+        }
+    }
+
+    /// At shutdown: one last try; what is left is dropped, counted and logged.
+    pub(crate) async fn flush_deferred(&self, deadline: Duration) {
+        let left = tokio::time::timeout(deadline, self.apply_deferred())
+            .await
+            .unwrap_or_else(|_| self.deferred.lock().map_or(0, |q| q.len()));
+        if left > 0 {
+            for _ in 0..left {
+                self.deferred_fate("dropped");
+            }
+            tracing::error!(
+                left,
+                "callbacks still waiting for the call store at shutdown: dropped"
+            );
+        }
     }
 
     /// Whether the store answers (readiness).

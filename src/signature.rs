@@ -5,9 +5,16 @@
 //!   (headers `telnyx-signature-ed25519`, `telnyx-timestamp`); timestamps further than
 //!   `security.max_clock_skew_secs` from now are refused. The raw bytes are verified as received,
 //!   never re-serialized.
+//!   The signature covers the body only: a request whose fields ride in the query string (a GET,
+//!   or a POST with an empty body) is not covered, and is refused as such ([`Refusal::Unsigned`]).
 //! - Twilio: `X-Twilio-Signature` = base64(HMAC-SHA1(auth token, URL + sorted form fields)). The URL
 //!   is the one the provider signed: the public one, rebuilt from `server.public_url` (or, when
-//!   trusted, from `X-Forwarded-*`), plus the path and query as received.
+//!   trusted, from `X-Forwarded-*`), plus the path and query as received. A JSON body is bound by
+//!   the `bodySHA256` query parameter (its SHA-256, in hex), as Twilio's own validator checks.
+//!
+//! Which requests must be signed is per route ([`Route`]): Telnyx documents signature headers on
+//! its callbacks but not on the requests that fetch a document, so those follow
+//! `security.voice_mode` (by default: checked and logged, not refused, under Telnyx).
 //!
 //! The cryptography is ed25519-dalek, hmac and sha1; nothing here is hand-rolled but the framing.
 
@@ -50,6 +57,19 @@ pub enum Refusal {
     Stale,
     #[error("signature does not match")]
     Forged,
+    #[error("the fields are in the query string, which the signature does not cover (use the POST method)")]
+    Unsigned,
+    #[error("the JSON body does not match the bodySHA256 the signature covers")]
+    BodyHash,
+}
+
+/// Which kind of route a request came to: they are checked by different modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The provider fetches a document (voice URL, Dial action, Record action).
+    Voice,
+    /// A callback or event the provider does not wait on for a document.
+    Callback,
 }
 
 /// Decodes and checks a Telnyx public key (base64 of 32 bytes).
@@ -155,9 +175,34 @@ pub fn verify_twilio(
     }
 }
 
+/// A JSON body must be the one whose SHA-256 (hex) the signed URL carries as `bodySHA256`.
+fn body_hash_matches(query: &str, body: &[u8]) -> Result<(), Refusal> {
+    use sha2::{Digest, Sha256};
+    let claimed = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "bodySHA256")
+        .map(|(_, v)| v.to_ascii_lowercase())
+        .ok_or(Refusal::BodyHash)?;
+    let actual: String = Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // Both are public (the URL and the body): a plain comparison leaks nothing secret.
+    if claimed == actual {
+        Ok(())
+    } else {
+        Err(Refusal::BodyHash)
+    }
+}
+
 /// The keys and policy, built once at start.
 pub struct Verifier {
+    /// For callbacks.
     pub mode: Mode,
+    /// For the requests that fetch a document.
+    pub voice_mode: Mode,
+    /// Whether the provider documents signing document fetches (Twilio does, Telnyx does not):
+    /// `voice_mode = "auto"` then follows `mode`, else only logs.
+    pub voice_signed: bool,
     pub telnyx: Option<VerifyingKey>,
     pub twilio: Option<SecretString>,
     pub max_skew_secs: u64,
@@ -174,8 +219,10 @@ pub struct Signed<'a> {
     pub path: &'a str,
     pub query: &'a str,
     pub body: &'a [u8],
-    /// The body is a form (Twilio signs its fields; JSON bodies are Telnyx's alone).
+    /// A POST with a form body (Twilio signs its fields).
     pub form: bool,
+    /// A JSON body (Twilio binds it with `bodySHA256`).
+    pub json: bool,
 }
 
 impl Verifier {
@@ -188,12 +235,20 @@ impl Verifier {
         );
     }
 
-    /// The mode in force: `auto` resolved.
-    pub fn effective_mode(&self) -> Mode {
-        match self.mode {
-            Mode::Auto if self.telnyx.is_some() || self.twilio.is_some() => Mode::Enforce,
+    /// The mode in force on `route`: `auto` resolved.
+    pub fn effective_mode(&self, route: Route) -> Mode {
+        let keys = self.telnyx.is_some() || self.twilio.is_some();
+        let callbacks = match self.mode {
+            Mode::Auto if keys => Mode::Enforce,
             Mode::Auto => Mode::Off,
             other => other,
+        };
+        match (route, self.voice_mode) {
+            (Route::Callback, _) => callbacks,
+            (Route::Voice, Mode::Auto) if self.voice_signed => callbacks,
+            (Route::Voice, Mode::Auto) if callbacks == Mode::Off => Mode::Off,
+            (Route::Voice, Mode::Auto) => Mode::Log,
+            (Route::Voice, mode) => mode,
         }
     }
 
@@ -217,16 +272,24 @@ impl Verifier {
         }
     }
 
-    /// Checks one request's signature. `Ok` when valid or when checks are off.
-    pub fn check(&self, req: &Signed<'_>, now: Millis) -> Result<(), Refusal> {
-        if self.effective_mode() == Mode::Off {
+    /// Checks one request's signature. `Ok` when valid or when checks are off on `route`.
+    pub fn check(&self, req: &Signed<'_>, route: Route, now: Millis) -> Result<(), Refusal> {
+        if self.effective_mode(route) == Mode::Off {
             return Ok(());
         }
         if let (Some(key), Some(sig)) = (&self.telnyx, (req.header)(TELNYX_SIGNATURE)) {
             let ts = (req.header)(TELNYX_TIMESTAMP).ok_or(Refusal::Malformed)?;
-            return verify_telnyx(key, ts, sig, req.body, now, self.max_skew_secs);
+            verify_telnyx(key, ts, sig, req.body, now, self.max_skew_secs)?;
+            // Valid, but over an empty body: whatever the query says is not what was signed.
+            return match req.body.is_empty() && !req.query.is_empty() {
+                true => Err(Refusal::Unsigned),
+                false => Ok(()),
+            };
         }
         if let (Some(token), Some(sig)) = (&self.twilio, (req.header)(TWILIO_SIGNATURE)) {
+            if req.json {
+                body_hash_matches(req.query, req.body)?;
+            }
             let params: Vec<(String, String)> = if req.form {
                 form_urlencoded::parse(req.body).into_owned().collect()
             } else {

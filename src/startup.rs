@@ -28,7 +28,7 @@ use crate::routes::{Context, Readiness};
 use crate::service::CallService;
 use crate::shutdown::stop_requested;
 pub use crate::shutdown::ShutdownHandle;
-use crate::signature::Verifier;
+use crate::signature::{Route, Verifier};
 use crate::sink::{Sink, Sinks};
 use crate::texml::{Prompts, Renderer, TemplateError, Urls};
 use crate::time::{Clock, SystemClock};
@@ -145,15 +145,16 @@ impl Application {
         agents.register(&mut registry);
 
         let sinks = crate::sink::build(&settings, overrides.sinks, &mut registry);
-        let service = Arc::new(CallService::new(
+        let parts = crate::service::Parts {
             store,
-            agents.clone(),
-            OwnCalls::new(expiry),
-            policy.clone(),
-            sinks.clone(),
-            clock.clone(),
-            &mut registry,
-        ));
+            agents: agents.clone(),
+            own_calls: OwnCalls::new(expiry),
+            policy: policy.clone(),
+            sinks: sinks.clone(),
+            clock: clock.clone(),
+            deferred_capacity: settings.calls.retry_queue,
+        };
+        let service = Arc::new(CallService::new(parts, &mut registry));
         tracing::info!(
             static_agents,
             audio_files = audio.len(),
@@ -188,7 +189,11 @@ impl Application {
 
         let verifier = verifier(&settings);
         verifier.register(&mut registry);
-        tracing::info!(mode = ?verifier.effective_mode(), "webhook signature checks");
+        tracing::info!(
+            callbacks = ?verifier.effective_mode(Route::Callback),
+            voice_requests = ?verifier.effective_mode(Route::Voice),
+            "webhook signature checks (README: Provider notes)"
+        );
         let readiness = Readiness::new(&mut registry);
         let context = Data::new(Context {
             service: service.clone(),
@@ -198,6 +203,7 @@ impl Application {
             readiness: readiness.clone(),
             metrics: Arc::new(registry),
             clock,
+            http: http_metrics.clone(),
         });
 
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
@@ -250,7 +256,8 @@ impl Application {
             sinks,
         } = self.tasks;
         let mut background: Vec<JoinHandle<()>> = vec![
-            tokio::spawn(service.keep_swept(sweep_every)),
+            tokio::spawn(service.clone().keep_swept(sweep_every)),
+            tokio::spawn(service.clone().keep_retrying(Duration::from_secs(1))),
             tokio::spawn(lease.clone().keep()),
         ];
         if let Some(sync) = agent_sync {
@@ -284,6 +291,7 @@ impl Application {
         if let Some(mut scheduler) = scheduler {
             let _ = scheduler.shutdown().await;
         }
+        service.flush_deferred(self.flush_timeout).await;
         // Another replica takes the jobs over at once instead of after the lease expires.
         lease.release().await;
         sinks.flush(self.flush_timeout).await;
@@ -325,6 +333,8 @@ fn policy(settings: &Settings) -> Policy {
 fn verifier(settings: &Settings) -> Verifier {
     Verifier {
         mode: settings.security.mode,
+        voice_mode: settings.security.voice_mode,
+        voice_signed: settings.provider.kind == Provider::Twilio,
         telnyx: settings.telnyx.public_key,
         twilio: settings.twilio.auth_token.clone(),
         max_skew_secs: settings.security.max_clock_skew_secs,

@@ -15,10 +15,18 @@ pub enum CallStatus {
     Failed,
     NoAnswer,
     Canceled,
+    /// A status Switchboard does not ask for (`dtmf`, `amd`, or anything new): acknowledged and
+    /// ignored, never refused.
+    Other,
 }
 
 impl CallStatus {
-    pub fn parse(s: &str) -> Result<CallStatus, FieldError> {
+    /// Never fails: what is not a known status is [`CallStatus::Other`].
+    pub fn parse(s: &str) -> CallStatus {
+        CallStatus::known(s).unwrap_or(CallStatus::Other)
+    }
+
+    fn known(s: &str) -> Result<CallStatus, FieldError> {
         Ok(match s.trim().to_ascii_lowercase().as_str() {
             "queued" => CallStatus::Queued,
             "initiated" => CallStatus::Initiated,

@@ -105,4 +105,21 @@ pub enum Ignored {
     TooManyLegs,
     /// A recording that is not ready or is empty.
     NoRecording,
+    /// A status the call did not ask for (`dtmf`, `amd`, anything unknown).
+    Unrequested,
+}
+
+impl Ignored {
+    /// The reason's name in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Ignored::UnknownCall => "unknown_call",
+            Ignored::Duplicate => "duplicate",
+            Ignored::Stale => "stale",
+            Ignored::NotFinal => "not_final",
+            Ignored::TooManyLegs => "too_many_legs",
+            Ignored::NoRecording => "no_recording",
+            Ignored::Unrequested => "unrequested",
+        }
+    }
 }

@@ -22,6 +22,7 @@ fn call_status() -> impl Strategy<Value = CallStatus> {
         Just(CallStatus::Failed),
         Just(CallStatus::NoAnswer),
         Just(CallStatus::Canceled),
+        Just(CallStatus::Other),
     ]
 }
 

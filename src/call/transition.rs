@@ -122,6 +122,11 @@ pub fn transition(
     snapshot: &Snapshot,
 ) -> Step {
     let change = match (event, call) {
+        (Event::LegStatus { status, .. } | Event::CallStatus { status }, _)
+            if *status == CallStatus::Other =>
+        {
+            Change::ignored(Ignored::Unrequested)
+        }
         // A repeated voice request: the call keeps its document.
         (Event::Incoming { .. }, Some(_)) => Change::ignored(Ignored::Duplicate),
         (Event::Incoming { from, to }, None) => new_call(sid, from, to, now, policy, snapshot),

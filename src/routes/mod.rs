@@ -14,6 +14,7 @@
 //! | `GET /healthz`, `/readyz`, `/metrics` | alive; ready to take calls; Prometheus | [`health`] |
 
 mod audio;
+mod boundary;
 mod callbacks;
 pub(crate) mod health;
 mod voice;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use actix_web::dev::{Server, Service};
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::web::{self, Data, PayloadConfig};
 use actix_web::{guard, App, HttpRequest, HttpResponse, HttpServer};
 use prometheus_client::registry::Registry;
@@ -33,10 +34,10 @@ use crate::audio::AudioDir;
 use crate::config::ServerSettings;
 use crate::metrics::HttpMetrics;
 use crate::service::CallService;
-use crate::signature::{Mode, Signed, Verifier};
+use crate::signature::Verifier;
 use crate::texml::Renderer;
 use crate::time::Clock;
-use crate::webhook::{BadRequest, Params};
+use crate::webhook::Params;
 
 pub(crate) use health::Readiness;
 
@@ -54,6 +55,8 @@ pub(crate) struct Context {
     pub(crate) metrics: Arc<Registry>,
     /// For signature timestamps.
     pub(crate) clock: Arc<dyn Clock>,
+    /// Requests by route and status; bad webhooks.
+    pub(crate) http: HttpMetrics,
 }
 
 /// Largest webhook body accepted (Telnyx callbacks are about 2 KiB).
@@ -122,16 +125,6 @@ fn configure(cfg: &mut web::ServiceConfig) {
     .default_service(web::to(not_found));
 }
 
-/// The provider's fields: the query string of a GET (Telnyx's default voice method), the form
-/// body of a POST (or its query string when the body is empty).
-fn provider_params(req: &HttpRequest, body: &[u8]) -> Result<Params, BadRequest> {
-    if req.method() == Method::GET || body.is_empty() {
-        Params::parse(req.query_string().as_bytes())
-    } else {
-        Params::parse(body)
-    }
-}
-
 /// Our own query parameters (`round`, `kind`), as we wrote them into the document.
 fn own_params(req: &HttpRequest) -> Params {
     Params::parse(req.query_string().as_bytes()).unwrap_or_default()
@@ -148,42 +141,6 @@ fn text(mut res: actix_web::HttpResponseBuilder, body: String) -> HttpResponse {
     res.content_type("text/plain; charset=utf-8").body(body)
 }
 
-fn bad_request(e: &dyn std::fmt::Display) -> HttpResponse {
-    text(HttpResponse::BadRequest(), format!("bad request: {e}\n"))
-}
-
 async fn not_found() -> HttpResponse {
     text(HttpResponse::NotFound(), "not found\n".into())
-}
-
-/// Checks the webhook's signature before anything else reads it; returns the refusal, if any. A
-/// refusal is counted, logged without the body, and answered 403: no state changes, nothing sent.
-fn refusal(req: &HttpRequest, body: &[u8], cx: &Context) -> Option<HttpResponse> {
-    let headers = req.headers();
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let signed = Signed {
-        header: &header,
-        path: req.path(),
-        query: req.query_string(),
-        body,
-        form: req.method() == Method::POST && !is_json(req),
-    };
-    let why = cx.verifier.check(&signed, cx.clock.now_ms()).err()?;
-    let total = cx.verifier.rejected.inc() + 1;
-    if cx.verifier.effective_mode() == Mode::Log {
-        tracing::warn!(route = req.path(), %why, rejected_signatures_total = total, "webhook signature not valid (log mode: let through)");
-        return None;
-    }
-    tracing::warn!(route = req.path(), %why, rejected_signatures_total = total, "webhook refused: signature not valid");
-    Some(text(
-        HttpResponse::Forbidden(),
-        format!("forbidden: {why}\n"),
-    ))
-}
-
-fn is_json(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"))
 }

@@ -115,7 +115,8 @@ async fn metrics_count_requests_outcomes_and_live_calls() {
     let text = res.text().await.expect("body");
     for line in [
         "switchboard_http_requests_total{route=\"/texml/inbound\",status=\"200\"} 2",
-        "switchboard_http_requests_total{route=\"/texml/status\",status=\"400\"} 1",
+        "switchboard_http_requests_total{route=\"/texml/status\",status=\"200\"} 2",
+        "switchboard_bad_requests_total{route=\"/texml/status\"} 1",
         "switchboard_calls_total{outcome=\"abandoned\"} 1",
         "switchboard_live_calls 1",
         "switchboard_ready 1",

@@ -18,17 +18,17 @@ async fn answered_on_the_first_round() {
     for (leg, to) in [("LEG-a", ADA), ("LEG-g", GRACE), ("LEG-t", ALAN)] {
         assert_eq!(
             app.leg("CA-first", leg, "initiated", to, "0").await,
-            StatusCode::NO_CONTENT
+            StatusCode::OK
         );
         assert_eq!(
             app.leg("CA-first", leg, "ringing", to, "1").await,
-            StatusCode::NO_CONTENT
+            StatusCode::OK
         );
     }
     assert_eq!(
         app.leg("CA-first", "LEG-g", "in-progress", GRACE, "2")
             .await,
-        StatusCode::NO_CONTENT
+        StatusCode::OK
     );
     for leg in ["LEG-a", "LEG-t"] {
         app.leg("CA-first", leg, "canceled", ADA, "2").await;
@@ -39,7 +39,7 @@ async fn answered_on_the_first_round() {
     assert_golden("after_call", &after);
     assert_eq!(
         app.call_status("CA-first", "completed").await,
-        StatusCode::NO_CONTENT
+        StatusCode::OK
     );
 
     let notices = app.notices_for("CA-first");
@@ -78,7 +78,7 @@ async fn answered_on_the_second_round() {
     // The caller hangs up first this time: no Dial action document matters any more.
     assert_eq!(
         app.call_status("CA-second", "completed").await,
-        StatusCode::NO_CONTENT
+        StatusCode::OK
     );
     assert_golden(
         "hangup",
@@ -106,15 +106,12 @@ async fn nobody_answers_and_the_caller_leaves_a_voicemail() {
         &app.dial_action("CA-vm", 2, "no-answer", None).await,
     );
     assert_golden("goodbye", &app.record_action("CA-vm").await);
-    assert_eq!(
-        app.call_status("CA-vm", "completed").await,
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(app.call_status("CA-vm", "completed").await, StatusCode::OK);
     // The recording is ready after the call ended, as it usually is.
     let status = app
         .recording("CA-vm", "voicemail", "https://rec.example/vm-1.mp3", "14")
         .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(status, StatusCode::OK);
 
     let message = switchboard::call::Message {
         url: "https://rec.example/vm-1.mp3".into(),
@@ -148,7 +145,7 @@ async fn caller_hangs_up_while_agents_ring() {
     app.leg("CA-gone", "LEG-a", "ringing", ADA, "1").await;
     assert_eq!(
         app.call_status("CA-gone", "completed").await,
-        StatusCode::NO_CONTENT
+        StatusCode::OK
     );
     app.leg("CA-gone", "LEG-a", "canceled", ADA, "2").await;
     // A late Dial action changes nothing: the call is over.
@@ -158,7 +155,7 @@ async fn caller_hangs_up_while_agents_ring() {
     );
     assert_eq!(
         app.call_status("CA-gone", "completed").await,
-        StatusCode::NO_CONTENT
+        StatusCode::OK
     );
 
     let notices = app.notices_for("CA-gone");

@@ -101,7 +101,9 @@ impl<'a> Spawn<'a> {
     /// Builds and runs the server on port 0; returns it once it listens.
     pub async fn start(mut self) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
-            let _ = switchboard::telemetry::init(&Settings::demo().expect("demo").log);
+            std::mem::forget(switchboard::telemetry::init(
+                &Settings::demo().expect("demo").log,
+            ));
         }
         let mut sinks: Vec<Arc<dyn Sink>> = std::mem::take(&mut self.sinks);
         let (settings, clock) = self.build_settings();

@@ -36,6 +36,11 @@ impl Redis {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        Redis::start_on(port)
+    }
+
+    /// A redis-server on `port` (again, after one there was stopped).
+    pub fn start_on(port: u16) -> Redis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -74,6 +79,9 @@ async fn replica(
     clock: Arc<ManualClock>,
     tweak: impl FnOnce(&mut switchboard::config::Settings),
 ) -> Replica {
+    if std::env::var_os("TEST_LOG").is_some() {
+        std::mem::forget(switchboard::telemetry::init(&test_settings().log));
+    }
     let mut settings = test_settings();
     use_slack(&mut settings, slack);
     settings.state.backend = Backend::Redis;
@@ -145,7 +153,7 @@ async fn callbacks_alternating_between_two_replicas_end_every_call_with_each_mes
             a.leg(&sid, &leg, "in-progress", ADA, "2"),
             b.leg(&sid, &leg, "in-progress", ADA, "2"),
         );
-        assert_eq!((x, y), (StatusCode::NO_CONTENT, StatusCode::NO_CONTENT));
+        assert_eq!((x, y), (StatusCode::OK, StatusCode::OK));
         clock.advance_secs(30);
         let after = b
             .dial_action(&sid, 1, "completed", Some((&leg, "30")))
@@ -155,7 +163,7 @@ async fn callbacks_alternating_between_two_replicas_end_every_call_with_each_mes
             a.call_status(&sid, "completed"),
             b.call_status(&sid, "completed")
         );
-        assert_eq!((x, y), (StatusCode::NO_CONTENT, StatusCode::NO_CONTENT));
+        assert_eq!((x, y), (StatusCode::OK, StatusCode::OK));
     }
     for i in 0..3 {
         let sid = format!("CA-voicemail-{i}");
@@ -173,7 +181,7 @@ async fn callbacks_alternating_between_two_replicas_end_every_call_with_each_mes
             a.recording(&sid, "voicemail", "https://rec.example/vm.mp3", "9"),
             b.recording(&sid, "voicemail", "https://rec.example/vm.mp3", "9"),
         );
-        assert_eq!((x, y), (StatusCode::NO_CONTENT, StatusCode::NO_CONTENT));
+        assert_eq!((x, y), (StatusCode::OK, StatusCode::OK));
     }
     a.inbound("CA-gone", CALLER).await;
     b.call_status("CA-gone", "completed").await;
@@ -256,11 +264,45 @@ async fn readiness_follows_redis_and_calls_still_get_a_document() {
     assert!(res.text().await.expect("text").contains("Redis"));
     // A caller still hears something: the apology, then voicemail.
     assert_golden("apology", &a.app.inbound("CA-no-redis", CALLER).await);
-    // A callback is answered 503, so the provider retries it later.
+}
+
+#[tokio::test]
+async fn a_callback_that_arrives_while_redis_is_away_is_applied_when_it_is_back() {
+    let redis = Redis::start();
+    let port: u16 = redis
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches("/0").parse().ok())
+        .expect("port");
+    let slack = slack_ok().await;
+    let a = replica(&redis, &slack, Arc::new(ManualClock::at(T0)), |_| {}).await;
+    a.app.inbound("CA-away", CALLER).await;
+    drop(redis);
+    // Answered 200 (Telnyx would send anything else to the failover URL), and kept.
     assert_eq!(
-        a.app.call_status("CA-no-redis", "completed").await,
-        StatusCode::SERVICE_UNAVAILABLE
+        a.app.call_status("CA-away", "completed").await,
+        StatusCode::OK
     );
+    let queued = "switchboard_callbacks_deferred_total{fate=\"queued\"}";
+    assert_eq!(a.app.metric(queued).await, Some(1.0));
+    // Redis is back (empty: the call is gone with it, so the callback finds an unknown call,
+    // which is what the provider's own retry would find too): the callback is applied, once.
+    let _back = Redis::start_on(port);
+    let applied = "switchboard_callbacks_deferred_total{fate=\"applied\"}";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.app.metric(applied).await != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the kept callback was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let unknown = "switchboard_events_ignored_total{reason=\"unknown_call\"}";
+    assert_eq!(a.app.metric(unknown).await, Some(1.0));
+    // And the replica is ready again.
+    let readyz = a.app.client.get(format!("{}/readyz", a.app.base)).send();
+    assert_eq!(readyz.await.expect("readyz").status(), StatusCode::OK);
 }
 
 #[tokio::test]
