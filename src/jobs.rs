@@ -178,6 +178,8 @@ pub struct Jobs {
     pub refreshed_once: AtomicBool,
     pub agents_failures: FailureStreak,
     pub balance_failures: FailureStreak,
+    /// Agents already said to be unreachable (each is said once).
+    unreachable_said: Mutex<std::collections::HashSet<String>>,
     /// The available credit at the last balance check, for `/metrics`.
     last_balance: Family<CurrencyLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     cx: JobContext,
@@ -216,6 +218,7 @@ impl Jobs {
             refreshed_once: AtomicBool::new(false),
             agents_failures: FailureStreak::counted("agents refresh", alert_after, runs.clone()),
             balance_failures: FailureStreak::counted("balance check", alert_after, runs),
+            unreachable_said: Mutex::default(),
             last_balance,
             cx,
         }
@@ -234,12 +237,28 @@ impl Jobs {
         if let Some(kind) = self.agents_failures.record(&result) {
             self.tell(at, kind);
         }
-        if let Ok(Some(change)) = result {
+        let Ok(refresh) = result else { return };
+        if let Some(change) = refresh.change {
             if first {
                 tracing::info!(?change, "agent list loaded");
             } else {
                 self.tell(at, change);
             }
+        }
+        let new: Vec<(String, String)> = {
+            let mut said = self
+                .unreachable_said
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            refresh
+                .unreachable
+                .into_iter()
+                .filter(|u| said.insert(u.name.clone()))
+                .map(|u| (u.name, u.reason.to_owned()))
+                .collect()
+        };
+        if !new.is_empty() {
+            self.tell(at, JobNotice::AgentsUnreachable { agents: new });
         }
     }
 

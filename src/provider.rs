@@ -46,6 +46,9 @@ pub struct CredentialConnection {
     pub user_name: Option<String>,
     pub connection_name: Option<String>,
     pub outbound_voice_profile_id: Option<String>,
+    /// `inbound.sip_uri_calling_preference`: `disabled`, `unrestricted` or `internal` (absent:
+    /// not said).
+    pub sip_uri_calling: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +90,10 @@ impl CredentialConnection {
             outbound_voice_profile_id: json_text(
                 v.get("outbound")
                     .and_then(|o| o.get("outbound_voice_profile_id")),
+            ),
+            sip_uri_calling: json_text(
+                v.get("inbound")
+                    .and_then(|i| i.get("sip_uri_calling_preference")),
             ),
         })
     }

@@ -39,6 +39,8 @@ pub struct Payload {
     pub from: Option<String>,
     pub to: Option<String>,
     pub direction: Option<String>,
+    /// `call.initiated`: `parked` when the connection parks its calls, else `bridging`.
+    pub state: Option<String>,
     pub start_time: Option<String>,
     pub end_time: Option<String>,
     pub hangup_cause: Option<String>,
@@ -82,6 +84,8 @@ struct OutCall {
 pub struct OwnCalls {
     calls: DashMap<Box<str>, OutCall>,
     expiry: Expiry,
+    /// Connections already said to park their calls (said once each).
+    parking_said: DashMap<Box<str>, ()>,
 }
 
 impl OwnCalls {
@@ -89,7 +93,42 @@ impl OwnCalls {
         OwnCalls {
             calls: DashMap::new(),
             expiry,
+            parking_said: DashMap::new(),
         }
+    }
+
+    /// An agent's call that arrives *parked* hangs in ringback until a Call Control command
+    /// comes, and Switchboard sends none: the connection has call parking enabled. Says so once
+    /// per connection.
+    pub fn parking_warning(&self, event: &Data, now: Millis, roster: &Agents) -> Option<Record> {
+        let p = &event.payload;
+        let parked = event.event_type == "call.initiated"
+            && p.direction.as_deref() == Some("outgoing")
+            && p.state.as_deref() == Some("parked");
+        if !parked {
+            return None;
+        }
+        let connection = p.connection_id.as_ref().and_then(|v| json_text(Some(v)))?;
+        let agent = roster.by_connection(&connection)?;
+        if self.parking_said.insert(connection.into(), ()).is_some() {
+            return None;
+        }
+        let to =
+            p.to.as_deref()
+                .and_then(|t| Party::parse(t).ok())
+                .unwrap_or_else(Party::unknown);
+        let call_id = p
+            .call_control_id
+            .as_deref()
+            .or(p.call_leg_id.as_deref())
+            .unwrap_or("");
+        Some(Record::AgentCall {
+            call_id: call_id.into(),
+            at: parse_time(event.occurred_at.as_deref()).unwrap_or(now),
+            agent: agent.name,
+            to,
+            kind: AgentCallKind::Parked,
+        })
     }
 
     /// Applies one event at `now`: updates the busy agents in `roster` and returns the record to

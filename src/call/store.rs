@@ -72,6 +72,11 @@ pub struct Swept {
     pub stale: usize,
 }
 
+/// How long a call that ended in voicemail waits for its recording at least: Telnyx delivers the
+/// recording "once the call has ended" and its URL lives 10 minutes after the call ended, so a
+/// recording callback can come that late and still be worth a notice.
+pub const RECORDING_WAIT_MS: u64 = 10 * 60 * 1000;
+
 /// How long a call is held, the same for every store (and for agents' own calls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expiry {
@@ -110,9 +115,10 @@ impl Expiry {
         now.saturating_add(self.ttl_ms)
     }
 
-    /// When a call that ended unsettled at `ended_at` should be settled as missed.
+    /// When a call that ended unsettled at `ended_at` should be settled as missed: after the grace
+    /// period, but never before [`RECORDING_WAIT_MS`], however short the grace is.
     pub fn settle_by(&self, ended_at: Millis) -> Millis {
-        ended_at.saturating_add(self.grace_ms)
+        ended_at.saturating_add(self.grace_ms.max(RECORDING_WAIT_MS))
     }
 }
 
@@ -333,14 +339,15 @@ mod tests {
         let id = sid("CA-vm");
         apply_with(&store, &id, &incoming(), 0, &Snapshot::ringing(None));
         apply(&store, &id, &parent(CallStatus::Completed), 10_000);
-        assert_eq!(store.due_now(69_999), Vec::<CallSid>::new());
-        assert_eq!(store.due_now(70_000), vec![id.clone()]);
+        // The grace is 60 s, but a recording may come up to 10 minutes after the end.
+        assert_eq!(store.due_now(609_999), Vec::<CallSid>::new());
+        assert_eq!(store.due_now(610_000), vec![id.clone()]);
         // Not swept while unsettled, even past its grace period.
-        assert_eq!(store.sweep_now(80_000), Swept::default());
-        let settled = apply(&store, &id, &Event::Expired, 80_000);
+        assert_eq!(store.sweep_now(620_000), Swept::default());
+        let settled = apply(&store, &id, &Event::Expired, 620_000);
         assert_eq!(settled.facts.len(), 1);
-        assert!(store.due_now(80_000).is_empty());
-        assert_eq!(store.sweep_now(140_000), Swept { ended: 1, stale: 0 });
+        assert!(store.due_now(620_000).is_empty());
+        assert_eq!(store.sweep_now(680_000), Swept { ended: 1, stale: 0 });
     }
 
     #[test]

@@ -73,6 +73,9 @@ fn log(record: &Record, privacy: &Privacy) {
                 AgentCallKind::Started => {
                     tracing::info!(%call_id, %agent, %to, "agent's outbound call started")
                 }
+                AgentCallKind::Parked => {
+                    tracing::warn!(%call_id, %agent, "agent's calls arrive parked: disable call parking on their connection, or their calls hang")
+                }
                 AgentCallKind::Answered { after_secs } => {
                     tracing::info!(%call_id, %agent, %to, after_secs, "agent's outbound call answered")
                 }
@@ -97,6 +100,9 @@ fn log(record: &Record, privacy: &Privacy) {
             } => tracing::info!(%available, %currency, "account balance recovered"),
             JobNotice::AgentsChanged { added, removed } => {
                 tracing::info!(?added, ?removed, "agent list changed")
+            }
+            JobNotice::AgentsUnreachable { agents } => {
+                tracing::warn!(?agents, "agents cannot receive calls")
             }
             JobNotice::JobFailing {
                 job,

@@ -57,6 +57,9 @@ pub enum Record {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentCallKind {
     Started,
+    /// The call arrived parked: the agent's connection has call parking enabled, so their calls
+    /// hang until a Call Control command comes (said once per connection).
+    Parked,
     Answered {
         after_secs: u64,
     },
@@ -85,6 +88,8 @@ pub enum JobNotice {
         added: Vec<String>,
         removed: Vec<String>,
     },
+    /// Agents left out because they cannot receive calls: (name, why). Said once per agent.
+    AgentsUnreachable { agents: Vec<(String, String)> },
     /// A job failed `failures` times in a row.
     JobFailing {
         job: &'static str,

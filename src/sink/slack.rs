@@ -298,6 +298,14 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                     ":outbox_tray: Outbound call",
                     format!("*{agent}* is calling *{to}*."),
                 ),
+                AgentCallKind::Parked => (
+                    ":warning: Agent's calls are parked",
+                    format!(
+                        "*{agent}*'s outgoing calls arrive parked: call parking is enabled on \
+                         their SIP connection, so their calls wait in ringback for a command that \
+                         never comes. Disable call parking on the connection."
+                    ),
+                ),
                 AgentCallKind::Answered { after_secs } => (
                     ":white_check_mark: Outbound call answered",
                     format!("*{to}* answered *{agent}* after {}.", duration(*after_secs)),
@@ -369,6 +377,14 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                     }
                     (":busts_in_silhouette: Agent list changed", lines.join("\n"))
                 }
+                JobNotice::AgentsUnreachable { agents } => (
+                    ":no_bell: Agents cannot receive calls",
+                    agents
+                        .iter()
+                        .map(|(name, why)| format!("*{}* cannot receive calls: {}.", escape(name), escape(why)))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
                 JobNotice::JobFailing {
                     job,
                     failures,
@@ -437,6 +453,22 @@ mod tests {
             MAX_HEADER
         );
         assert_eq!(cut("short", MAX_HEADER), "short");
+    }
+
+    #[test]
+    fn unreachable_agents_are_named_with_the_reason() {
+        let n = Record::Job {
+            at: 0,
+            kind: JobNotice::AgentsUnreachable {
+                agents: vec![("Ada <x>".into(), "SIP URI calling is disabled".into())],
+            },
+        };
+        let m = message(&n, &Privacy::default(), &Style::default()).expect("a message");
+        let body = m["blocks"][1]["text"]["text"].as_str().expect("body");
+        assert_eq!(
+            body,
+            "*Ada &lt;x&gt;* cannot receive calls: SIP URI calling is disabled."
+        );
     }
 
     #[test]

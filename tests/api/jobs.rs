@@ -127,7 +127,8 @@ async fn three_pages_of_connections_become_one_agent_list() {
     let roster = Agents::default();
     let change = refresh_agents(&client(&api), &roster, &main(), &source())
         .await
-        .expect("refresh");
+        .expect("refresh")
+        .change;
     let sip = |u: &str| format!("sip:{u}@sip.telnyx.com");
     assert_eq!(
         names(&roster),
@@ -148,7 +149,8 @@ async fn three_pages_of_connections_become_one_agent_list() {
     // The same list again changes nothing.
     let again = refresh_agents(&client(&api), &roster, &main(), &source())
         .await
-        .expect("refresh");
+        .expect("refresh")
+        .change;
     assert_eq!(again, None);
 }
 
@@ -391,4 +393,66 @@ async fn a_server_with_an_api_key_rings_the_agents_from_the_api() {
         ],
         "the static demo agents are not rung"
     );
+}
+
+#[tokio::test]
+async fn agents_who_cannot_receive_calls_are_left_out_and_said_once() {
+    let api = MockServer::start().await;
+    let with_inbound = |id: &str, user: &str, name: &str, pref: &str| {
+        let mut c = connection(id, Some(user), name, true, PROFILE);
+        c["inbound"] = json!({"sip_uri_calling_preference": pref});
+        c
+    };
+    let data = vec![
+        with_inbound("2001", "ada", "Ada Lovelace", "unrestricted"),
+        with_inbound("2002", "grace", "Grace Hopper", "disabled"),
+        with_inbound("2003", "9lives", "Nine Lives", "unrestricted"),
+        connection("2004", Some("alan"), "Alan Turing", true, PROFILE),
+    ];
+    Mock::given(method("GET"))
+        .and(path("/v2/credential_connections"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(1, 1, data)))
+        .mount(&api)
+        .await;
+    let settings = telnyx_settings(&api);
+    let roster = Arc::new(Agents::default());
+    let collector = Arc::new(Collector::default());
+    let cx = JobContext {
+        agents: roster.clone(),
+        line: main(),
+        sinks: Sinks::new(vec![collector.clone()]),
+        clock: Arc::new(ManualClock::at(T0)),
+        lease: Arc::new(Lease::solo()),
+    };
+    let key = settings.telnyx.api_key.clone().expect("api key set");
+    let jobs = Jobs::new(&settings, key, cx, &mut Registry::default());
+    jobs.run_agents_refresh().await;
+    jobs.run_agents_refresh().await;
+    let rung: Vec<String> = roster
+        .all(&main())
+        .iter()
+        .map(|a| a.name.to_string())
+        .collect();
+    assert_eq!(
+        rung,
+        ["Ada Lovelace", "Alan Turing"],
+        "a connection that does not say is rung"
+    );
+    let said: Vec<JobNotice> = collector
+        .take()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Job { kind, .. } => Some(kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said.len(), 1, "said once, not at every refresh: {said:?}");
+    let JobNotice::AgentsUnreachable { agents } = &said[0] else {
+        panic!("{said:?}");
+    };
+    assert_eq!(agents.len(), 2);
+    assert_eq!(agents[0].0, "Grace Hopper");
+    assert!(agents[0].1.contains("SIP URI calling is disabled"));
+    assert_eq!(agents[1].0, "Nine Lives");
+    assert!(agents[1].1.contains("starts with a digit"));
 }

@@ -264,3 +264,44 @@ async fn malformed_events_get_a_clear_400() {
         assert!(text.starts_with(message), "{body}: {text}");
     }
 }
+
+#[tokio::test]
+async fn calls_that_arrive_parked_are_flagged_once_per_connection() {
+    let (app, slack) = spawn_with_agents().await;
+    for (id, call) in [("ev-p1", "v3:parked-1"), ("ev-p2", "v3:parked-2")] {
+        let parked = event(
+            id,
+            "call.initiated",
+            "2026-11-21T12:00:00.000000Z",
+            payload(json!({"direction": "outgoing", "state": "parked", "call_control_id": call})),
+        );
+        assert_eq!(post_event(&app, &parked).await, StatusCode::OK);
+    }
+    // Two calls started (each reported), one warning for Ada's connection.
+    let messages = wait_for_messages(&slack, 3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let messages = if messages.len() < 3 {
+        wait_for_messages(&slack, 3).await
+    } else {
+        messages
+    };
+    let headers: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| m["blocks"][0]["text"]["text"].as_str())
+        .collect();
+    let warnings = headers.iter().filter(|h| h.contains("parked")).count();
+    assert_eq!(warnings, 1, "{headers:?}");
+    let warning = messages
+        .iter()
+        .find(|m| {
+            m["blocks"][0]["text"]["text"]
+                .as_str()
+                .is_some_and(|h| h.contains("parked"))
+        })
+        .expect("warning");
+    let body = warning["blocks"][1]["text"]["text"].as_str().expect("body");
+    assert!(
+        body.contains("*Ada Lovelace*") && body.contains("Disable call parking"),
+        "{body}"
+    );
+}
