@@ -208,6 +208,28 @@ impl TestApp {
             .await
     }
 
+    /// The Dial action of group `group` of `round` (a round of several `<Dial>`s, under Twilio).
+    pub async fn dial_action_group(
+        &self,
+        sid: &str,
+        round: u8,
+        group: u8,
+        status: &str,
+    ) -> Received {
+        let form = [
+            ("AccountSid", "ACtest"),
+            ("CallSid", sid),
+            ("From", "+12025550142"),
+            ("To", "+18005550100"),
+            ("DialCallStatus", status),
+        ];
+        let path = match group {
+            0 => format!("/texml/dial?round={round}"),
+            g => format!("/texml/dial?round={round}&group={g}"),
+        };
+        self.post_form(&path, &form).await
+    }
+
     /// A status callback for a dialled leg.
     pub async fn leg(
         &self,

@@ -9,6 +9,7 @@ mod helpers;
 mod jobs;
 mod outbound;
 mod outcomes;
+mod providers;
 mod replicas;
 mod security;
 mod shutdown;
