@@ -102,6 +102,25 @@ async fn mount_three_pages(api: &MockServer) {
     }
 }
 
+/// The jobs of `settings`, with an empty roster and a collector as their only sink.
+fn jobs_for(settings: &Settings) -> (Jobs, Arc<Agents>, Arc<Collector>) {
+    let roster = Arc::new(Agents::default());
+    let collector = Arc::new(Collector::default());
+    let cx = JobContext {
+        agents: roster.clone(),
+        line: main(),
+        sinks: Sinks::new(vec![collector.clone()]),
+        clock: Arc::new(ManualClock::at(T0)),
+        lease: Arc::new(Lease::solo()),
+    };
+    let key = settings.telnyx.api_key.clone().expect("api key set");
+    (
+        Jobs::new(settings, key, cx, &mut Registry::default()),
+        roster,
+        collector,
+    )
+}
+
 fn main() -> LineId {
     LineId::main()
 }
@@ -301,17 +320,7 @@ async fn the_jobs_announce_changes_and_repeated_failures() {
     let api = MockServer::start().await;
     mount_three_pages(&api).await;
     let settings = telnyx_settings(&api);
-    let roster = Arc::new(Agents::default());
-    let collector = Arc::new(Collector::default());
-    let cx = JobContext {
-        agents: roster.clone(),
-        line: main(),
-        sinks: Sinks::new(vec![collector.clone()]),
-        clock: Arc::new(ManualClock::at(T0)),
-        lease: Arc::new(Lease::solo()),
-    };
-    let key = settings.telnyx.api_key.clone().expect("api key set");
-    let jobs = Jobs::new(&settings, key, cx, &mut Registry::default());
+    let (jobs, roster, collector) = jobs_for(&settings);
     // The first load is logged, not announced.
     jobs.run_agents_refresh().await;
     assert_eq!(roster.all(&main()).len(), 4);
@@ -415,17 +424,7 @@ async fn agents_who_cannot_receive_calls_are_left_out_and_said_once() {
         .mount(&api)
         .await;
     let settings = telnyx_settings(&api);
-    let roster = Arc::new(Agents::default());
-    let collector = Arc::new(Collector::default());
-    let cx = JobContext {
-        agents: roster.clone(),
-        line: main(),
-        sinks: Sinks::new(vec![collector.clone()]),
-        clock: Arc::new(ManualClock::at(T0)),
-        lease: Arc::new(Lease::solo()),
-    };
-    let key = settings.telnyx.api_key.clone().expect("api key set");
-    let jobs = Jobs::new(&settings, key, cx, &mut Registry::default());
+    let (jobs, roster, collector) = jobs_for(&settings);
     jobs.run_agents_refresh().await;
     jobs.run_agents_refresh().await;
     let rung: Vec<String> = roster
