@@ -15,6 +15,7 @@ pub mod event;
 pub mod fact;
 pub mod policy;
 pub mod redis_store;
+pub mod schedule;
 pub mod state;
 pub mod store;
 pub mod transition;
