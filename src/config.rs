@@ -43,6 +43,10 @@ pub struct Settings {
     pub balance: BalanceSettings,
     /// The statically configured agents (rung when no Telnyx API key is set).
     pub agents: Vec<Agent>,
+    /// The lines; empty: one implicit line answering every number with every agent.
+    pub lines: Vec<LineSettings>,
+    /// Opening hours by name.
+    pub schedules: std::collections::HashMap<String, crate::call::schedule::Schedule>,
 }
 
 /// A configuration that cannot be used. Its message names the key and says why.
@@ -634,6 +638,8 @@ impl Check for BalanceSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AgentSettings {
+    /// How lines name this agent (default: from the name, `Ada Lovelace` → `ada-lovelace`).
+    id: Option<String>,
     name: String,
     sip: Option<String>,
     number: Option<String>,
@@ -648,6 +654,17 @@ impl AgentSettings {
             _ => return Err("needs exactly one of `sip` or `number`".into()),
         };
         let mut agent = Agent::new(&self.name, endpoint).map_err(|e| format!("name: {e}"))?;
+        if let Some(id) = self.id.as_deref().map(str::trim) {
+            let ok = !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok {
+                return Err("id: must be letters, digits, - _ or . (at most 64)".into());
+            }
+            agent = agent.with_id(id);
+        }
         agent.connection_id = self
             .connection_id
             .as_deref()
@@ -655,6 +672,232 @@ impl AgentSettings {
             .filter(|c| !c.is_empty())
             .map(Box::from);
         Ok(agent)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// lines and schedules
+
+/// What a line does with a call outside its hours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterHoursAction {
+    /// The after-hours prompt, then a voicemail.
+    #[default]
+    Voicemail,
+    /// The after-hours prompt, then ring `after_hours_forward` once, then a voicemail.
+    Forward,
+    /// The after-hours prompt, then hang up.
+    Message,
+    /// Refuse the call before answering it (`<Reject>`): not answered, not charged.
+    Reject,
+}
+
+/// One `[[lines]]` entry as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLine {
+    id: String,
+    numbers: Vec<String>,
+    name: Option<String>,
+    agents: Option<Vec<String>>,
+    schedule: Option<String>,
+    #[serde(default)]
+    after_hours: AfterHoursAction,
+    #[serde(default)]
+    after_hours_forward: Vec<String>,
+}
+
+/// A line: the numbers it answers, who answers, when.
+#[derive(Debug, Clone)]
+pub struct LineSettings {
+    pub id: crate::domain::LineId,
+    /// The called numbers (`To`) this line answers, as configured.
+    pub numbers: Vec<String>,
+    /// What people see (Slack, logs); the id when not given.
+    pub name: String,
+    /// Agent ids; `None`: every agent.
+    pub agents: Option<Vec<String>>,
+    /// The schedule's name in `[schedules]`; `None`: always open.
+    pub schedule: Option<String>,
+    pub after_hours: AfterHoursAction,
+    /// Rung with `after_hours = "forward"`.
+    pub after_hours_forward: Vec<Agent>,
+}
+
+impl RawLine {
+    fn parse(self, key: &str, p: &mut Problems) -> Option<LineSettings> {
+        let ok_id = !self.id.is_empty()
+            && self.id.len() <= 64
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+        p.check(
+            ok_id,
+            &format!("{key}.id"),
+            "must be letters, digits, - or _ (at most 64)",
+        );
+        p.check(
+            !self.numbers.is_empty(),
+            &format!("{key}.numbers"),
+            "must list at least one called number",
+        );
+        let mut forward = Vec::new();
+        for (i, target) in self.after_hours_forward.iter().enumerate() {
+            let endpoint = if target.trim().starts_with("sip") {
+                Endpoint::sip(target)
+            } else {
+                Endpoint::number(target)
+            };
+            match endpoint {
+                Ok(e) => forward.extend(Agent::new(&format!("after hours {}", i + 1), e).ok()),
+                Err(e) => p.check(
+                    false,
+                    &format!("{key}.after_hours_forward[{i}]"),
+                    &e.to_string(),
+                ),
+            }
+        }
+        p.check(
+            self.after_hours != AfterHoursAction::Forward || !forward.is_empty(),
+            &format!("{key}.after_hours_forward"),
+            "must list the numbers to ring when after_hours = \"forward\"",
+        );
+        ok_id.then(|| LineSettings {
+            id: crate::domain::LineId::new(&self.id),
+            name: self
+                .name
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| self.id.clone()),
+            numbers: self.numbers,
+            agents: self.agents,
+            schedule: self.schedule,
+            after_hours: self.after_hours,
+            after_hours_forward: forward,
+        })
+    }
+}
+
+/// One opening range as written: `{ days = ["mon", …], from = "09:00", to = "17:00" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHours {
+    days: Vec<String>,
+    from: String,
+    to: String,
+}
+
+/// One closed day as written: `{ date = "2026-12-25" }` or `{ yearly = "07-04" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClosed {
+    date: Option<String>,
+    yearly: Option<String>,
+}
+
+/// One `[schedules.NAME]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    time_zone: String,
+    #[serde(default)]
+    open: Vec<RawHours>,
+    #[serde(default)]
+    closed: Vec<RawClosed>,
+}
+
+impl RawSchedule {
+    fn parse(&self, key: &str, p: &mut Problems) -> Option<crate::call::schedule::Schedule> {
+        use crate::call::schedule::{day_index, minutes, ClosedDay, Hours, Schedule};
+        let mut open = Vec::new();
+        for (i, h) in self.open.iter().enumerate() {
+            let k = format!("{key}.open[{i}]");
+            let mut days = [false; 7];
+            for d in &h.days {
+                match day_index(d) {
+                    Ok(n) => days[n] = true,
+                    Err(e) => p.check(false, &format!("{k}.days"), &e.to_string()),
+                }
+            }
+            let from = p.take(minutes(&h.from), &format!("{k}.from"), |e| e.to_string());
+            let to = p.take(minutes(&h.to), &format!("{k}.to"), |e| e.to_string());
+            if let (Some(from), Some(to)) = (from, to) {
+                p.check(from < 1440, &format!("{k}.from"), "must be before 24:00");
+                open.push(Hours { days, from, to });
+            }
+        }
+        let mut closed = Vec::new();
+        for (i, c) in self.closed.iter().enumerate() {
+            let k = format!("{key}.closed[{i}]");
+            let day = match (&c.date, &c.yearly) {
+                (Some(d), None) => ClosedDay::date(d),
+                (None, Some(y)) => ClosedDay::yearly(y),
+                _ => {
+                    p.check(
+                        false,
+                        &k,
+                        "needs exactly one of `date` (YYYY-MM-DD) or `yearly` (MM-DD)",
+                    );
+                    continue;
+                }
+            };
+            closed.extend(p.take(day, &k, |e| e.to_string()));
+        }
+        p.take(
+            Schedule::new(&self.time_zone, open, closed),
+            &format!("{key}.time_zone"),
+            |e| e.to_string(),
+        )
+    }
+}
+
+/// Checks that lines name what exists: schedules, agents (when they are known at start), and
+/// that no number belongs to two lines.
+fn check_lines(
+    lines: &[LineSettings],
+    schedules: &std::collections::HashMap<String, crate::call::schedule::Schedule>,
+    agents: Option<&[Agent]>,
+    p: &mut Problems,
+) {
+    let mut ids = std::collections::HashSet::new();
+    let mut numbers = std::collections::HashMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let key = format!("lines[{i}]");
+        p.check(
+            ids.insert(line.id.clone()),
+            &format!("{key}.id"),
+            "is used by another line",
+        );
+        for n in &line.numbers {
+            let digits: String = n.chars().filter(char::is_ascii_alphanumeric).collect();
+            if let Some(other) = numbers.insert(digits, line.id.clone()) {
+                p.check(
+                    false,
+                    &format!("{key}.numbers"),
+                    &format!("{n} is already line `{other}`'s"),
+                );
+            }
+        }
+        if let Some(name) = &line.schedule {
+            p.check(
+                schedules.contains_key(name),
+                &format!("{key}.schedule"),
+                &format!("`{name}` is not in [schedules]"),
+            );
+        }
+        if let (Some(wanted), Some(agents)) = (&line.agents, agents) {
+            for id in wanted {
+                p.check(
+                    agents.iter().any(|a| &*a.id == id.as_str()),
+                    &format!("{key}.agents"),
+                    &format!(
+                        "`{id}` is not an agent id (agents: {})",
+                        agents.iter().map(|a| &*a.id).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -683,6 +926,10 @@ struct RawSettings {
     balance: RawBalance,
     #[serde(default)]
     agents: Vec<AgentSettings>,
+    #[serde(default)]
+    lines: Vec<RawLine>,
+    #[serde(default)]
+    schedules: std::collections::HashMap<String, RawSchedule>,
 }
 
 impl RawSettings {
@@ -698,6 +945,18 @@ impl RawSettings {
                 agents.push(a);
             }
         }
+        let mut schedules = std::collections::HashMap::new();
+        for (name, raw) in &self.schedules {
+            if let Some(schedule) = raw.parse(&format!("schedules.{name}"), &mut p) {
+                schedules.insert(name.clone(), schedule);
+            }
+        }
+        let lines: Vec<LineSettings> = self
+            .lines
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.parse(&format!("lines[{i}]"), &mut p))
+            .collect();
         let slack = self.slack.parse();
         // Every section that parsed is checked now, so all problems are reported at once.
         let parsed: [Option<&dyn Check>; 4] = [
@@ -744,6 +1003,8 @@ impl RawSettings {
             jobs,
             balance,
             agents,
+            lines,
+            schedules,
         };
         settings.cross_section().check(&mut p);
         p.into_result(settings)
@@ -830,6 +1091,17 @@ impl Check for CrossSection<'_> {
             "security.mode",
             "enforce and log need telnyx.public_key or twilio.auth_token",
         );
+        // With agents from the API, their ids are known only once read.
+        let known = s.telnyx.api_key.is_none().then_some(s.agents.as_slice());
+        check_lines(&s.lines, &s.schedules, known, p);
+        let mut ids = std::collections::HashSet::new();
+        for a in &s.agents {
+            p.check(
+                ids.insert(&a.id),
+                "agents",
+                &format!("two agents have the id `{}`", a.id),
+            );
+        }
         p.check(
             !matches!(s.security.voice_mode, Mode::Enforce | Mode::Log) || can_verify,
             "security.voice_mode",

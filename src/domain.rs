@@ -184,6 +184,11 @@ impl LineId {
         LineId("main".into())
     }
 
+    /// A configured line's id (checked by the configuration).
+    pub fn new(id: &str) -> LineId {
+        LineId(id.into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -198,6 +203,10 @@ impl fmt::Display for LineId {
 /// Someone who answers calls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agent {
+    /// How lines name the agent: `id` in `[[agents]]` (by default the name, lowercased, with
+    /// dashes), or the SIP user name of an agent read from the provider.
+    #[serde(default)]
+    pub id: Box<str>,
     pub name: Box<str>,
     pub endpoint: Endpoint,
     /// The provider's id of the agent's SIP connection, which names them in the Call Control
@@ -206,12 +215,35 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// An agent whose id is derived from `name` (`Ada Lovelace` → `ada-lovelace`).
     pub fn new(name: &str, endpoint: Endpoint) -> Result<Agent, FieldError> {
+        let name = check_text(name)?;
         Ok(Agent {
-            name: check_text(name)?.into(),
+            id: Agent::id_from(name).into(),
+            name: name.into(),
             endpoint,
             connection_id: None,
         })
+    }
+
+    /// `Ada Lovelace` → `ada-lovelace`: lowercase letters and digits, runs of anything else as one
+    /// dash.
+    pub fn id_from(name: &str) -> String {
+        let mut id = String::with_capacity(name.len());
+        for c in name.trim().chars() {
+            if c.is_alphanumeric() {
+                id.extend(c.to_lowercase());
+            } else if !id.ends_with('-') && !id.is_empty() {
+                id.push('-');
+            }
+        }
+        id.trim_end_matches('-').to_owned()
+    }
+
+    /// The same agent, named `id` by lines.
+    pub fn with_id(mut self, id: &str) -> Agent {
+        self.id = id.trim().into();
+        self
     }
 }
 

@@ -18,7 +18,6 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use crate::agents::source::{refresh_agents, AgentSource};
 use crate::agents::Agents;
 use crate::config::Settings;
-use crate::domain::LineId;
 use crate::lease::Lease;
 use crate::provider::{ApiError, Balance, Telnyx};
 use crate::sink::{JobNotice, Record, Sinks};
@@ -159,8 +158,6 @@ impl FailureStreak {
 #[derive(Clone)]
 pub struct JobContext {
     pub agents: Arc<Agents>,
-    /// The line the provider's agents answer.
-    pub line: LineId,
     pub sinks: Sinks,
     pub clock: Arc<dyn Clock>,
     /// Only the holder checks the balance (one alert, not one per replica).
@@ -231,7 +228,7 @@ impl Jobs {
     /// One run of the agents refresh, with its records.
     pub async fn run_agents_refresh(&self) {
         let cx = &self.cx;
-        let result = refresh_agents(&self.api, &cx.agents, &cx.line, &self.source).await;
+        let result = refresh_agents(&self.api, &cx.agents, &self.source).await;
         let first = result.is_ok() && !self.refreshed_once.swap(true, Ordering::Relaxed);
         let at = cx.clock.now_ms();
         if let Some(kind) = self.agents_failures.record(&result) {

@@ -17,10 +17,11 @@ use crate::agents::own_calls::OwnCalls;
 use crate::agents::shared::{AgentSync, SharedAgents};
 use crate::agents::Agents;
 use crate::audio::AudioDir;
-use crate::call::policy::DialLimits;
+use crate::call::policy::{called, AfterHours, DialLimits, LinePolicy};
 use crate::call::redis_store::{self, RedisStore};
+use crate::call::Targets;
 use crate::call::{CallStore, Expiry, MemoryStore, Policy, StoreError};
-use crate::config::{Backend, Provider, Settings};
+use crate::config::{AfterHoursAction, Backend, LineSettings, Provider, Settings};
 use crate::jobs::{JobContext, Jobs};
 use crate::lease::Lease;
 use crate::metrics::HttpMetrics;
@@ -141,7 +142,15 @@ impl Application {
             None => settings.agents.clone(),
         };
         let static_agents = agents.len();
-        let agents = Arc::new(Agents::new(policy.line.clone(), agents));
+        let members = match settings.lines.is_empty() {
+            true => vec![(policy.line.clone(), None)],
+            false => settings
+                .lines
+                .iter()
+                .map(|l| (l.id.clone(), l.agents.clone()))
+                .collect(),
+        };
+        let agents = Arc::new(Agents::for_lines(members, agents));
         agents.register(&mut registry);
 
         let sinks = crate::sink::build(&settings, overrides.sinks, &mut registry);
@@ -167,7 +176,6 @@ impl Application {
             Some(key) => {
                 let cx = JobContext {
                     agents: agents.clone(),
-                    line: policy.line.clone(),
                     sinks: sinks.clone(),
                     clock: clock.clone(),
                     lease: lease.clone(),
@@ -181,7 +189,6 @@ impl Application {
         let agent_sync = redis.map(|conn| AgentSync {
             shared: SharedAgents::new(conn, format!("{prefix}agents")),
             agents: agents.clone(),
-            line: policy.line.clone(),
             lease: lease.clone(),
             publishes: scheduler.is_some(),
             every: Duration::from_secs(settings.state.agents_sync_secs),
@@ -321,12 +328,41 @@ fn policy(settings: &Settings) -> Policy {
              them all at once"
         );
     }
+    let lines = settings
+        .lines
+        .iter()
+        .map(|l| line_policy(l, settings))
+        .collect();
     Policy {
         rounds: settings.dial.rounds,
         max_active_calls: settings.limits.max_active_calls,
         limits,
         ring_secs: settings.dial.ring_timeout_secs,
         ..Policy::default()
+    }
+    .with_lines(lines)
+}
+
+/// One configured line's rules.
+fn line_policy(line: &LineSettings, settings: &Settings) -> LinePolicy {
+    let after_hours = match line.after_hours {
+        AfterHoursAction::Voicemail => AfterHours::Voicemail,
+        AfterHoursAction::Message => AfterHours::Message,
+        AfterHoursAction::Reject => AfterHours::Reject,
+        AfterHoursAction::Forward => match Targets::new(line.after_hours_forward.clone().into()) {
+            Some(targets) => AfterHours::Forward(targets),
+            None => AfterHours::Voicemail,
+        },
+    };
+    LinePolicy {
+        id: line.id.clone(),
+        numbers: line.numbers.iter().map(|n| called(n)).collect(),
+        schedule: line
+            .schedule
+            .as_ref()
+            .and_then(|name| settings.schedules.get(name))
+            .map(|s| Arc::new(s.clone())),
+        after_hours,
     }
 }
 

@@ -33,7 +33,9 @@ fuzz_target!(|data: &[u8]| {
     let ada = Agent::new("Ada", Endpoint::sip("sip:ada@x.example").expect("sip")).expect("agent");
     let targets = Targets::new(Arc::from(vec![ada])).expect("one agent");
     let replies = [
-        Reply::Ring { round: 1, group: 0, targets, caller: caller.clone(), ring_secs: 20 },
+        Reply::Ring { round: 1, group: 0, targets, caller: caller.clone(), ring_secs: 20, after_hours: false },
+        Reply::Closed,
+        Reply::Reject,
         Reply::Voicemail { intro: Intro::Apology },
         Reply::AfterCall,
         Reply::Goodbye,

@@ -34,6 +34,10 @@ struct Line {
 
 #[derive(Default)]
 struct Inner {
+    /// Every agent, whatever their line.
+    everyone: Arc<[Agent]>,
+    /// Who answers each line: agent ids, or `None` for everyone.
+    members: Vec<(LineId, Option<Vec<Box<str>>>)>,
     lines: HashMap<LineId, Line>,
     /// Agents' own calls in progress: call id → the agent's connection id. An agent busy on one
     /// line is busy on every line.
@@ -41,6 +45,24 @@ struct Inner {
 }
 
 impl Inner {
+    /// Each line's list from everyone, in the order of `everyone`.
+    fn distribute(&mut self) {
+        for (line, members) in &self.members {
+            let all: Arc<[Agent]> = match members {
+                None => self.everyone.clone(),
+                Some(ids) => self
+                    .everyone
+                    .iter()
+                    .filter(|a| ids.iter().any(|id| **id == *a.id))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .into(),
+            };
+            self.lines.entry(line.clone()).or_default().all = all;
+        }
+        self.recompute();
+    }
+
     fn recompute(&mut self) {
         let busy: HashSet<&str> = self.busy.values().map(|c| &**c).collect();
         for line in self.lines.values_mut() {
@@ -69,11 +91,40 @@ pub struct Agents {
 }
 
 impl Agents {
-    /// `agents` on `line`.
+    /// `agents` on `line`, alone.
     pub fn new(line: LineId, agents: Vec<Agent>) -> Agents {
+        Agents::for_lines(vec![(line, None)], agents)
+    }
+
+    /// `agents`, shared out between `lines`: each names its agents' ids (`None`: everyone).
+    pub fn for_lines(lines: Vec<(LineId, Option<Vec<String>>)>, agents: Vec<Agent>) -> Agents {
         let roster = Agents::default();
-        roster.replace(&line, agents);
+        roster.write(|i| {
+            i.members = lines
+                .into_iter()
+                .map(|(line, ids)| {
+                    (
+                        line,
+                        ids.map(|ids| ids.iter().map(|id| id.as_str().into()).collect()),
+                    )
+                })
+                .collect();
+        });
+        roster.replace_all(agents);
         roster
+    }
+
+    /// Every agent, whatever their line.
+    pub fn everyone(&self) -> Arc<[Agent]> {
+        self.read(|i| i.everyone.clone())
+    }
+
+    /// Replaces every agent at once; each line gets its own from them.
+    pub fn replace_all(&self, agents: Vec<Agent>) {
+        self.write(|i| {
+            i.everyone = agents.into();
+            i.distribute();
+        });
     }
 
     fn read<T>(&self, f: impl FnOnce(&Inner) -> T) -> T {
@@ -100,20 +151,11 @@ impl Agents {
         self.read(|i| i.lines.get(line).map(|l| l.all.clone()).unwrap_or_default())
     }
 
-    /// Replaces `line`'s whole list at once.
-    pub fn replace(&self, line: &LineId, agents: Vec<Agent>) {
-        self.write(|i| {
-            i.lines.entry(line.clone()).or_default().all = agents.into();
-            i.recompute();
-        });
-    }
-
     /// The agent whose SIP connection has this id, on any line.
     pub fn by_connection(&self, connection_id: &str) -> Option<Agent> {
         self.read(|i| {
-            i.lines
-                .values()
-                .flat_map(|l| l.all.iter())
+            i.everyone
+                .iter()
                 .find(|a| a.connection_id.as_deref() == Some(connection_id))
                 .cloned()
         })
@@ -136,15 +178,16 @@ impl Agents {
         });
     }
 
-    /// (known, available) over every line.
+    /// (known, available): every agent, and those not busy.
     fn counts(&self) -> (usize, usize) {
         self.read(|i| {
-            i.lines.values().fold((0, 0), |(k, a), l| {
-                (
-                    k + l.all.len(),
-                    a + l.available.as_ref().map_or(0, |t| t.len()),
-                )
-            })
+            let busy: HashSet<&str> = i.busy.values().map(|c| &**c).collect();
+            let free = i
+                .everyone
+                .iter()
+                .filter(|a| a.connection_id.as_deref().is_none_or(|c| !busy.contains(c)))
+                .count();
+            (i.everyone.len(), free)
         })
     }
 
@@ -211,6 +254,33 @@ mod tests {
         // A list handed out earlier is untouched by later changes.
         assert_eq!(before.len(), 2);
         assert_eq!(agents.counts(), (2, 2));
+    }
+
+    #[test]
+    fn each_line_rings_its_own_agents() {
+        let (support, hotline) = (LineId::new("support"), LineId::new("hotline"));
+        let lines = vec![
+            (support.clone(), Some(vec!["ada".into(), "bob".into()])),
+            (hotline.clone(), Some(vec!["bob".into()])),
+        ];
+        let agents = Agents::for_lines(lines, vec![agent("ada", "c1"), agent("bob", "c2")]);
+        let names = |l: &LineId| {
+            agents
+                .all(l)
+                .iter()
+                .map(|a| a.name.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&support), ["ada", "bob"]);
+        assert_eq!(names(&hotline), ["bob"]);
+        // Busy on one line is busy on every line.
+        agents.set_busy("call-1", "c2");
+        assert_eq!(agents.available(&hotline), None);
+        assert_eq!(agents.available(&support).map(|t| t.len()), Some(1));
+        // A new list is shared out again.
+        agents.replace_all(vec![agent("bob", "c2")]);
+        assert_eq!(names(&support), ["bob"]);
+        assert_eq!(agents.counts(), (1, 0));
     }
 
     #[test]

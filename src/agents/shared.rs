@@ -10,7 +10,7 @@ use redis::AsyncCommands;
 use super::Agents;
 use crate::call::redis_store::bounded;
 use crate::call::StoreError;
-use crate::domain::{Agent, LineId};
+use crate::domain::Agent;
 use crate::lease::Lease;
 
 /// Why the shared list could not be read or written.
@@ -32,7 +32,6 @@ pub struct SharedAgents {
 pub struct AgentSync {
     pub shared: SharedAgents,
     pub agents: Arc<Agents>,
-    pub line: LineId,
     pub lease: Arc<Lease>,
     /// Whether this replica's list comes from the provider (then the lease holder publishes it).
     pub publishes: bool,
@@ -67,7 +66,6 @@ impl AgentSync {
         let AgentSync {
             shared: this,
             agents,
-            line,
             lease,
             publishes,
             every,
@@ -75,7 +73,7 @@ impl AgentSync {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            let local = agents.all(&line);
+            let local = agents.everyone();
             let shared = match this.fetch().await {
                 Ok(shared) => shared,
                 Err(e) => {
@@ -96,7 +94,7 @@ impl AgentSync {
                     agents = list.len(),
                     "agent list updated from the shared one"
                 );
-                agents.replace(&line, list);
+                agents.replace_all(list);
             }
         }
     }

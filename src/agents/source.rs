@@ -2,7 +2,7 @@
 //! connections, each an agent's SIP account.
 
 use super::Agents;
-use crate::domain::{Agent, Endpoint, LineId};
+use crate::domain::{Agent, Endpoint};
 use crate::provider::{ApiError, CredentialConnection, Telnyx};
 use crate::sink::JobNotice;
 
@@ -69,7 +69,7 @@ pub fn agents_from(connections: &[CredentialConnection], source: &AgentSource) -
         let agent = c.user_name.as_deref().and_then(|user| {
             let endpoint = Endpoint::sip(&format!("sip:{user}@{}", source.sip_domain)).ok()?;
             let name = c.connection_name.as_deref().unwrap_or(user);
-            let mut agent = Agent::new(name, endpoint).ok()?;
+            let mut agent = Agent::new(name, endpoint).ok()?.with_id(user);
             agent.connection_id = Some(c.id.as_str().into());
             Some(agent)
         });
@@ -104,7 +104,6 @@ pub struct Refresh {
 pub async fn refresh_agents(
     api: &Telnyx,
     agents_now: &Agents,
-    line: &LineId,
     source: &AgentSource,
 ) -> Result<Refresh, ApiError> {
     let connections = api.credential_connections().await?;
@@ -122,7 +121,7 @@ pub async fn refresh_agents(
             "credential connections without a usable SIP user name were left out"
         );
     }
-    let old = agents_now.all(line);
+    let old = agents_now.everyone();
     let label = |a: &Agent| a.name.to_string();
     let added: Vec<String> = agents
         .iter()
@@ -142,7 +141,7 @@ pub async fn refresh_agents(
     let change = if added.is_empty() && removed.is_empty() {
         None
     } else {
-        agents_now.replace(line, agents);
+        agents_now.replace_all(agents);
         Some(JobNotice::AgentsChanged { added, removed })
     };
     Ok(Refresh {

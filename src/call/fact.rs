@@ -39,6 +39,9 @@ pub enum FactKind {
     Settled { outcome: Outcome },
     /// A new call was turned away: `live_calls` were already held, the most allowed.
     Refused { live_calls: usize },
+    /// A call came in while its line was closed; `action` is what it got (voicemail, forward,
+    /// message, reject).
+    AfterHours { action: &'static str },
 }
 
 impl FactKind {
@@ -52,6 +55,7 @@ impl FactKind {
             FactKind::Ended { .. } => 4,
             FactKind::Settled { .. } => 5,
             FactKind::Refused { .. } => 6,
+            FactKind::AfterHours { .. } => 7,
         }
     }
 

@@ -6,7 +6,64 @@ use std::sync::Arc;
 use crate::domain::{Agent, Endpoint, LineId, Party};
 
 use super::event::Event;
+use super::schedule::Schedule;
 use super::state::Targets;
+
+/// What a line does with a call outside its hours.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterHours {
+    /// The after-hours prompt, then a voicemail.
+    Voicemail,
+    /// The after-hours prompt, then ring these once, then a voicemail.
+    Forward(Targets),
+    /// The after-hours prompt, then hang up.
+    Message,
+    /// Refuse before answering (`<Reject>`).
+    Reject,
+}
+
+impl AfterHours {
+    /// The action's name in logs and messages.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AfterHours::Voicemail => "voicemail",
+            AfterHours::Forward(_) => "forward",
+            AfterHours::Message => "message",
+            AfterHours::Reject => "reject",
+        }
+    }
+}
+
+/// One line's rules.
+#[derive(Debug, Clone)]
+pub struct LinePolicy {
+    pub id: LineId,
+    /// The called numbers it answers, as [`called`] keys.
+    pub numbers: Vec<String>,
+    /// `None`: always open.
+    pub schedule: Option<Arc<Schedule>>,
+    pub after_hours: AfterHours,
+}
+
+impl PartialEq for LinePolicy {
+    fn eq(&self, other: &LinePolicy) -> bool {
+        self.id == other.id
+    }
+}
+
+/// A called number as a line matches it: a phone number by its digits (`+1 (800) 555-0100` is
+/// `18005550100`), a SIP address by its `user@host`, lowercased.
+pub fn called(to: &str) -> String {
+    let to = to.trim();
+    if to.starts_with('+') || to.starts_with(|c: char| c.is_ascii_digit()) {
+        return to.chars().filter(char::is_ascii_digit).collect();
+    }
+    let rest = to
+        .strip_prefix("sip:")
+        .or_else(|| to.strip_prefix("sips:"))
+        .unwrap_or(to);
+    rest.split(';').next().unwrap_or(rest).to_ascii_lowercase()
+}
 
 /// What one `<Dial>` may hold, by provider. Telnyx rings any number of `<Sip>` and `<Number>`
 /// nouns at once; Twilio takes at most ten `<Number>`s per `<Dial>` and, unless the account has
@@ -69,8 +126,10 @@ pub struct Policy {
     pub rounds: u8,
     /// Live calls held at most; a new call past it hears the `unavailable` prompt.
     pub max_active_calls: usize,
-    /// The line every number belongs to (one line until lines are configured).
+    /// The line of a number no line lists (the first configured line, or the implicit one).
     pub line: LineId,
+    /// The configured lines; empty: one implicit line, always open.
+    pub lines: Arc<[LinePolicy]>,
     /// What one `<Dial>` may hold (the provider's limits).
     pub limits: DialLimits,
     /// How long one round rings, in seconds: split between its `<Dial>`s when a round needs
@@ -86,6 +145,7 @@ impl Default for Policy {
             rounds: 2,
             max_active_calls: 10_000,
             line: LineId::main(),
+            lines: Arc::from(Vec::new()),
             limits: DialLimits::default(),
             ring_secs: 20,
         }
@@ -118,8 +178,28 @@ impl Policy {
     }
 
     /// The line a call to `to` is on.
-    pub fn line_for(&self, _to: &Party) -> LineId {
-        self.line.clone()
+    pub fn line_for(&self, to: &Party) -> LineId {
+        let key = called(to.as_str());
+        self.lines
+            .iter()
+            .find(|l| l.numbers.contains(&key))
+            .map_or_else(|| self.line.clone(), |l| l.id.clone())
+    }
+
+    /// A configured line's rules.
+    pub fn line_policy(&self, id: &LineId) -> Option<&LinePolicy> {
+        self.lines.iter().find(|l| &l.id == id)
+    }
+
+    pub fn with_lines(self, lines: Vec<LinePolicy>) -> Policy {
+        let line = lines
+            .first()
+            .map_or_else(|| self.line.clone(), |l| l.id.clone());
+        Policy {
+            line,
+            lines: lines.into(),
+            ..self
+        }
     }
 
     /// The line of a call the store does not hold yet, from the event that would create it.

@@ -79,6 +79,9 @@ pub struct Call {
     pub emitted: Emitted,
     /// URL of the conversation's recording, when the provider reported one.
     pub recording: Option<Box<str>>,
+    /// It came in outside its line's hours (forwarded calls ring once, then voicemail).
+    #[serde(default)]
+    pub after_hours: bool,
 }
 
 /// Where the call is.
@@ -109,6 +112,9 @@ pub enum Phase {
         recorded: bool,
         message: Option<Message>,
     },
+    /// After hours, with `after_hours = "message"`: the caller hears the after-hours prompt, then
+    /// the call hangs up.
+    Closing,
     /// The caller's call is over. Kept for a grace period so late callbacks still find it.
     /// `settled` is false while a late voicemail recording may still change the outcome.
     Ended {
@@ -148,6 +154,8 @@ pub enum Outcome {
     Missed,
     /// The caller hung up after waiting this long, before anyone answered.
     Abandoned { waited_secs: u64 },
+    /// The line was closed: the caller heard the after-hours message, or was rejected.
+    Closed,
 }
 
 impl Outcome {
@@ -158,6 +166,7 @@ impl Outcome {
             Outcome::Voicemail(_) => "voicemail",
             Outcome::Missed => "missed",
             Outcome::Abandoned { .. } => "abandoned",
+            Outcome::Closed => "closed",
         }
     }
 }
@@ -172,6 +181,8 @@ pub enum Intro {
     PromptOnly,
     /// An apology: Switchboard lost track of the call and recovers by taking a message.
     Apology,
+    /// The after-hours prompt: the line is closed.
+    AfterHours,
 }
 
 /// One dialled leg (an agent's phone ringing).
@@ -230,6 +241,8 @@ pub enum Reply {
         targets: Targets,
         caller: Party,
         ring_secs: u32,
+        /// Forwarded after hours: the after-hours prompt opens the round instead of the greeting.
+        after_hours: bool,
     },
     /// `intro`, the voicemail prompt, `<Record>`, goodbye, hang up.
     Voicemail { intro: Intro },
@@ -241,6 +254,10 @@ pub enum Reply {
     Hangup,
     /// Too many calls at once: ask the caller to call back later, hang up.
     Unavailable,
+    /// The line is closed: the after-hours prompt, hang up.
+    Closed,
+    /// Refuse the call before answering it.
+    Reject,
 }
 
 impl Call {
@@ -262,6 +279,7 @@ impl Call {
             legs: Vec::new(),
             emitted: Emitted::default(),
             recording: None,
+            after_hours: false,
         }
     }
 
@@ -301,6 +319,7 @@ impl Call {
                 targets: ringing.clone(),
                 caller: self.from.clone(),
                 ring_secs: *ring_secs,
+                after_hours: self.after_hours,
             },
             Phase::WrapUp { .. } => Reply::AfterCall,
             Phase::Voicemail {
@@ -309,6 +328,7 @@ impl Call {
                 ..
             } => Reply::Voicemail { intro: *intro },
             Phase::Voicemail { recorded: true, .. } => Reply::Goodbye,
+            Phase::Closing => Reply::Closed,
             Phase::Ended { .. } => Reply::Hangup,
         }
     }

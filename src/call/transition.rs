@@ -10,7 +10,7 @@ use crate::time::{secs_between, Millis};
 
 use super::event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
 use super::fact::{Fact, FactKind, Ignored, MissReason};
-use super::policy::{Policy, Snapshot};
+use super::policy::{AfterHours, Policy, Snapshot};
 use super::state::{Call, Intro, Leg, LegStep, Message, Outcome, Phase, Pickup, Reply, Targets};
 
 /// At most this many legs are remembered per call (agents × rounds in practice); more are
@@ -154,8 +154,13 @@ pub fn transition(
         (Event::Expired, Some(call)) => expired(call),
         (_, None) => Change::ignored(Ignored::UnknownCall),
     };
+    let rejected = change
+        .facts
+        .iter()
+        .any(|f| f.kind == FactKind::AfterHours { action: "reject" });
     let reply = match change.next.as_ref().or(call) {
         Some(call) => call.reply(),
+        None if rejected => Reply::Reject,
         None => unknown_call_reply(event),
     };
     Step {
@@ -205,6 +210,13 @@ fn new_call(
         };
     }
     let mut facts = Vec::new();
+    // The line's hours are read once, when the call arrives; a call in progress keeps its path.
+    let closed = policy
+        .line_policy(&line)
+        .filter(|l| l.schedule.as_ref().is_some_and(|s| !s.at(now).is_open()));
+    if let Some(l) = closed {
+        return after_hours(sid, line.clone(), from, to, now, &l.after_hours, policy);
+    }
     let Some(targets) = snapshot.available.clone() else {
         let phase = Phase::Voicemail {
             intro: Intro::Greeting,
@@ -220,6 +232,54 @@ fn new_call(
     let phase = first_dial(1, targets, policy);
     let mut call = Call::new(sid.clone(), line, from.clone(), to.clone(), now, phase);
     call.emit(&mut facts, FactKind::Ringing { agents });
+    Change::to(call, facts)
+}
+
+/// A call to a closed line: the after-hours prompt, then the line's after-hours action.
+fn after_hours(
+    sid: &CallSid,
+    line: LineId,
+    from: &Party,
+    to: &Party,
+    now: Millis,
+    action: &AfterHours,
+    policy: &Policy,
+) -> Change {
+    let phase = match action {
+        AfterHours::Voicemail => Phase::Voicemail {
+            intro: Intro::AfterHours,
+            recorded: false,
+            message: None,
+        },
+        AfterHours::Forward(targets) => first_dial(1, targets.clone(), policy),
+        AfterHours::Message => Phase::Closing,
+        AfterHours::Reject => Phase::Ended {
+            outcome: Outcome::Closed,
+            at: now,
+            settled: true,
+        },
+    };
+    let mut call = Call::new(sid.clone(), line, from.clone(), to.clone(), now, phase);
+    call.after_hours = true;
+    let mut facts = Vec::new();
+    let action = action.label();
+    call.emit(&mut facts, FactKind::AfterHours { action });
+    if call.is_ended() {
+        // Rejected before it was answered: nothing to keep, the outcome is final now.
+        let outcome = Outcome::Closed;
+        call.emit(
+            &mut facts,
+            FactKind::Ended {
+                outcome,
+                settled: true,
+            },
+        );
+        return Change {
+            next: None,
+            facts,
+            ignored: None,
+        };
+    }
     Change::to(call, facts)
 }
 
@@ -319,7 +379,7 @@ fn dial_ended(
                 *r = ringing.clone();
             }
         }
-        (None, Some(available)) if *current < policy.rounds => {
+        (None, Some(available)) if *current < policy.rounds && !call.after_hours => {
             next.phase = first_dial(current + 1, available.clone(), policy);
         }
         (None, _) => next.send_to_voicemail(Intro::PromptOnly, MissReason::NoAnswer, &mut facts),
@@ -445,6 +505,7 @@ fn call_status(call: &Call, status: CallStatus, now: Millis) -> Change {
         } => (Outcome::Voicemail(m.clone()), true),
         // The recording callback usually comes after the final status: not settled yet.
         Phase::Voicemail { message: None, .. } => (Outcome::Missed, false),
+        Phase::Closing => (Outcome::Closed, true),
     };
     let mut next = call.clone();
     let mut facts = Vec::new();

@@ -56,6 +56,9 @@ fn log(record: &Record, privacy: &Privacy) {
                 FactKind::Settled { outcome } => {
                     tracing::info!(call_sid = %sid, %from, outcome = outcome.label(), "call outcome settled")
                 }
+                FactKind::AfterHours { action } => {
+                    tracing::info!(call_sid = %sid, %from, line = %fact.line, action, "call after hours")
+                }
                 FactKind::Refused { live_calls } => {
                     tracing::warn!(call_sid = %sid, %from, live_calls, "too many live calls: new caller asked to call back later")
                 }

@@ -272,6 +272,18 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                     ":telephone_receiver: Call finished",
                     format!("{} talked with *{from}* for {}.", agent(a), duration(*talk_secs)),
                 ),
+                FactKind::AfterHours { action } => (
+                    ":crescent_moon: Call after hours",
+                    format!(
+                        "*{from}* called while the line is closed: {}.",
+                        match *action {
+                            "voicemail" => "asked to leave a voicemail",
+                            "forward" => "forwarded to the after-hours numbers",
+                            "message" => "heard the after-hours message",
+                            _ => "rejected",
+                        }
+                    ),
+                ),
                 FactKind::Ended { .. } | FactKind::Settled { .. } | FactKind::Refused { .. } => {
                     return None
                 }

@@ -95,6 +95,8 @@ pub enum Verb {
     Dial(Dial),
     Record(Record),
     Hangup,
+    /// `<Reject reason="rejected"/>`: refuse an unanswered call.
+    Reject,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -142,8 +142,13 @@ pub struct Prompts {
     pub after_call: Prompt,
     pub error: Prompt,
     pub unavailable: Prompt,
+    pub after_hours: Prompt,
     pub display_name: Option<DisplayName>,
 }
+
+/// What a closed line says when the template file has no `[after_hours]` (files written before
+/// lines existed keep loading).
+const AFTER_HOURS: &str = "Thank you for calling. We are closed right now.";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +162,7 @@ struct FileDef {
     after_call: PromptDef,
     error: PromptDef,
     unavailable: PromptDef,
+    after_hours: Option<PromptDef>,
     #[serde(default)]
     ring: RingDef,
 }
@@ -290,6 +296,14 @@ impl Prompts {
             after_call: prompt("after_call", &def.after_call)?,
             error: prompt("error", &def.error)?,
             unavailable: prompt("unavailable", &def.unavailable)?,
+            after_hours: match &def.after_hours {
+                Some(p) => prompt("after_hours", p)?,
+                None => Prompt::Say(Say {
+                    text: AFTER_HOURS.to_owned(),
+                    voice: voice.clone(),
+                    language: language.clone(),
+                }),
+            },
             display_name,
         })
     }

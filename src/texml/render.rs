@@ -146,10 +146,12 @@ impl Renderer {
                 targets,
                 caller,
                 ring_secs,
+                after_hours,
             } => {
                 // The greeting or busy prompt opens a round; its later `<Dial>`s follow at once.
                 let lead = match (round, group) {
                     (_, 1..) => None,
+                    (0 | 1, 0) if *after_hours => Some(&p.after_hours),
                     (0 | 1, 0) => Some(&p.greeting),
                     (_, 0) => Some(&p.busy),
                 };
@@ -194,6 +196,7 @@ impl Renderer {
                     Intro::Greeting => vec![self.verb(&p.greeting)],
                     Intro::PromptOnly => vec![],
                     Intro::Apology => vec![self.verb(&p.error)],
+                    Intro::AfterHours => vec![self.verb(&p.after_hours)],
                 };
                 let vm = &self.voicemail;
                 // 0 means "no silence limit". Telnyx documents 0 as that (and bills transcription
@@ -224,6 +227,9 @@ impl Renderer {
             Reply::Goodbye => Response::new(vec![self.verb(&p.goodbye), Verb::Hangup]),
             Reply::Hangup => Response::new(vec![Verb::Hangup]),
             Reply::Unavailable => Response::new(vec![self.verb(&p.unavailable), Verb::Hangup]),
+            Reply::Closed => Response::new(vec![self.verb(&p.after_hours), Verb::Hangup]),
+            // First and only: the call is refused before it is answered, so it is not charged.
+            Reply::Reject => Response::new(vec![Verb::Reject]),
         }
     }
 }

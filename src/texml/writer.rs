@@ -50,6 +50,11 @@ fn write_verb(w: &mut W, verb: &Verb) -> io::Result<()> {
         Verb::Dial(dial) => write_dial(w, dial),
         Verb::Record(record) => write_record(w, record),
         Verb::Hangup => w.write_event(Event::Empty(BytesStart::new("Hangup"))),
+        Verb::Reject => {
+            let mut el = BytesStart::new("Reject");
+            el.push_attribute(("reason", "rejected"));
+            w.write_event(Event::Empty(el))
+        }
     }
 }
 

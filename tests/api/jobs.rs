@@ -104,11 +104,10 @@ async fn mount_three_pages(api: &MockServer) {
 
 /// The jobs of `settings`, with an empty roster and a collector as their only sink.
 fn jobs_for(settings: &Settings) -> (Jobs, Arc<Agents>, Arc<Collector>) {
-    let roster = Arc::new(Agents::default());
+    let roster = Arc::new(Agents::new(main(), vec![]));
     let collector = Arc::new(Collector::default());
     let cx = JobContext {
         agents: roster.clone(),
-        line: main(),
         sinks: Sinks::new(vec![collector.clone()]),
         clock: Arc::new(ManualClock::at(T0)),
         lease: Arc::new(Lease::solo()),
@@ -143,8 +142,8 @@ fn names(roster: &Agents) -> Vec<(String, String, Option<String>)> {
 async fn three_pages_of_connections_become_one_agent_list() {
     let api = MockServer::start().await;
     mount_three_pages(&api).await;
-    let roster = Agents::default();
-    let change = refresh_agents(&client(&api), &roster, &main(), &source())
+    let roster = Agents::new(main(), vec![]);
+    let change = refresh_agents(&client(&api), &roster, &source())
         .await
         .expect("refresh")
         .change;
@@ -166,7 +165,7 @@ async fn three_pages_of_connections_become_one_agent_list() {
         matches!(change, Some(JobNotice::AgentsChanged { ref added, ref removed }) if added.len() == 4 && removed.is_empty())
     );
     // The same list again changes nothing.
-    let again = refresh_agents(&client(&api), &roster, &main(), &source())
+    let again = refresh_agents(&client(&api), &roster, &source())
         .await
         .expect("refresh")
         .change;
@@ -193,7 +192,7 @@ async fn the_api_down_keeps_the_last_good_list_after_bounded_retries() {
         .expect(3)
         .mount(&api)
         .await;
-    let err = refresh_agents(&client(&api), &roster, &main(), &source())
+    let err = refresh_agents(&client(&api), &roster, &source())
         .await
         .expect_err("down");
     assert_eq!(
@@ -238,8 +237,8 @@ async fn a_rate_limited_listing_waits_and_succeeds() {
         .mount(&api)
         .await;
     let started = std::time::Instant::now();
-    let roster = Agents::default();
-    refresh_agents(&client(&api), &roster, &main(), &source())
+    let roster = Agents::new(main(), vec![]);
+    refresh_agents(&client(&api), &roster, &source())
         .await
         .expect("refresh");
     assert!(
