@@ -1208,6 +1208,69 @@ mod tests {
     }
 
     #[test]
+    fn a_closed_line_takes_its_after_hours_action() {
+        use crate::call::policy::{AfterHours, LinePolicy};
+        use crate::call::schedule::{ClosedDay, Schedule};
+        use crate::domain::LineId;
+        // Closed all of 1970-01-01 (the Script's clock starts there), in UTC.
+        let closed_today = || {
+            let day = ClosedDay::date("1970-01-01").expect("date");
+            Some(std::sync::Arc::new(
+                Schedule::new("UTC", vec![], vec![day]).expect("schedule"),
+            ))
+        };
+        let policy = |after_hours| {
+            Policy::default().with_lines(vec![LinePolicy {
+                id: LineId::new("support"),
+                numbers: vec![crate::call::policy::called(LINE)],
+                schedule: closed_today(),
+                after_hours,
+            }])
+        };
+        let run = |after_hours| Script::new().policy(policy(after_hours)).at(0, incoming());
+        let (call, facts) = run(AfterHours::Voicemail).play();
+        let call = call.expect("call");
+        assert_eq!(
+            (call.line.as_str(), call.reply()),
+            (
+                "support",
+                Reply::Voicemail {
+                    intro: Intro::AfterHours
+                }
+            )
+        );
+        assert_eq!(
+            facts,
+            [FactKind::AfterHours {
+                action: "voicemail"
+            }]
+        );
+        let (call, _) = run(AfterHours::Message)
+            .at(9, parent(CallStatus::Completed))
+            .play();
+        assert_eq!(outcome(&call), Some(&Outcome::Closed));
+        let (call, facts) = run(AfterHours::Reject).play();
+        assert_eq!(call, None, "a rejected call is not kept");
+        assert_eq!(facts.len(), 2);
+        // Forward: one <Dial> of the forward list, then voicemail, never a second round.
+        let (call, _) = run(AfterHours::Forward(agents()))
+            .at(20, dial(1, DialStatus::NoAnswer, None))
+            .play();
+        assert!(matches!(call.expect("call").phase, Phase::Voicemail { .. }));
+        // An open line rings as usual; a number no line lists goes to the first line.
+        let open = Policy::default().with_lines(vec![LinePolicy {
+            id: LineId::new("hotline"),
+            numbers: vec!["18005550199".into()],
+            schedule: None,
+            after_hours: AfterHours::Reject,
+        }]);
+        let (call, _) = Script::new().policy(open).at(0, incoming()).play();
+        let call = call.expect("call");
+        assert_eq!(call.line.as_str(), "hotline");
+        assert!(matches!(call.reply(), Reply::Ring { .. }));
+    }
+
+    #[test]
     fn legs_are_bounded() {
         let mut script = Script::new().at(0, incoming());
         for i in 0..MAX_LEGS {

@@ -7,6 +7,7 @@ mod call_flow;
 mod callbacks;
 mod helpers;
 mod jobs;
+mod lines;
 mod outbound;
 mod outcomes;
 mod providers;
