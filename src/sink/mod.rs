@@ -150,7 +150,15 @@ pub fn build(settings: &Settings, extra: Vec<Arc<dyn Sink>>, registry: &mut Regi
             backoff_max: Duration::from_millis(s.retry_max_ms),
         };
         let timeout = Duration::from_secs(s.timeout_secs);
-        let style = slack::Style { mention: s.mention };
+        let line_names = settings
+            .lines
+            .iter()
+            .map(|l| (l.id.clone(), l.name.clone()))
+            .collect();
+        let style = slack::Style {
+            mention: s.mention,
+            line_names,
+        };
         let slack = slack::SlackSink::start(url.clone(), timeout, policy, privacy, style, registry);
         sinks.push(Arc::new(slack));
     }

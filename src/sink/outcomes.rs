@@ -1,6 +1,6 @@
 //! `switchboard_calls_total{outcome}`: every call taken is counted once, when its outcome is
 //! final (a missed call waits for its voicemail: see [`crate::call::FactKind::Ended`]), and every
-//! call refused past capacity is counted as `refused`.
+//! call refused past capacity is counted as `refused`; each under its line.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +13,7 @@ use crate::call::FactKind;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
+    line: String,
 }
 
 pub struct OutcomeMetrics {
@@ -24,7 +25,7 @@ impl OutcomeMetrics {
         let calls = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "calls",
-            "Inbound calls by final outcome (answered, voicemail, missed, abandoned, refused)",
+            "Inbound calls by final outcome (answered, voicemail, missed, abandoned, closed, refused) and line",
             calls.clone(),
         );
         OutcomeMetrics { calls }
@@ -43,6 +44,9 @@ impl Sink for OutcomeMetrics {
                 None => return,
             },
         };
-        self.calls.get_or_create(&OutcomeLabels { outcome }).inc();
+        let line = fact.line.as_str().to_owned();
+        self.calls
+            .get_or_create(&OutcomeLabels { outcome, line })
+            .inc();
     }
 }

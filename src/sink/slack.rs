@@ -29,9 +29,11 @@ pub const MAX_HEADER: usize = 150;
 pub const MAX_SECTION: usize = 3000;
 pub const MAX_BLOCKS: usize = 50;
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Style {
     pub mention: Mention,
+    /// Configured lines' names by id; empty without lines (the context shows the number).
+    pub line_names: std::collections::HashMap<crate::domain::LineId, String>,
 }
 
 impl Mention {
@@ -102,6 +104,8 @@ pub struct SlackSink {
     privacy: Privacy,
     style: Style,
 }
+
+/// How messages look: who is pinged, and what each configured line is called.
 
 impl SlackSink {
     /// Starts delivering to the incoming webhook `url` (a secret: never logged).
@@ -288,12 +292,11 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                     return None
                 }
             };
-            let context = format!(
-                "Line {} · Call `{}` · {}",
-                escape(fact.to.as_str()),
-                escape(sid.as_str()),
-                when(*at)
-            );
+            let line = match style.line_names.get(&fact.line) {
+                Some(name) => format!("{} ({})", escape(name), escape(fact.to.as_str())),
+                None => format!("Line {}", escape(fact.to.as_str())),
+            };
+            let context = format!("{line} · Call `{}` · {}", escape(sid.as_str()), when(*at));
             (title.to_owned(), body, context)
         }
         Record::AgentCall {
@@ -465,6 +468,33 @@ mod tests {
             MAX_HEADER
         );
         assert_eq!(cut("short", MAX_HEADER), "short");
+    }
+
+    #[test]
+    fn a_configured_line_is_named_in_the_context() {
+        let fact = |line: &str| Record::Call {
+            sid: CallSid::parse("CA1").expect("sid"),
+            at: 0,
+            fact: Fact {
+                from: Party::parse("+12025550142").expect("party"),
+                to: Party::parse("+18005550100").expect("party"),
+                line: LineId::new(line),
+                kind: FactKind::Ringing { agents: 2 },
+            },
+        };
+        let style = Style {
+            line_names: [(LineId::new("support"), "Support <line>".to_owned())].into(),
+            ..Style::default()
+        };
+        let context = |record: &Record| {
+            let m = message(record, &Privacy::default(), &style).expect("a message");
+            m["blocks"][2]["elements"][0]["text"]
+                .as_str()
+                .expect("ctx")
+                .to_owned()
+        };
+        assert!(context(&fact("support")).starts_with("Support &lt;line&gt; (+18005550100) · Call"));
+        assert!(context(&fact("main")).starts_with("Line +18005550100 · Call"));
     }
 
     #[test]

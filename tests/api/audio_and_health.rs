@@ -117,7 +117,7 @@ async fn metrics_count_requests_outcomes_and_live_calls() {
         "switchboard_http_requests_total{route=\"/texml/inbound\",status=\"200\"} 2",
         "switchboard_http_requests_total{route=\"/texml/status\",status=\"200\"} 2",
         "switchboard_bad_requests_total{route=\"/texml/status\"} 1",
-        "switchboard_calls_total{outcome=\"abandoned\"} 1",
+        "switchboard_calls_total{outcome=\"abandoned\",line=\"main\"} 1",
         "switchboard_live_calls 1",
         "switchboard_ready 1",
         "switchboard_agents_known 3",

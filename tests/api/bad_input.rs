@@ -92,7 +92,7 @@ async fn past_the_live_call_cap_new_callers_are_asked_to_call_back() {
     let third = app.inbound("CA-3", "+12025550103").await;
     assert_golden("unavailable", &third);
     let refused = app
-        .metric("switchboard_calls_total{outcome=\"refused\"}")
+        .metric("switchboard_calls_total{outcome=\"refused\",line=\"main\"}")
         .await;
     assert_eq!(refused, Some(1.0));
     // Calls already live carry on.

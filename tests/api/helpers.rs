@@ -320,7 +320,7 @@ impl TestApp {
     }
 
     /// One sample of `/metrics`, by its name with labels as written (e.g.
-    /// `switchboard_calls_total{outcome="missed"}`); `None` when absent.
+    /// `switchboard_calls_total{outcome="missed",line="main"}`); `None` when absent.
     pub async fn metric(&self, sample: &str) -> Option<f64> {
         metric_in(&self.metrics().await, sample)
     }

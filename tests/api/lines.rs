@@ -159,7 +159,7 @@ async fn outside_office_hours_the_after_hours_action_is_taken() {
     );
     msg.call_status("CA-msg", "completed").await;
     assert_eq!(
-        msg.metric("switchboard_calls_total{outcome=\"closed\"}")
+        msg.metric("switchboard_calls_total{outcome=\"closed\",line=\"support\"}")
             .await,
         Some(1.0)
     );

@@ -14,7 +14,7 @@ const CALLER: &str = "+12025550142";
 const ADA: &str = "sip:ada@switchboard-demo.sip.example.com";
 
 async fn outcome(app: &TestApp, label: &str) -> f64 {
-    let sample = format!("switchboard_calls_total{{outcome=\"{label}\"}}");
+    let sample = format!("switchboard_calls_total{{outcome=\"{label}\",line=\"main\"}}");
     app.metric(&sample).await.unwrap_or(0.0)
 }
 
