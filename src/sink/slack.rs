@@ -29,6 +29,7 @@ pub const MAX_HEADER: usize = 150;
 pub const MAX_SECTION: usize = 3000;
 pub const MAX_BLOCKS: usize = 50;
 
+/// How messages look: who is pinged, and what each configured line is called.
 #[derive(Debug, Clone, Default)]
 pub struct Style {
     pub mention: Mention,
@@ -104,8 +105,6 @@ pub struct SlackSink {
     privacy: Privacy,
     style: Style,
 }
-
-/// How messages look: who is pinged, and what each configured line is called.
 
 impl SlackSink {
     /// Starts delivering to the incoming webhook `url` (a secret: never logged).
