@@ -457,6 +457,9 @@ pub struct PrivacySettings {
 struct RawTelnyx {
     api_base_url: String,
     api_key: SecretString,
+    /// Not in the defaults: absent means "when an API key is set".
+    #[serde(default)]
+    agents_from_api: Option<bool>,
     public_key: String,
     outbound_voice_profile_id: String,
     sip_domain: String,
@@ -470,6 +473,9 @@ pub struct TelnyxSettings {
     pub api_base_url: Url,
     /// The API key, when the Telnyx API is used.
     pub api_key: Option<SecretString>,
+    /// The agents are the account's credential connections, not `[[agents]]` (default: when an
+    /// API key is set). An API key kept only for the balance check sets this to false.
+    pub agents_from_api: bool,
     /// The account's public key, when Telnyx webhooks are verified.
     pub public_key: Option<VerifyingKey>,
     /// Only connections on this outbound voice profile are agents (`None`: any).
@@ -495,6 +501,9 @@ impl RawTelnyx {
         let profile = self.outbound_voice_profile_id.trim();
         Some(TelnyxSettings {
             api_base_url: api_base_url?,
+            agents_from_api: self
+                .agents_from_api
+                .unwrap_or(!self.api_key.expose_secret().trim().is_empty()),
             api_key: optional_secret(self.api_key),
             public_key: public_key?,
             outbound_voice_profile_id: (!profile.is_empty()).then(|| profile.to_owned()),
@@ -508,6 +517,11 @@ impl RawTelnyx {
 
 impl Check for TelnyxSettings {
     fn check(&self, p: &mut Problems) {
+        p.check(
+            !self.agents_from_api || self.api_key.is_some(),
+            "telnyx.agents_from_api",
+            "needs telnyx.api_key",
+        );
         p.check(
             !self.sip_domain.is_empty() && !self.sip_domain.contains(['@', ':', '/', ' ']),
             "telnyx.sip_domain",
@@ -1092,7 +1106,7 @@ impl Check for CrossSection<'_> {
             "enforce and log need telnyx.public_key or twilio.auth_token",
         );
         // With agents from the API, their ids are known only once read.
-        let known = s.telnyx.api_key.is_none().then_some(s.agents.as_slice());
+        let known = (!s.telnyx.agents_from_api).then_some(s.agents.as_slice());
         check_lines(&s.lines, &s.schedules, known, p);
         let mut ids = std::collections::HashSet::new();
         for a in &s.agents {

@@ -288,25 +288,30 @@ impl Jobs {
     }
 
     /// Runs the first refresh (bounded by `limit`, so the first call rings real agents), then
-    /// both jobs on their cron schedules: the refresh on every replica, the balance check on the
-    /// lease holder only.
+    /// both jobs on their cron schedules: the refresh on every replica (when the agents come from
+    /// the API), the balance check on the lease holder only.
     pub async fn schedule(
         self: Arc<Self>,
         settings: &Settings,
         limit: Duration,
     ) -> Result<JobScheduler, JobSchedulerError> {
-        if tokio::time::timeout(limit, self.run_agents_refresh())
-            .await
-            .is_err()
+        let from_api = settings.telnyx.agents_from_api;
+        if from_api
+            && tokio::time::timeout(limit, self.run_agents_refresh())
+                .await
+                .is_err()
         {
             tracing::warn!("the first agents refresh took too long; it will run again on schedule");
         }
         let scheduler = JobScheduler::new().await?;
-        let jobs = self.clone();
-        let refresh = Job::new_async(settings.jobs.agents_refresh.as_str(), move |_, _| {
-            let jobs = jobs.clone();
-            Box::pin(async move { jobs.run_agents_refresh().await })
-        })?;
+        if from_api {
+            let jobs = self.clone();
+            let refresh = Job::new_async(settings.jobs.agents_refresh.as_str(), move |_, _| {
+                let jobs = jobs.clone();
+                Box::pin(async move { jobs.run_agents_refresh().await })
+            })?;
+            scheduler.add(refresh).await?;
+        }
         let jobs = self;
         let balance = Job::new_async(settings.jobs.balance_check.as_str(), move |_, _| {
             let jobs = jobs.clone();
@@ -316,7 +321,6 @@ impl Jobs {
                 }
             })
         })?;
-        scheduler.add(refresh).await?;
         scheduler.add(balance).await?;
         scheduler.start().await?;
         Ok(scheduler)

@@ -132,14 +132,15 @@ impl Application {
 
         let policy = policy(&settings);
         let api_key = settings.telnyx.api_key.clone();
-        // With the Telnyx API, the agents come from it; the static list is for running without.
-        let agents = match &api_key {
-            Some(_) if !settings.agents.is_empty() => {
-                tracing::info!("a Telnyx API key is set: static [[agents]] are ignored");
+        let from_api = settings.telnyx.agents_from_api;
+        // Agents from the Telnyx API replace the static list (telnyx.agents_from_api).
+        let agents = match from_api {
+            true if !settings.agents.is_empty() => {
+                tracing::info!("agents come from the Telnyx API: static [[agents]] are ignored");
                 Vec::new()
             }
-            Some(_) => Vec::new(),
-            None => settings.agents.clone(),
+            true => Vec::new(),
+            false => settings.agents.clone(),
         };
         let static_agents = agents.len();
         let members = match settings.lines.is_empty() {
@@ -190,7 +191,7 @@ impl Application {
             shared: SharedAgents::new(conn, format!("{prefix}agents")),
             agents: agents.clone(),
             lease: lease.clone(),
-            publishes: scheduler.is_some(),
+            publishes: scheduler.is_some() && from_api,
             every: Duration::from_secs(settings.state.agents_sync_secs),
         });
 

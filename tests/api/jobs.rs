@@ -388,6 +388,7 @@ async fn a_server_with_an_api_key_rings_the_agents_from_the_api() {
     let app = spawn_with(move |s| {
         s.telnyx.api_base_url = format!("{mock_uri}/v2").parse().expect("url");
         s.telnyx.api_key = Some("KEYfake-test-only".to_owned().into());
+        s.telnyx.agents_from_api = true;
         s.telnyx.outbound_voice_profile_id = Some(PROFILE.into());
     })
     .await;
@@ -453,4 +454,25 @@ async fn agents_who_cannot_receive_calls_are_left_out_and_said_once() {
     assert!(agents[0].1.contains("SIP URI calling is disabled"));
     assert_eq!(agents[1].0, "Nine Lives");
     assert!(agents[1].1.contains("starts with a digit"));
+}
+
+#[tokio::test]
+async fn an_api_key_kept_for_the_balance_does_not_replace_the_static_agents() {
+    let api = MockServer::start().await;
+    let mock_uri = api.uri();
+    let app = spawn_with(move |s| {
+        s.telnyx.api_base_url = format!("{mock_uri}/v2").parse().expect("url");
+        s.telnyx.api_key = Some("KEYfake-test-only".to_owned().into());
+        s.telnyx.agents_from_api = false;
+    })
+    .await;
+    assert_eq!(
+        ringing(&app.inbound("CA-static", "+12025550142").await).len(),
+        3,
+        "the demo's three static agents"
+    );
+    let asked = api.received_requests().await.unwrap_or_default();
+    assert!(asked
+        .iter()
+        .all(|r| r.url.path() != "/v2/credential_connections"));
 }
