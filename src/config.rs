@@ -47,6 +47,8 @@ pub struct Settings {
     pub lines: Vec<LineSettings>,
     /// Opening hours by name.
     pub schedules: std::collections::HashMap<String, crate::call::schedule::Schedule>,
+    pub unknown_number: UnknownNumberSettings,
+    pub blocking: BlockingSettings,
 }
 
 /// A configuration that cannot be used. Its message names the key and says why.
@@ -866,6 +868,70 @@ impl RawSchedule {
     }
 }
 
+/// `[unknown_number]`: what a call to a number no line lists gets.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnknownNumberSettings {
+    /// `line:<id>`, `message` or `reject`; empty: the first line takes it.
+    #[serde(default)]
+    pub action: String,
+}
+
+/// How a turned-away caller is answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TurnawayAction {
+    #[default]
+    Reject,
+    Message,
+}
+
+/// What anonymous callers get.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnonymousAction {
+    #[default]
+    Allow,
+    Voicemail,
+    Reject,
+}
+
+/// `[blocking]`: callers turned away.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockingSettings {
+    #[serde(default)]
+    pub numbers: Vec<String>,
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    #[serde(default)]
+    pub action: TurnawayAction,
+    #[serde(default)]
+    pub anonymous: AnonymousAction,
+}
+
+impl Check for BlockingSettings {
+    fn check(&self, p: &mut Problems) {
+        for (i, n) in self.numbers.iter().enumerate() {
+            p.check(
+                Endpoint::number(n).is_ok(),
+                &format!("blocking.numbers[{i}]"),
+                "must be an E.164 number such as +12025550666",
+            );
+        }
+        for (i, prefix) in self.prefixes.iter().enumerate() {
+            let ok = prefix.starts_with('+')
+                && prefix.len() >= 2
+                && prefix[1..].chars().all(|c| c.is_ascii_digit());
+            p.check(
+                ok,
+                &format!("blocking.prefixes[{i}]"),
+                "must be + and digits, such as +1900",
+            );
+        }
+    }
+}
+
 /// Checks that lines name what exists: schedules, agents (when they are known at start), and
 /// that no number belongs to two lines.
 fn check_lines(
@@ -944,6 +1010,10 @@ struct RawSettings {
     lines: Vec<RawLine>,
     #[serde(default)]
     schedules: std::collections::HashMap<String, RawSchedule>,
+    #[serde(default)]
+    unknown_number: UnknownNumberSettings,
+    #[serde(default)]
+    blocking: BlockingSettings,
 }
 
 impl RawSettings {
@@ -1019,7 +1089,10 @@ impl RawSettings {
             agents,
             lines,
             schedules,
+            unknown_number: self.unknown_number,
+            blocking: self.blocking,
         };
+        settings.blocking.check(&mut p);
         settings.cross_section().check(&mut p);
         p.into_result(settings)
     }
@@ -1108,6 +1181,16 @@ impl Check for CrossSection<'_> {
         // With agents from the API, their ids are known only once read.
         let known = (!s.telnyx.agents_from_api).then_some(s.agents.as_slice());
         check_lines(&s.lines, &s.schedules, known, p);
+        let action = s.unknown_number.action.trim();
+        let ok = match action.strip_prefix("line:") {
+            Some(id) => s.lines.iter().any(|l| l.id.as_str() == id),
+            None => matches!(action, "" | "message" | "reject"),
+        };
+        p.check(
+            ok,
+            "unknown_number.action",
+            "must be line:<a line's id>, message or reject",
+        );
         let mut ids = std::collections::HashSet::new();
         for a in &s.agents {
             p.check(

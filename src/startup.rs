@@ -17,11 +17,15 @@ use crate::agents::own_calls::OwnCalls;
 use crate::agents::shared::{AgentSync, SharedAgents};
 use crate::agents::Agents;
 use crate::audio::AudioDir;
-use crate::call::policy::{called, AfterHours, DialLimits, LinePolicy};
+use crate::call::policy::{
+    called, AfterHours, Anonymous, DialLimits, Gate, LinePolicy, Turnaway, UnknownNumber,
+};
 use crate::call::redis_store::{self, RedisStore};
 use crate::call::Targets;
 use crate::call::{CallStore, Expiry, MemoryStore, Policy, StoreError};
-use crate::config::{AfterHoursAction, Backend, LineSettings, Provider, Settings};
+use crate::config::{
+    AfterHoursAction, AnonymousAction, Backend, LineSettings, Provider, Settings, TurnawayAction,
+};
 use crate::jobs::{JobContext, Jobs};
 use crate::lease::Lease;
 use crate::metrics::HttpMetrics;
@@ -335,6 +339,7 @@ fn policy(settings: &Settings) -> Policy {
         .map(|l| line_policy(l, settings))
         .collect();
     Policy {
+        gate: gate(settings),
         rounds: settings.dial.rounds,
         max_active_calls: settings.limits.max_active_calls,
         limits,
@@ -342,6 +347,33 @@ fn policy(settings: &Settings) -> Policy {
         ..Policy::default()
     }
     .with_lines(lines)
+}
+
+/// Who may call: `[unknown_number]` and `[blocking]`.
+fn gate(settings: &Settings) -> Gate {
+    let turnaway = |a: TurnawayAction| match a {
+        TurnawayAction::Reject => Turnaway::Reject,
+        TurnawayAction::Message => Turnaway::Message,
+    };
+    let action = settings.unknown_number.action.trim();
+    let unknown_number = match action.strip_prefix("line:") {
+        Some(id) => Some(UnknownNumber::Line(crate::domain::LineId::new(id))),
+        None if action == "message" => Some(UnknownNumber::TurnAway(Turnaway::Message)),
+        None if action == "reject" => Some(UnknownNumber::TurnAway(Turnaway::Reject)),
+        None => None,
+    };
+    let b = &settings.blocking;
+    Gate {
+        unknown_number,
+        blocked: b.numbers.iter().map(|n| called(n)).collect(),
+        blocked_prefixes: b.prefixes.iter().map(|n| called(n)).collect(),
+        blocked_action: turnaway(b.action),
+        anonymous: match b.anonymous {
+            AnonymousAction::Allow => Anonymous::Allow,
+            AnonymousAction::Voicemail => Anonymous::Voicemail,
+            AnonymousAction::Reject => Anonymous::Reject,
+        },
+    }
 }
 
 /// One configured line's rules.

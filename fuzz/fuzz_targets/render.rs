@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let replies = [
         Reply::Ring { round: 1, group: 0, targets, caller: caller.clone(), ring_secs: 20, after_hours: false },
         Reply::Closed,
+        Reply::TurnedAway,
         Reply::Reject,
         Reply::Voicemail { intro: Intro::Apology },
         Reply::AfterCall,

@@ -42,6 +42,9 @@ pub enum FactKind {
     /// A call came in while its line was closed; `action` is what it got (voicemail, forward,
     /// message, reject).
     AfterHours { action: &'static str },
+    /// A caller was turned away before anyone rang: `reason` is `blocked`, `anonymous` or
+    /// `unknown_number`.
+    TurnedAway { reason: &'static str },
 }
 
 impl FactKind {
@@ -56,6 +59,7 @@ impl FactKind {
             FactKind::Settled { .. } => 5,
             FactKind::Refused { .. } => 6,
             FactKind::AfterHours { .. } => 7,
+            FactKind::TurnedAway { .. } => 8,
         }
     }
 
@@ -81,6 +85,8 @@ pub enum MissReason {
     NoAgents,
     /// Switchboard lost track of the call and recovered by taking a message.
     Recovered,
+    /// The caller hid their number, and such callers go straight to voicemail.
+    Anonymous,
 }
 
 impl MissReason {
@@ -90,6 +96,7 @@ impl MissReason {
             MissReason::NoAnswer => "nobody answered",
             MissReason::NoAgents => "no agent available",
             MissReason::Recovered => "call state was lost",
+            MissReason::Anonymous => "anonymous caller",
         }
     }
 }

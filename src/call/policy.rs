@@ -34,6 +34,74 @@ impl AfterHours {
     }
 }
 
+/// How a caller who is turned away is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turnaway {
+    /// `<Reject>`: not answered, not charged.
+    Reject,
+    /// A short message, then hang up.
+    Message,
+}
+
+/// What happens to a call to a number no line lists.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UnknownNumber {
+    /// It is this line's call.
+    Line(LineId),
+    TurnAway(Turnaway),
+}
+
+/// What happens to a caller who hides their number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anonymous {
+    /// Like any caller (crisis and Code of Conduct lines must be reachable anonymously).
+    Allow,
+    /// Straight to voicemail, no agent rung.
+    Voicemail,
+    /// Turned away.
+    Reject,
+}
+
+/// Who may call at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    /// `None`: the default line takes it.
+    pub unknown_number: Option<UnknownNumber>,
+    /// Caller numbers turned away, as [`called`] keys.
+    pub blocked: Vec<String>,
+    /// Caller number prefixes turned away (`+1900`), as [`called`] keys.
+    pub blocked_prefixes: Vec<String>,
+    pub blocked_action: Turnaway,
+    pub anonymous: Anonymous,
+}
+
+impl Default for Gate {
+    /// Everyone may call; a number no line lists reaches the default line.
+    fn default() -> Gate {
+        Gate {
+            unknown_number: None,
+            blocked: Vec::new(),
+            blocked_prefixes: Vec::new(),
+            blocked_action: Turnaway::Reject,
+            anonymous: Anonymous::Allow,
+        }
+    }
+}
+
+/// Whether a caller hides their number (`anonymous`, `private`, `restricted`, `unknown`, or no
+/// digits at all where a number was expected).
+pub fn is_anonymous(from: &str) -> bool {
+    let f = from.trim().to_ascii_lowercase();
+    let user = f
+        .strip_prefix("sip:")
+        .or_else(|| f.strip_prefix("sips:"))
+        .map_or(f.as_str(), |rest| rest.split('@').next().unwrap_or(rest));
+    matches!(
+        user,
+        "" | "anonymous" | "private" | "restricted" | "unknown" | "unavailable"
+    )
+}
+
 /// One line's rules.
 #[derive(Debug, Clone)]
 pub struct LinePolicy {
@@ -130,6 +198,8 @@ pub struct Policy {
     pub line: LineId,
     /// The configured lines; empty: one implicit line, always open.
     pub lines: Arc<[LinePolicy]>,
+    /// Who may call at all.
+    pub gate: Gate,
     /// What one `<Dial>` may hold (the provider's limits).
     pub limits: DialLimits,
     /// How long one round rings, in seconds: split between its `<Dial>`s when a round needs
@@ -146,6 +216,7 @@ impl Default for Policy {
             max_active_calls: 10_000,
             line: LineId::main(),
             lines: Arc::from(Vec::new()),
+            gate: Gate::default(),
             limits: DialLimits::default(),
             ring_secs: 20,
         }
@@ -177,13 +248,38 @@ impl Policy {
         }
     }
 
-    /// The line a call to `to` is on.
+    /// The line a call to `to` is on: the line that lists it, else `[unknown_number]`'s line,
+    /// else the default line.
     pub fn line_for(&self, to: &Party) -> LineId {
+        match (self.listed_line(to), &self.gate.unknown_number) {
+            (Some(line), _) => line,
+            (None, Some(UnknownNumber::Line(line))) => line.clone(),
+            (None, _) => self.line.clone(),
+        }
+    }
+
+    /// The line that lists `to`, if one does (`None` without lines: every number is the line's).
+    pub fn listed_line(&self, to: &Party) -> Option<LineId> {
+        if self.lines.is_empty() {
+            return Some(self.line.clone());
+        }
         let key = called(to.as_str());
         self.lines
             .iter()
             .find(|l| l.numbers.contains(&key))
-            .map_or_else(|| self.line.clone(), |l| l.id.clone())
+            .map(|l| l.id.clone())
+    }
+
+    /// Whether `from` is on the blocked list (its number, or a prefix of it).
+    pub fn blocked(&self, from: &Party) -> bool {
+        let key = called(from.as_str());
+        !key.is_empty()
+            && (self.gate.blocked.contains(&key)
+                || self
+                    .gate
+                    .blocked_prefixes
+                    .iter()
+                    .any(|p| key.starts_with(p.as_str())))
     }
 
     /// A configured line's rules.

@@ -112,9 +112,9 @@ pub enum Phase {
         recorded: bool,
         message: Option<Message>,
     },
-    /// After hours, with `after_hours = "message"`: the caller hears the after-hours prompt, then
-    /// the call hangs up.
-    Closing,
+    /// The caller hears a closing message, then the call hangs up: the after-hours prompt
+    /// (`after_hours = "message"`), or the turned-away prompt (a blocked or unknown caller).
+    Closing { turned_away: Option<TurnAwayReason> },
     /// The caller's call is over. Kept for a grace period so late callbacks still find it.
     /// `settled` is false while a late voicemail recording may still change the outcome.
     Ended {
@@ -156,6 +156,29 @@ pub enum Outcome {
     Abandoned { waited_secs: u64 },
     /// The line was closed: the caller heard the after-hours message, or was rejected.
     Closed,
+    /// The caller was turned away: `blocked`, `anonymous` or `unknown_number`.
+    TurnedAway { reason: TurnAwayReason },
+}
+
+/// Why a caller was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TurnAwayReason {
+    /// The caller's number or its prefix is blocked.
+    Blocked,
+    /// The caller hid their number and anonymous callers are rejected.
+    Anonymous,
+    /// The called number is no line's, and such calls are turned away.
+    UnknownNumber,
+}
+
+impl TurnAwayReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            TurnAwayReason::Blocked => "blocked",
+            TurnAwayReason::Anonymous => "anonymous",
+            TurnAwayReason::UnknownNumber => "unknown_number",
+        }
+    }
 }
 
 impl Outcome {
@@ -167,6 +190,7 @@ impl Outcome {
             Outcome::Missed => "missed",
             Outcome::Abandoned { .. } => "abandoned",
             Outcome::Closed => "closed",
+            Outcome::TurnedAway { reason } => reason.label(),
         }
     }
 }
@@ -195,23 +219,27 @@ pub struct Leg {
     pub seen: Seen,
 }
 
-/// A small set of flags, stored as one byte: which statuses a leg has seen, which facts a call
+/// A small set of flags, stored as two bytes: which statuses a leg has seen, which facts a call
 /// has emitted. One shape for both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Flags(u8);
+pub struct Flags(u16);
 
 impl Flags {
-    /// Sets flag number `index` (0 to 7); true when it was not set before.
+    /// How many flags there are room for.
+    pub const CAPACITY: u8 = 16;
+
+    /// Sets flag number `index` (0 to 15); true when it was not set before.
     pub fn first(&mut self, index: u8) -> bool {
-        let bit = 1 << index;
+        debug_assert!(index < Self::CAPACITY);
+        let bit = 1u16 << (index % Self::CAPACITY);
         let first = self.0 & bit == 0;
         self.0 |= bit;
         first
     }
 
     pub fn has(self, index: u8) -> bool {
-        self.0 & (1 << index) != 0
+        self.0 & (1u16 << (index % Self::CAPACITY)) != 0
     }
 }
 
@@ -256,6 +284,8 @@ pub enum Reply {
     Unavailable,
     /// The line is closed: the after-hours prompt, hang up.
     Closed,
+    /// The caller may not call: the turned-away prompt, hang up.
+    TurnedAway,
     /// Refuse the call before answering it.
     Reject,
 }
@@ -328,7 +358,10 @@ impl Call {
                 ..
             } => Reply::Voicemail { intro: *intro },
             Phase::Voicemail { recorded: true, .. } => Reply::Goodbye,
-            Phase::Closing => Reply::Closed,
+            Phase::Closing { turned_away: None } => Reply::Closed,
+            Phase::Closing {
+                turned_away: Some(_),
+            } => Reply::TurnedAway,
             Phase::Ended { .. } => Reply::Hangup,
         }
     }

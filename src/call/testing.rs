@@ -194,7 +194,7 @@ pub(crate) fn describe(call: &Call) -> String {
         Phase::WrapUp { .. } => "wrap-up".into(),
         Phase::Voicemail { recorded: true, .. } => "voicemail recorded".into(),
         Phase::Voicemail { .. } => "voicemail".into(),
-        Phase::Closing => "closing".into(),
+        Phase::Closing { .. } => "closing".into(),
         Phase::Ended {
             outcome, settled, ..
         } => format!(
@@ -220,5 +220,6 @@ pub(crate) fn name(kind: &FactKind) -> String {
         FactKind::Settled { outcome } => format!("settled {}", outcome.label()),
         FactKind::Refused { .. } => "refused".into(),
         FactKind::AfterHours { action } => format!("after hours {action}"),
+        FactKind::TurnedAway { reason } => format!("turned away {reason}"),
     }
 }

@@ -10,8 +10,12 @@ use crate::time::{secs_between, Millis};
 
 use super::event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
 use super::fact::{Fact, FactKind, Ignored, MissReason};
-use super::policy::{AfterHours, Policy, Snapshot};
-use super::state::{Call, Intro, Leg, LegStep, Message, Outcome, Phase, Pickup, Reply, Targets};
+use super::policy::{
+    is_anonymous, AfterHours, Anonymous, Policy, Snapshot, Turnaway, UnknownNumber,
+};
+use super::state::{
+    Call, Intro, Leg, LegStep, Message, Outcome, Phase, Pickup, Reply, Targets, TurnAwayReason,
+};
 
 /// At most this many legs are remembered per call (agents × rounds in practice); more are
 /// ignored and counted, so a misbehaving peer cannot grow a call without bound.
@@ -36,6 +40,8 @@ struct Change {
     next: Option<Call>,
     facts: Vec<Fact>,
     ignored: Option<Ignored>,
+    /// The document when nothing is kept and the usual one for an unknown call is not it.
+    reply: Option<Reply>,
 }
 
 impl Change {
@@ -44,6 +50,7 @@ impl Change {
             next: None,
             facts: Vec::new(),
             ignored: Some(why),
+            reply: None,
         }
     }
 
@@ -52,6 +59,17 @@ impl Change {
             next: Some(call),
             facts,
             ignored: None,
+            reply: None,
+        }
+    }
+
+    /// Nothing kept; these facts, this document.
+    fn gone(facts: Vec<Fact>, reply: Reply) -> Change {
+        Change {
+            next: None,
+            facts,
+            ignored: None,
+            reply: Some(reply),
         }
     }
 }
@@ -154,14 +172,10 @@ pub fn transition(
         (Event::Expired, Some(call)) => expired(call),
         (_, None) => Change::ignored(Ignored::UnknownCall),
     };
-    let rejected = change
-        .facts
-        .iter()
-        .any(|f| f.kind == FactKind::AfterHours { action: "reject" });
-    let reply = match change.next.as_ref().or(call) {
-        Some(call) => call.reply(),
-        None if rejected => Reply::Reject,
-        None => unknown_call_reply(event),
+    let reply = match (change.next.as_ref().or(call), change.reply) {
+        (Some(call), _) => call.reply(),
+        (None, Some(reply)) => reply,
+        (None, None) => unknown_call_reply(event),
     };
     Step {
         next: change.next,
@@ -193,6 +207,23 @@ fn new_call(
     snapshot: &Snapshot,
 ) -> Change {
     let line = policy.line_for(to);
+    let gate = &policy.gate;
+    // Who may call is decided first: a turned-away caller does not count against capacity.
+    if policy.blocked(from) {
+        let how = gate.blocked_action;
+        return turn_away(sid, line, from, to, now, TurnAwayReason::Blocked, how);
+    }
+    let anonymous = is_anonymous(from.as_str());
+    if anonymous && gate.anonymous == Anonymous::Reject {
+        let reason = TurnAwayReason::Anonymous;
+        return turn_away(sid, line, from, to, now, reason, Turnaway::Reject);
+    }
+    if let (None, Some(UnknownNumber::TurnAway(how))) =
+        (policy.listed_line(to), &gate.unknown_number)
+    {
+        let reason = TurnAwayReason::UnknownNumber;
+        return turn_away(sid, line, from, to, now, reason, *how);
+    }
     if snapshot.live_calls >= policy.max_active_calls {
         // Nothing is stored: a refused caller hears the apology and the call is not tracked.
         let fact = Fact {
@@ -207,6 +238,7 @@ fn new_call(
             next: None,
             facts: vec![fact],
             ignored: None,
+            reply: None,
         };
     }
     let mut facts = Vec::new();
@@ -217,14 +249,21 @@ fn new_call(
     if let Some(l) = closed {
         return after_hours(sid, line.clone(), from, to, now, &l.after_hours, policy);
     }
-    let Some(targets) = snapshot.available.clone() else {
+    let targets = snapshot.available.clone().filter(|_| {
+        // Anonymous callers may be sent straight to voicemail.
+        !(anonymous && gate.anonymous == Anonymous::Voicemail)
+    });
+    let Some(targets) = targets else {
         let phase = Phase::Voicemail {
             intro: Intro::Greeting,
             recorded: false,
             message: None,
         };
         let mut call = Call::new(sid.clone(), line, from.clone(), to.clone(), now, phase);
-        let reason = MissReason::NoAgents;
+        let reason = match anonymous && gate.anonymous == Anonymous::Voicemail {
+            true => MissReason::Anonymous,
+            false => MissReason::NoAgents,
+        };
         call.emit(&mut facts, FactKind::SentToVoicemail { reason });
         return Change::to(call, facts);
     };
@@ -252,7 +291,7 @@ fn after_hours(
             message: None,
         },
         AfterHours::Forward(targets) => first_dial(1, targets.clone(), policy),
-        AfterHours::Message => Phase::Closing,
+        AfterHours::Message => Phase::Closing { turned_away: None },
         AfterHours::Reject => Phase::Ended {
             outcome: Outcome::Closed,
             at: now,
@@ -274,13 +313,42 @@ fn after_hours(
                 settled: true,
             },
         );
-        return Change {
-            next: None,
-            facts,
-            ignored: None,
-        };
+        return Change::gone(facts, Reply::Reject);
     }
     Change::to(call, facts)
+}
+
+/// A caller who may not call: refused before anyone rings, with `<Reject>` or a short message.
+fn turn_away(
+    sid: &CallSid,
+    line: LineId,
+    from: &Party,
+    to: &Party,
+    now: Millis,
+    reason: TurnAwayReason,
+    how: Turnaway,
+) -> Change {
+    let phase = Phase::Closing {
+        turned_away: Some(reason),
+    };
+    let mut call = Call::new(sid.clone(), line, from.clone(), to.clone(), now, phase);
+    let mut facts = Vec::new();
+    let label = reason.label();
+    call.emit(&mut facts, FactKind::TurnedAway { reason: label });
+    match how {
+        Turnaway::Message => Change::to(call, facts),
+        Turnaway::Reject => {
+            let outcome = Outcome::TurnedAway { reason };
+            call.emit(
+                &mut facts,
+                FactKind::Ended {
+                    outcome,
+                    settled: true,
+                },
+            );
+            Change::gone(facts, Reply::Reject)
+        }
+    }
 }
 
 /// Round `round` starts: its first `<Dial>` rings.
@@ -423,6 +491,7 @@ fn recover(
         next: Some(call),
         facts,
         ignored: Some(Ignored::UnknownCall),
+        reply: None,
     }
 }
 
@@ -505,7 +574,10 @@ fn call_status(call: &Call, status: CallStatus, now: Millis) -> Change {
         } => (Outcome::Voicemail(m.clone()), true),
         // The recording callback usually comes after the final status: not settled yet.
         Phase::Voicemail { message: None, .. } => (Outcome::Missed, false),
-        Phase::Closing => (Outcome::Closed, true),
+        Phase::Closing { turned_away: None } => (Outcome::Closed, true),
+        Phase::Closing {
+            turned_away: Some(reason),
+        } => (Outcome::TurnedAway { reason: *reason }, true),
     };
     let mut next = call.clone();
     let mut facts = Vec::new();

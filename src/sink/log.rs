@@ -56,6 +56,9 @@ fn log(record: &Record, privacy: &Privacy) {
                 FactKind::Settled { outcome } => {
                     tracing::info!(call_sid = %sid, %from, outcome = outcome.label(), "call outcome settled")
                 }
+                FactKind::TurnedAway { reason } => {
+                    tracing::warn!(call_sid = %sid, %from, line = %fact.line, reason, "caller turned away")
+                }
                 FactKind::AfterHours { action } => {
                     tracing::info!(call_sid = %sid, %from, line = %fact.line, action, "call after hours")
                 }

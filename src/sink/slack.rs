@@ -247,6 +247,9 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                         MissReason::Recovered => format!(
                             "Switchboard lost track of the call from *{from}* and asked the caller to leave a voicemail."
                         ),
+                        MissReason::Anonymous => format!(
+                            "*{from}* hid their number: anonymous callers are asked to leave a voicemail."
+                        ),
                     },
                 ),
                 FactKind::VoicemailLeft { url, duration_secs } => (
@@ -287,9 +290,11 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                         }
                     ),
                 ),
-                FactKind::Ended { .. } | FactKind::Settled { .. } | FactKind::Refused { .. } => {
-                    return None
-                }
+                // Blocked callers are logged and counted, not posted.
+                FactKind::Ended { .. }
+                | FactKind::Settled { .. }
+                | FactKind::Refused { .. }
+                | FactKind::TurnedAway { .. } => return None,
             };
             let line = match style.line_names.get(&fact.line) {
                 Some(name) => format!("{} ({})", escape(name), escape(fact.to.as_str())),

@@ -143,12 +143,15 @@ pub struct Prompts {
     pub error: Prompt,
     pub unavailable: Prompt,
     pub after_hours: Prompt,
+    pub turned_away: Prompt,
     pub display_name: Option<DisplayName>,
 }
 
 /// What a closed line says when the template file has no `[after_hours]` (files written before
 /// lines existed keep loading).
 const AFTER_HOURS: &str = "Thank you for calling. We are closed right now.";
+/// What a turned-away caller hears (with `action = "message"`), when the file has none.
+const TURNED_AWAY: &str = "Sorry, this line cannot take your call. Goodbye.";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,6 +166,7 @@ struct FileDef {
     error: PromptDef,
     unavailable: PromptDef,
     after_hours: Option<PromptDef>,
+    turned_away: Option<PromptDef>,
     #[serde(default)]
     ring: RingDef,
 }
@@ -280,6 +284,13 @@ impl Prompts {
                 language: check_language(&src, p.language.as_ref())?.or_else(|| language.clone()),
             }))
         };
+        let spoken = |text: &str| {
+            Prompt::Say(Say {
+                text: text.to_owned(),
+                voice: voice.clone(),
+                language: language.clone(),
+            })
+        };
         let display_name = match &def.ring.display_name {
             Some(t) if !t.get_ref().trim().is_empty() => {
                 Some(DisplayName::parse(t.get_ref()).map_err(|why| {
@@ -298,11 +309,11 @@ impl Prompts {
             unavailable: prompt("unavailable", &def.unavailable)?,
             after_hours: match &def.after_hours {
                 Some(p) => prompt("after_hours", p)?,
-                None => Prompt::Say(Say {
-                    text: AFTER_HOURS.to_owned(),
-                    voice: voice.clone(),
-                    language: language.clone(),
-                }),
+                None => spoken(AFTER_HOURS),
+            },
+            turned_away: match &def.turned_away {
+                Some(p) => prompt("turned_away", p)?,
+                None => spoken(TURNED_AWAY),
             },
             display_name,
         })

@@ -228,6 +228,7 @@ impl Renderer {
             Reply::Hangup => Response::new(vec![Verb::Hangup]),
             Reply::Unavailable => Response::new(vec![self.verb(&p.unavailable), Verb::Hangup]),
             Reply::Closed => Response::new(vec![self.verb(&p.after_hours), Verb::Hangup]),
+            Reply::TurnedAway => Response::new(vec![self.verb(&p.turned_away), Verb::Hangup]),
             // First and only: the call is refused before it is answered, so it is not charged.
             Reply::Reject => Response::new(vec![Verb::Reject]),
         }

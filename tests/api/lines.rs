@@ -78,6 +78,8 @@ async fn spawn_lines(toml: &str, clock: Arc<ManualClock>) -> TestApp {
             s.agents = loaded.agents;
             s.lines = loaded.lines;
             s.schedules = loaded.schedules;
+            s.unknown_number = loaded.unknown_number;
+            s.blocking = loaded.blocking;
         })
         .clock(clock)
         .start()
@@ -241,4 +243,71 @@ fn a_line_naming_what_does_not_exist_refuses_to_start() {
     ] {
         assert!(err.contains(key), "{key}: {err}");
     }
+}
+
+#[tokio::test]
+async fn unknown_numbers_and_blocked_callers_take_their_action_and_are_counted() {
+    let gate = r#"
+[unknown_number]
+action = "reject"
+
+[blocking]
+numbers = ["+12025550666"]
+prefixes = ["+1900"]
+action = "message"
+anonymous = "voicemail"
+"#;
+    let toml = config("2026-12-31", "voicemail") + gate;
+    let app = spawn_lines(&toml, Arc::new(ManualClock::at(MONDAY_MORNING_NY))).await;
+    let from = |sid: &str, caller: &str, to: &str| {
+        let form = [
+            ("CallSid", sid.to_owned()),
+            ("From", caller.to_owned()),
+            ("To", to.to_owned()),
+        ];
+        let client = app.client.clone();
+        let url = format!("{}/texml/inbound", app.base);
+        async move {
+            client
+                .post(url)
+                .form(&form)
+                .send()
+                .await
+                .expect("sent")
+                .text()
+                .await
+                .expect("body")
+        }
+    };
+    // A number no line lists: rejected before it is answered.
+    let doc = from("CA-unknown", CALLER, "+18005550000").await;
+    assert!(doc.contains("<Reject"), "{doc}");
+    // A blocked number, and a blocked prefix: the turned-away message, then hang up.
+    let doc = from("CA-blocked", "+12025550666", SUPPORT).await;
+    assert!(
+        doc.contains("cannot take your call") && doc.contains("<Hangup/>"),
+        "{doc}"
+    );
+    let doc = from("CA-premium", "+19005550123", SUPPORT).await;
+    assert!(doc.contains("cannot take your call"), "{doc}");
+    app.call_status("CA-blocked", "completed").await;
+    app.call_status("CA-premium", "completed").await;
+    // An anonymous caller: straight to voicemail, nobody rung.
+    let doc = from("CA-anon", "anonymous", SUPPORT).await;
+    assert!(doc.contains("<Record") && !doc.contains("<Dial"), "{doc}");
+    // Every refusal is counted by reason; no refused caller reached an agent.
+    let count = |outcome: &str, line: &str| {
+        format!("switchboard_calls_total{{outcome=\"{outcome}\",line=\"{line}\"}}")
+    };
+    assert_eq!(
+        app.metric(&count("unknown_number", "support")).await,
+        Some(1.0)
+    );
+    assert_eq!(app.metric(&count("blocked", "support")).await, Some(2.0));
+    assert_eq!(
+        app.notices_for("CA-anon"),
+        [FactKind::SentToVoicemail {
+            reason: switchboard::call::MissReason::Anonymous
+        }]
+    );
 }
