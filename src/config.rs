@@ -722,6 +722,7 @@ struct RawLine {
     after_hours: AfterHoursAction,
     #[serde(default)]
     after_hours_forward: Vec<String>,
+    prompts: Option<PathBuf>,
 }
 
 /// A line: the numbers it answers, who answers, when.
@@ -739,6 +740,8 @@ pub struct LineSettings {
     pub after_hours: AfterHoursAction,
     /// Rung with `after_hours = "forward"`.
     pub after_hours_forward: Vec<Agent>,
+    /// This line's own prompts (a file like `templates/prompts.toml`); `None`: the defaults.
+    pub prompts: Option<PathBuf>,
 }
 
 impl RawLine {
@@ -791,6 +794,7 @@ impl RawLine {
             schedule: self.schedule,
             after_hours: self.after_hours,
             after_hours_forward: forward,
+            prompts: self.prompts,
         })
     }
 }

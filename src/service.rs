@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use crate::agents::own_calls::{BadEvent, Data, Handled, OwnCalls};
 use crate::agents::Agents;
 use crate::call::{transition, CallStore, Event, Ignored, Policy, Reply, Snapshot, StoreError};
-use crate::domain::CallSid;
+use crate::domain::{CallSid, LineId};
 use crate::sink::{Record, Sinks};
 use crate::time::{Clock, Millis};
 
@@ -121,7 +121,11 @@ impl CallService {
     }
 
     /// Applies one event to call `sid` now; returns the document the call is on.
-    pub(crate) async fn apply(&self, sid: &CallSid, event: &Event) -> Result<Reply, StoreError> {
+    pub(crate) async fn apply(
+        &self,
+        sid: &CallSid,
+        event: &Event,
+    ) -> Result<(Reply, LineId), StoreError> {
         self.apply_at(sid, event, self.clock.now_ms()).await
     }
 
@@ -131,7 +135,7 @@ impl CallService {
         sid: &CallSid,
         event: &Event,
         now: Millis,
-    ) -> Result<Reply, StoreError> {
+    ) -> Result<(Reply, LineId), StoreError> {
         // Only a new call needs the live count (one more round trip with Redis).
         let live_calls = match event {
             Event::Incoming { .. } => self.store.live(now).await?,
@@ -162,7 +166,7 @@ impl CallService {
                 fact,
             });
         }
-        Ok(applied.reply)
+        Ok((applied.reply, applied.line))
     }
 
     /// One event of an agent's own call (Call Control): busy marking and its record.

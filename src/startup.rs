@@ -103,6 +103,14 @@ impl Application {
         let urls = Urls::new(&settings.server.public_url)?;
         let audio = AudioDir::scan(&settings.paths.audio);
         let prompts = Prompts::load(&settings.paths.templates, &audio, &|name| urls.audio(name))?;
+        // Each line with prompts of its own; a mistake in any file refuses the start.
+        let mut line_prompts = Vec::new();
+        for line in &settings.lines {
+            if let Some(path) = &line.prompts {
+                let own = Prompts::load_required(path, &audio, &|name| urls.audio(name))?;
+                line_prompts.push((line.id.clone(), own));
+            }
+        }
         let renderer = Renderer::new(
             &settings.dial,
             &settings.voicemail,
@@ -110,6 +118,9 @@ impl Application {
             urls,
             prompts,
         )?;
+        let renderer = line_prompts
+            .into_iter()
+            .fold(renderer, |r, (line, own)| r.with_line_prompts(line, own));
 
         let expiry = Expiry::from_secs(settings.calls.grace_secs, settings.calls.ttl_secs);
         let prefix = &settings.state.key_prefix;

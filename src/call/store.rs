@@ -31,6 +31,8 @@ pub type Decide<'a> = dyn Fn(Option<&Call>) -> Step + Send + Sync + 'a;
 pub struct Applied {
     /// The document the call is on now (meaningful for voice requests).
     pub reply: Reply,
+    /// The line whose prompts the document speaks.
+    pub line: crate::domain::LineId,
     pub facts: Vec<Fact>,
     pub ignored: Option<Ignored>,
 }
@@ -39,6 +41,7 @@ impl From<Step> for Applied {
     fn from(step: Step) -> Applied {
         Applied {
             reply: step.reply,
+            line: step.line,
             facts: step.facts,
             ignored: step.ignored,
         }

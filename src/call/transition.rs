@@ -31,6 +31,8 @@ pub struct Step {
     pub facts: Vec<Fact>,
     /// The document the call is on now (what a voice request is answered with).
     pub reply: Reply,
+    /// The line whose prompts the document speaks.
+    pub line: LineId,
     /// Why nothing changed, when nothing did.
     pub ignored: Option<Ignored>,
 }
@@ -172,7 +174,9 @@ pub fn transition(
         (Event::Expired, Some(call)) => expired(call),
         (_, None) => Change::ignored(Ignored::UnknownCall),
     };
-    let reply = match (change.next.as_ref().or(call), change.reply) {
+    let held = change.next.as_ref().or(call);
+    let line = held.map_or_else(|| policy.line_of(event), |c| c.line.clone());
+    let reply = match (held, change.reply) {
         (Some(call), _) => call.reply(),
         (None, Some(reply)) => reply,
         (None, None) => unknown_call_reply(event),
@@ -181,6 +185,7 @@ pub fn transition(
         next: change.next,
         facts: change.facts,
         reply,
+        line,
         ignored: change.ignored,
     }
 }

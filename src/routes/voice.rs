@@ -53,9 +53,9 @@ async fn document(
         Voice::RecordEnded => webhook::record_ended(&p),
     }?;
     crate::telemetry::record_call(sid.as_str());
-    let reply = AssertUnwindSafe(cx.service.apply(&sid, &event))
+    let (reply, line) = AssertUnwindSafe(cx.service.apply(&sid, &event))
         .catch_unwind()
         .await
         .map_err(|_| WebhookError::Internal)??;
-    Ok(cx.renderer.render(&reply))
+    Ok(cx.renderer.render_for(&line, &reply))
 }

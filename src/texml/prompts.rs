@@ -235,6 +235,24 @@ impl Prompts {
         }
     }
 
+    /// Loads `path`, which must exist (a line's own prompts: a missing file is a mistake, not a
+    /// reason to fall back).
+    pub fn load_required(
+        path: &Path,
+        audio: &AudioDir,
+        audio_url: &dyn Fn(&str) -> String,
+    ) -> Result<Prompts, TemplateError> {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&name, &text, audio, audio_url),
+            Err(e) => Err(TemplateError {
+                file: name,
+                line: 0,
+                message: format!("cannot be read: {e}"),
+            }),
+        }
+    }
+
     /// Parses and checks template `text`; `name` is what errors call the file.
     pub fn parse(
         name: &str,

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::call::{Intro, Reply};
 use crate::domain::Endpoint;
+use crate::domain::LineId;
 
 /// The absolute URLs written into documents, built once from `server.public_url`.
 #[derive(Debug, Clone)]
@@ -73,6 +74,8 @@ pub struct Renderer {
     voicemail: VoicemailSettings,
     provider: Provider,
     prompts: Prompts,
+    /// Lines with prompts of their own; the others speak `prompts`.
+    line_prompts: std::collections::HashMap<LineId, Prompts>,
     /// The apology document, rendered at start so that a failure while rendering can still answer
     /// the caller with something valid.
     fallback: Vec<u8>,
@@ -92,6 +95,7 @@ impl Renderer {
             voicemail: voicemail.clone(),
             provider: provider.kind,
             prompts,
+            line_prompts: Default::default(),
             fallback: Vec::new(),
         };
         renderer.fallback = renderer
@@ -100,6 +104,12 @@ impl Renderer {
             })
             .to_xml()?;
         Ok(renderer)
+    }
+
+    /// Gives `line` prompts of its own.
+    pub fn with_line_prompts(mut self, line: LineId, prompts: Prompts) -> Renderer {
+        self.line_prompts.insert(line, prompts);
+        self
     }
 
     pub fn urls(&self) -> &Urls {
@@ -111,9 +121,18 @@ impl Renderer {
         &self.fallback
     }
 
-    /// The document as bytes; the apology document if writing it fails.
+    /// The document as bytes, in the default prompts; the apology document if writing fails.
     pub fn render(&self, reply: &Reply) -> Vec<u8> {
-        match self.document(reply).to_xml() {
+        self.render_with(&self.prompts, reply)
+    }
+
+    /// The document as bytes, in `line`'s prompts.
+    pub fn render_for(&self, line: &LineId, reply: &Reply) -> Vec<u8> {
+        self.render_with(self.line_prompts.get(line).unwrap_or(&self.prompts), reply)
+    }
+
+    fn render_with(&self, prompts: &Prompts, reply: &Reply) -> Vec<u8> {
+        match self.document_with(prompts, reply).to_xml() {
             Ok(xml) => xml,
             Err(e) => {
                 tracing::error!(error = %e, "rendering a document failed; answering with the apology");
@@ -138,7 +157,10 @@ impl Renderer {
     }
 
     pub fn document(&self, reply: &Reply) -> Response {
-        let p = &self.prompts;
+        self.document_with(&self.prompts, reply)
+    }
+
+    fn document_with(&self, p: &Prompts, reply: &Reply) -> Response {
         match reply {
             Reply::Ring {
                 round,

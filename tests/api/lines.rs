@@ -311,3 +311,38 @@ anonymous = "voicemail"
         }]
     );
 }
+
+#[tokio::test]
+async fn a_line_speaks_its_own_prompts() {
+    let shipped = std::fs::read_to_string(crate::helpers::repo_path("templates/prompts.toml"))
+        .expect("prompts");
+    let own = shipped.replace("audio = \"greeting.wav\"\n", "").replace(
+        "Thank you for calling. Please hold while we connect you to an agent.",
+        "You reached the Code of Conduct hotline.",
+    );
+    let path = std::env::temp_dir().join(format!("sb-hotline-prompts-{}.toml", std::process::id()));
+    std::fs::write(&path, own).expect("write prompts");
+    let toml = config("2026-12-31", "voicemail").replace(
+        "after_hours_forward = [\"+12025550111\"]",
+        &format!(
+            "after_hours_forward = [\"+12025550111\"]\nprompts = \"{}\"",
+            path.display()
+        ),
+    );
+    let app = spawn_lines(&toml, Arc::new(ManualClock::at(MONDAY_MORNING_NY))).await;
+    let hotline = call(&app, "CA-own", HOTLINE).await;
+    assert!(
+        hotline
+            .body
+            .contains("You reached the Code of Conduct hotline."),
+        "{}",
+        hotline.body
+    );
+    let support = call(&app, "CA-default", SUPPORT).await;
+    assert!(
+        support.body.contains("audio/greeting.wav"),
+        "{}",
+        support.body
+    );
+    std::fs::remove_file(&path).ok();
+}
