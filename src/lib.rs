@@ -18,6 +18,7 @@
 //! - [`lease`]: which replica runs the jobs
 //! - `service`: the call path: snapshot → store + transition → facts to sinks → reply
 //! - `routes`: the HTTP boundary and its context; `metrics`: the registry and HTTP metrics
+//! - `wiring`: settings into the core's policy and the signature verifier
 //! - [`startup`]: builds the application and runs it; `shutdown`: signals; [`telemetry`]: logs,
 //!   off the request path
 //! - [`audio`]: the prompt files, served safely
@@ -46,3 +47,4 @@ pub mod telemetry;
 pub mod texml;
 pub mod time;
 pub mod webhook;
+mod wiring;

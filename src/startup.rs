@@ -17,15 +17,9 @@ use crate::agents::own_calls::OwnCalls;
 use crate::agents::shared::{AgentSync, SharedAgents};
 use crate::agents::Agents;
 use crate::audio::AudioDir;
-use crate::call::policy::{
-    called, AfterHours, Anonymous, DialLimits, Gate, LinePolicy, Turnaway, UnknownNumber,
-};
 use crate::call::redis_store::{self, RedisStore};
-use crate::call::Targets;
-use crate::call::{CallStore, Expiry, MemoryStore, Policy, StoreError};
-use crate::config::{
-    AfterHoursAction, AnonymousAction, Backend, LineSettings, Provider, Settings, TurnawayAction,
-};
+use crate::call::{CallStore, Expiry, MemoryStore, StoreError};
+use crate::config::{Backend, Settings};
 use crate::jobs::{JobContext, Jobs};
 use crate::lease::Lease;
 use crate::metrics::HttpMetrics;
@@ -33,7 +27,7 @@ use crate::routes::{Context, Readiness};
 use crate::service::CallService;
 use crate::shutdown::stop_requested;
 pub use crate::shutdown::ShutdownHandle;
-use crate::signature::{Route, Verifier};
+use crate::signature::Route;
 use crate::sink::{Sink, Sinks};
 use crate::texml::{Prompts, Renderer, TemplateError, Urls};
 use crate::time::{Clock, SystemClock};
@@ -145,7 +139,7 @@ impl Application {
         });
         lease.register(&mut registry);
 
-        let policy = policy(&settings);
+        let policy = settings.policy();
         let api_key = settings.telnyx.api_key.clone();
         let from_api = settings.telnyx.agents_from_api;
         // Agents from the Telnyx API replace the static list (telnyx.agents_from_api).
@@ -210,7 +204,7 @@ impl Application {
             every: Duration::from_secs(settings.state.agents_sync_secs),
         });
 
-        let verifier = verifier(&settings);
+        let verifier = settings.verifier();
         verifier.register(&mut registry);
         tracing::info!(
             callbacks = ?verifier.effective_mode(Route::Callback),
@@ -320,111 +314,5 @@ impl Application {
         sinks.flush(self.flush_timeout).await;
         tracing::info!("stopped");
         result.unwrap_or_else(|e| Err(std::io::Error::other(e)))
-    }
-}
-
-/// How calls are handled, from the settings; says at start what the provider's limits imply.
-fn policy(settings: &Settings) -> Policy {
-    let provider = &settings.provider;
-    let limits = match provider.kind {
-        Provider::Telnyx => DialLimits::default(),
-        Provider::Twilio => DialLimits::twilio(provider.twilio_enhanced_sip),
-    };
-    let sip_agents = settings
-        .agents
-        .iter()
-        .filter(|a| matches!(a.endpoint, crate::domain::Endpoint::Sip(_)))
-        .count();
-    if provider.kind == Provider::Twilio && !provider.twilio_enhanced_sip {
-        tracing::warn!(
-            sip_agents,
-            "Twilio without Enhanced Programmable SIP Features: one <Sip> per <Dial>, so SIP agents \
-             are rung one at a time, sharing each round's ring time; enable the feature in the \
-             Twilio console (Voice > Settings) and set provider.twilio_enhanced_sip = true to ring \
-             them all at once"
-        );
-    }
-    let lines = settings
-        .lines
-        .iter()
-        .map(|l| line_policy(l, settings))
-        .collect();
-    Policy {
-        gate: gate(settings),
-        rounds: settings.dial.rounds,
-        max_active_calls: settings.limits.max_active_calls,
-        limits,
-        ring_secs: settings.dial.ring_timeout_secs,
-        ..Policy::default()
-    }
-    .with_lines(lines)
-}
-
-/// Who may call: `[unknown_number]` and `[blocking]`.
-fn gate(settings: &Settings) -> Gate {
-    let turnaway = |a: TurnawayAction| match a {
-        TurnawayAction::Reject => Turnaway::Reject,
-        TurnawayAction::Message => Turnaway::Message,
-    };
-    let action = settings.unknown_number.action.trim();
-    let unknown_number = match action.strip_prefix("line:") {
-        Some(id) => Some(UnknownNumber::Line(crate::domain::LineId::new(id))),
-        None if action == "message" => Some(UnknownNumber::TurnAway(Turnaway::Message)),
-        None if action == "reject" => Some(UnknownNumber::TurnAway(Turnaway::Reject)),
-        None => None,
-    };
-    let b = &settings.blocking;
-    Gate {
-        unknown_number,
-        blocked: b.numbers.iter().map(|n| called(n)).collect(),
-        blocked_prefixes: b.prefixes.iter().map(|n| called(n)).collect(),
-        blocked_action: turnaway(b.action),
-        anonymous: match b.anonymous {
-            AnonymousAction::Allow => Anonymous::Allow,
-            AnonymousAction::Voicemail => Anonymous::Voicemail,
-            AnonymousAction::Reject => Anonymous::Reject,
-        },
-    }
-}
-
-/// One configured line's rules.
-fn line_policy(line: &LineSettings, settings: &Settings) -> LinePolicy {
-    let after_hours = match line.after_hours {
-        AfterHoursAction::Voicemail => AfterHours::Voicemail,
-        AfterHoursAction::Message => AfterHours::Message,
-        AfterHoursAction::Reject => AfterHours::Reject,
-        AfterHoursAction::Forward => match Targets::new(line.after_hours_forward.clone().into()) {
-            Some(targets) => AfterHours::Forward(targets),
-            None => AfterHours::Voicemail,
-        },
-    };
-    LinePolicy {
-        id: line.id.clone(),
-        numbers: line.numbers.iter().map(|n| called(n)).collect(),
-        schedule: line
-            .schedule
-            .as_ref()
-            .and_then(|name| settings.schedules.get(name))
-            .map(|s| Arc::new(s.clone())),
-        after_hours,
-    }
-}
-
-fn verifier(settings: &Settings) -> Verifier {
-    Verifier {
-        mode: settings.security.mode,
-        voice_mode: settings.security.voice_mode,
-        voice_signed: settings.provider.kind == Provider::Twilio,
-        telnyx: settings.telnyx.public_key,
-        twilio: settings.twilio.auth_token.clone(),
-        max_skew_secs: settings.security.max_clock_skew_secs,
-        public_base: settings
-            .server
-            .public_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned(),
-        trust_forwarded: settings.security.trust_forwarded_headers,
-        rejected: Default::default(),
     }
 }

@@ -1,0 +1,125 @@
+//! From the settings to the values the rest of the code runs on: the call core's [`Policy`]
+//! (lines, hours, who may call, the provider's limits) and the signature [`Verifier`]. Kept next
+//! to the settings, so that building the application stays wiring.
+
+use std::sync::Arc;
+
+use crate::call::policy::{
+    called, AfterHours, Anonymous, DialLimits, Gate, LinePolicy, Turnaway, UnknownNumber,
+};
+use crate::call::{Policy, Targets};
+use crate::config::{
+    AfterHoursAction, AnonymousAction, LineSettings, Provider, Settings, TurnawayAction,
+};
+use crate::signature::Verifier;
+
+impl Settings {
+    /// How calls are handled, from the settings; says at start what the provider's limits imply.
+    pub fn policy(&self) -> Policy {
+        let settings = self;
+        let provider = &settings.provider;
+        let limits = match provider.kind {
+            Provider::Telnyx => DialLimits::default(),
+            Provider::Twilio => DialLimits::twilio(provider.twilio_enhanced_sip),
+        };
+        let sip_agents = settings
+            .agents
+            .iter()
+            .filter(|a| matches!(a.endpoint, crate::domain::Endpoint::Sip(_)))
+            .count();
+        if provider.kind == Provider::Twilio && !provider.twilio_enhanced_sip {
+            tracing::warn!(
+                sip_agents,
+                "Twilio without Enhanced Programmable SIP Features: one <Sip> per <Dial>, so SIP agents \
+                 are rung one at a time, sharing each round's ring time; enable the feature in the \
+                 Twilio console (Voice > Settings) and set provider.twilio_enhanced_sip = true to ring \
+                 them all at once"
+            );
+        }
+        let lines = settings
+            .lines
+            .iter()
+            .map(|l| line_policy(l, settings))
+            .collect();
+        Policy {
+            gate: gate(settings),
+            rounds: settings.dial.rounds,
+            max_active_calls: settings.limits.max_active_calls,
+            limits,
+            ring_secs: settings.dial.ring_timeout_secs,
+            ..Policy::default()
+        }
+        .with_lines(lines)
+    }
+
+    /// The signature checks, with the keys and modes configured.
+    pub fn verifier(&self) -> Verifier {
+        let settings = self;
+        Verifier {
+            mode: settings.security.mode,
+            voice_mode: settings.security.voice_mode,
+            voice_signed: settings.provider.kind == Provider::Twilio,
+            telnyx: settings.telnyx.public_key,
+            twilio: settings.twilio.auth_token.clone(),
+            max_skew_secs: settings.security.max_clock_skew_secs,
+            public_base: settings
+                .server
+                .public_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+            trust_forwarded: settings.security.trust_forwarded_headers,
+            rejected: Default::default(),
+        }
+    }
+}
+
+/// Who may call: `[unknown_number]` and `[blocking]`.
+fn gate(settings: &Settings) -> Gate {
+    let turnaway = |a: TurnawayAction| match a {
+        TurnawayAction::Reject => Turnaway::Reject,
+        TurnawayAction::Message => Turnaway::Message,
+    };
+    let action = settings.unknown_number.action.trim();
+    let unknown_number = match action.strip_prefix("line:") {
+        Some(id) => Some(UnknownNumber::Line(crate::domain::LineId::new(id))),
+        None if action == "message" => Some(UnknownNumber::TurnAway(Turnaway::Message)),
+        None if action == "reject" => Some(UnknownNumber::TurnAway(Turnaway::Reject)),
+        None => None,
+    };
+    let b = &settings.blocking;
+    Gate {
+        unknown_number,
+        blocked: b.numbers.iter().map(|n| called(n)).collect(),
+        blocked_prefixes: b.prefixes.iter().map(|n| called(n)).collect(),
+        blocked_action: turnaway(b.action),
+        anonymous: match b.anonymous {
+            AnonymousAction::Allow => Anonymous::Allow,
+            AnonymousAction::Voicemail => Anonymous::Voicemail,
+            AnonymousAction::Reject => Anonymous::Reject,
+        },
+    }
+}
+
+/// One configured line's rules.
+fn line_policy(line: &LineSettings, settings: &Settings) -> LinePolicy {
+    let after_hours = match line.after_hours {
+        AfterHoursAction::Voicemail => AfterHours::Voicemail,
+        AfterHoursAction::Message => AfterHours::Message,
+        AfterHoursAction::Reject => AfterHours::Reject,
+        AfterHoursAction::Forward => match Targets::new(line.after_hours_forward.clone().into()) {
+            Some(targets) => AfterHours::Forward(targets),
+            None => AfterHours::Voicemail,
+        },
+    };
+    LinePolicy {
+        id: line.id.clone(),
+        numbers: line.numbers.iter().map(|n| called(n)).collect(),
+        schedule: line
+            .schedule
+            .as_ref()
+            .and_then(|name| settings.schedules.get(name))
+            .map(|s| Arc::new(s.clone())),
+        after_hours,
+    }
+}
