@@ -71,7 +71,7 @@ impl Inner {
             } else {
                 line.all
                     .iter()
-                    .filter(|a| a.connection_id.as_deref().is_none_or(|c| !busy.contains(c)))
+                    .filter(|a| is_free(a, |c| busy.contains(c)))
                     .cloned()
                     .collect::<Vec<_>>()
                     .into()
@@ -79,6 +79,11 @@ impl Inner {
             line.available = Targets::new(free);
         }
     }
+}
+
+/// Whether `agent` is free: not reached through a connection `busy` says is on a call.
+fn is_free(agent: &Agent, busy: impl Fn(&str) -> bool) -> bool {
+    agent.connection_id.as_deref().is_none_or(|c| !busy(c))
 }
 
 /// The roster of every line, and who is busy. Shared by the call service (who to ring), the
@@ -185,7 +190,7 @@ impl Agents {
             let free = i
                 .everyone
                 .iter()
-                .filter(|a| a.connection_id.as_deref().is_none_or(|c| !busy.contains(c)))
+                .filter(|a| is_free(a, |c| busy.contains(c)))
                 .count();
             (i.everyone.len(), free)
         })

@@ -25,7 +25,6 @@ use crate::time::Millis;
 #[derive(Debug, Clone)]
 pub struct Schedule {
     zone: TimeZone,
-    zone_name: String,
     open: Vec<Hours>,
     closed: Vec<ClosedDay>,
 }
@@ -144,15 +143,9 @@ impl Schedule {
         let tz = TimeZone::get(zone.trim()).map_err(|_| ScheduleError::Zone(zone.to_owned()))?;
         Ok(Schedule {
             zone: tz,
-            zone_name: zone.trim().to_owned(),
             open,
             closed,
         })
-    }
-
-    /// The zone's IANA name.
-    pub fn zone(&self) -> &str {
-        &self.zone_name
     }
 
     fn closed_on(&self, date: Date) -> bool {

@@ -237,10 +237,6 @@ impl Flags {
         self.0 |= bit;
         first
     }
-
-    pub fn has(self, index: u8) -> bool {
-        self.0 & (1u16 << (index % Self::CAPACITY)) != 0
-    }
 }
 
 /// The statuses a leg has seen.

@@ -215,11 +215,9 @@ impl Prompts {
         audio: &AudioDir,
         audio_url: &dyn Fn(&str) -> String,
     ) -> Result<Prompts, TemplateError> {
-        let name = path.display().to_string();
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&name, &text, audio, audio_url),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::warn!(file = %name, "template file not found; using the built-in prompts");
+                tracing::warn!(file = %path.display(), "template file not found; using the built-in prompts");
                 Self::parse(
                     "<built-in templates/prompts.toml>",
                     EMBEDDED,
@@ -227,11 +225,7 @@ impl Prompts {
                     audio_url,
                 )
             }
-            Err(e) => Err(TemplateError {
-                file: name,
-                line: 0,
-                message: format!("cannot be read: {e}"),
-            }),
+            read => Self::from_read(path, read, audio, audio_url),
         }
     }
 
@@ -242,8 +236,18 @@ impl Prompts {
         audio: &AudioDir,
         audio_url: &dyn Fn(&str) -> String,
     ) -> Result<Prompts, TemplateError> {
+        Self::from_read(path, std::fs::read_to_string(path), audio, audio_url)
+    }
+
+    /// Parses what reading `path` gave, or says why it could not be read.
+    fn from_read(
+        path: &Path,
+        read: std::io::Result<String>,
+        audio: &AudioDir,
+        audio_url: &dyn Fn(&str) -> String,
+    ) -> Result<Prompts, TemplateError> {
         let name = path.display().to_string();
-        match std::fs::read_to_string(path) {
+        match read {
             Ok(text) => Self::parse(&name, &text, audio, audio_url),
             Err(e) => Err(TemplateError {
                 file: name,
