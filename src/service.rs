@@ -172,11 +172,8 @@ impl CallService {
     /// One event of an agent's own call (Call Control): busy marking and its record.
     pub(crate) fn agent_call(&self, event: &Data) -> Result<Handled, BadEvent> {
         let now = self.clock.now_ms();
-        if let Some(warning) = self.own_calls.parking_warning(event, now, &self.agents) {
-            self.sinks.accept(warning);
-        }
-        let (handled, record) = self.own_calls.apply(event, now, &self.agents)?;
-        if let Some(record) = record {
+        let (handled, records) = self.own_calls.apply(event, now, &self.agents)?;
+        for record in records {
             self.sinks.accept(record);
         }
         Ok(handled)

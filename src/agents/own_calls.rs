@@ -97,52 +97,20 @@ impl OwnCalls {
         }
     }
 
-    /// An agent's call that arrives *parked* hangs in ringback until a Call Control command
-    /// comes, and Switchboard sends none: the connection has call parking enabled. Says so once
-    /// per connection.
-    pub fn parking_warning(&self, event: &Data, now: Millis, roster: &Agents) -> Option<Record> {
-        let p = &event.payload;
-        let parked = event.event_type == "call.initiated"
-            && p.direction.as_deref() == Some("outgoing")
-            && p.state.as_deref() == Some("parked");
-        if !parked {
-            return None;
-        }
-        let connection = p.connection_id.as_ref().and_then(|v| json_text(Some(v)))?;
-        let agent = roster.by_connection(&connection)?;
-        if self.parking_said.insert(connection.into(), ()).is_some() {
-            return None;
-        }
-        let to =
-            p.to.as_deref()
-                .and_then(|t| Party::parse(t).ok())
-                .unwrap_or_else(Party::unknown);
-        let call_id = p
-            .call_control_id
-            .as_deref()
-            .or(p.call_leg_id.as_deref())
-            .unwrap_or("");
-        Some(Record::AgentCall {
-            call_id: call_id.into(),
-            at: parse_time(event.occurred_at.as_deref()).unwrap_or(now),
-            agent: agent.name,
-            to,
-            kind: AgentCallKind::Parked,
-        })
-    }
-
-    /// Applies one event at `now`: updates the busy agents in `roster` and returns the record to
-    /// tell, if any.
+    /// Applies one event at `now`: updates the busy agents in `roster` and returns the records to
+    /// tell. An agent's call that arrives *parked* hangs in ringback until a Call Control command
+    /// comes, and Switchboard sends none: the connection has call parking enabled; that is said
+    /// once per connection, before the call's own record.
     pub fn apply(
         &self,
         event: &Data,
         now: Millis,
         roster: &Agents,
-    ) -> Result<(Handled, Option<Record>), BadEvent> {
+    ) -> Result<(Handled, Vec<Record>), BadEvent> {
         let p = &event.payload;
         let kind = event.event_type.as_str();
         if !matches!(kind, "call.initiated" | "call.answered" | "call.hangup") {
-            return Ok((Handled::NotOurs, None));
+            return Ok((Handled::NotOurs, Vec::new()));
         }
         let call_id: Box<str> = p
             .call_control_id
@@ -163,7 +131,7 @@ impl OwnCalls {
         match kind {
             "call.initiated" => {
                 if p.direction.as_deref() != Some("outgoing") {
-                    return Ok((Handled::NotOurs, None));
+                    return Ok((Handled::NotOurs, Vec::new()));
                 }
                 let connection = p
                     .connection_id
@@ -171,14 +139,24 @@ impl OwnCalls {
                     .and_then(|v| json_text(Some(v)))
                     .ok_or(BadEvent::NoConnection)?;
                 let Some(agent) = roster.by_connection(&connection) else {
-                    return Ok((Handled::NotOurs, None));
+                    return Ok((Handled::NotOurs, Vec::new()));
                 };
                 let to =
                     p.to.as_deref()
                         .and_then(|t| Party::parse(t).ok())
                         .unwrap_or_else(Party::unknown);
+                let mut records = Vec::new();
+                let parked = p.state.as_deref() == Some("parked");
+                if parked
+                    && self
+                        .parking_said
+                        .insert(connection.as_str().into(), ())
+                        .is_none()
+                {
+                    records.push(notification(&agent.name, &to, AgentCallKind::Parked));
+                }
                 match self.calls.entry(call_id.clone()) {
-                    Entry::Occupied(_) => Ok((Handled::Duplicate, None)),
+                    Entry::Occupied(_) => Ok((Handled::Duplicate, records)),
                     Entry::Vacant(slot) => {
                         let started_at = parse_time(p.start_time.as_deref()).unwrap_or(at);
                         slot.insert(OutCall {
@@ -190,39 +168,37 @@ impl OwnCalls {
                             expires_at: self.expiry.while_live(now),
                         });
                         roster.set_busy(&call_id, &connection);
-                        Ok((
-                            Handled::Applied,
-                            Some(notification(&agent.name, &to, AgentCallKind::Started)),
-                        ))
+                        records.push(notification(&agent.name, &to, AgentCallKind::Started));
+                        Ok((Handled::Applied, records))
                     }
                 }
             }
             "call.answered" => {
                 let Some(mut call) = self.calls.get_mut(&call_id) else {
                     // Not an outbound call we saw start (e.g. a leg we dialled to an agent).
-                    return Ok((Handled::NotOurs, None));
+                    return Ok((Handled::NotOurs, Vec::new()));
                 };
                 if call.answered_at.is_some() || call.ended {
-                    return Ok((Handled::Duplicate, None));
+                    return Ok((Handled::Duplicate, Vec::new()));
                 }
                 call.answered_at = Some(at);
                 call.expires_at = self.expiry.while_live(now);
                 let after_secs = secs_between(call.started_at, at);
                 Ok((
                     Handled::Applied,
-                    Some(notification(
+                    vec![notification(
                         &call.agent,
                         &call.to,
                         AgentCallKind::Answered { after_secs },
-                    )),
+                    )],
                 ))
             }
             _ => {
                 let Some(mut call) = self.calls.get_mut(&call_id) else {
-                    return Ok((Handled::NotOurs, None));
+                    return Ok((Handled::NotOurs, Vec::new()));
                 };
                 if call.ended {
-                    return Ok((Handled::Duplicate, None));
+                    return Ok((Handled::Duplicate, Vec::new()));
                 }
                 call.ended = true;
                 call.expires_at = self.expiry.after_end(now);
@@ -237,11 +213,11 @@ impl OwnCalls {
                     .map(Box::from);
                 Ok((
                     Handled::Applied,
-                    Some(notification(
+                    vec![notification(
                         &call.agent,
                         &call.to,
                         AgentCallKind::Finished { talk_secs, cause },
-                    )),
+                    )],
                 ))
             }
         }
