@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
         round: 1,
         group: 0,
         ring_secs: 20,
-        after_hours: false,
+        lead: switchboard::call::Lead::Greeting,
         targets: available.clone(),
         caller: Party::parse("+12025550142").expect("party"),
     };

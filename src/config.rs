@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::call::policy::{Menu, MenuChoice};
 use crate::domain::{Agent, Endpoint};
 use crate::signature::Mode;
 pub use crate::texml::{DialSettings, Provider, ProviderSettings, VoicemailSettings};
@@ -49,6 +50,43 @@ pub struct Settings {
     pub schedules: std::collections::HashMap<String, crate::call::schedule::Schedule>,
     pub unknown_number: UnknownNumberSettings,
     pub blocking: BlockingSettings,
+    pub admin: AdminSettings,
+}
+
+/// `[admin]`: the admin API (`/admin/...`) and where line overrides are kept.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// The bearer token (a secret); `None`: the admin API is off.
+    pub token: Option<SecretString>,
+    /// With `state.backend = "memory"`: the file line overrides are saved to (`None`: memory
+    /// only, lost at restart).
+    pub overrides_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    token: SecretString,
+    overrides_file: String,
+}
+
+impl RawAdmin {
+    fn parse(self, p: &mut Problems) -> AdminSettings {
+        let token = optional_secret(self.token);
+        if let Some(t) = &token {
+            let t = t.expose_secret();
+            p.check(
+                t.len() >= 16 && t.bytes().all(|b| b.is_ascii_graphic()),
+                "admin.token",
+                "must be at least 16 visible characters, no spaces (its value is not shown)",
+            );
+        }
+        let file = self.overrides_file.trim();
+        AdminSettings {
+            token,
+            overrides_file: (!file.is_empty()).then(|| PathBuf::from(file)),
+        }
+    }
 }
 
 /// A configuration that cannot be used. Its message names the key and says why.
@@ -723,6 +761,102 @@ struct RawLine {
     #[serde(default)]
     after_hours_forward: Vec<String>,
     prompts: Option<PathBuf>,
+    menu: Option<RawMenu>,
+}
+
+/// `[lines.menu]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMenu {
+    prompt: String,
+    options: std::collections::BTreeMap<String, String>,
+    #[serde(default = "RawMenu::ring")]
+    default: String,
+    #[serde(default = "RawMenu::retries")]
+    retries: u8,
+    #[serde(default = "RawMenu::timeout")]
+    timeout_secs: u32,
+}
+
+impl RawMenu {
+    fn ring() -> String {
+        "ring".into()
+    }
+
+    fn retries() -> u8 {
+        2
+    }
+
+    fn timeout() -> u32 {
+        5
+    }
+
+    fn parse(self, key: &str, p: &mut Problems) -> Option<MenuSettings> {
+        let choice = |v: &str| -> Result<MenuChoice, String> {
+            match v.trim() {
+                "ring" => Ok(MenuChoice::Ring),
+                "voicemail" => Ok(MenuChoice::Voicemail),
+                other => match other.strip_prefix("line:") {
+                    Some(id) if !id.trim().is_empty() => {
+                        Ok(MenuChoice::Line(crate::domain::LineId::new(id.trim())))
+                    }
+                    _ => Err(format!(
+                        "`{other}` is not a choice: line:<id>, ring or voicemail"
+                    )),
+                },
+            }
+        };
+        let prompt = self.prompt.trim().to_owned();
+        p.check(
+            !prompt.is_empty()
+                && prompt.chars().count() <= 3000
+                && prompt.chars().all(crate::domain::xml_char),
+            &format!("{key}.prompt"),
+            "must be the text to speak (at most 3000 characters, no control characters)",
+        );
+        p.within(self.retries, 0..=5, &format!("{key}.retries"));
+        p.within(self.timeout_secs, 1..=30, &format!("{key}.timeout_secs"));
+        p.check(
+            !self.options.is_empty(),
+            &format!("{key}.options"),
+            "must offer at least one key",
+        );
+        let mut options = Vec::new();
+        for (k, v) in &self.options {
+            let mut chars = k.chars();
+            let key_char = match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#' => Some(c),
+                _ => None,
+            };
+            p.check(
+                key_char.is_some(),
+                &format!("{key}.options"),
+                &format!("`{k}` is not one key (0-9, * or #)"),
+            );
+            match choice(v) {
+                Ok(c) => options.extend(key_char.map(|k| (k, c))),
+                Err(e) => p.check(false, &format!("{key}.options.{k}"), &e),
+            }
+        }
+        let default = p.take(choice(&self.default), &format!("{key}.default"), |e| e);
+        Some(MenuSettings {
+            menu: Menu {
+                options,
+                default: default?,
+                retries: self.retries,
+            },
+            prompt,
+            timeout_secs: self.timeout_secs,
+        })
+    }
+}
+
+/// A line's menu: what it says, how long it waits, where each key goes.
+#[derive(Debug, Clone)]
+pub struct MenuSettings {
+    pub menu: Menu,
+    pub prompt: String,
+    pub timeout_secs: u32,
 }
 
 /// A line: the numbers it answers, who answers, when.
@@ -742,6 +876,8 @@ pub struct LineSettings {
     pub after_hours_forward: Vec<Agent>,
     /// This line's own prompts (a file like `templates/prompts.toml`); `None`: the defaults.
     pub prompts: Option<PathBuf>,
+    /// Played before ringing while the line is open.
+    pub menu: Option<MenuSettings>,
 }
 
 impl RawLine {
@@ -783,6 +919,7 @@ impl RawLine {
             &format!("{key}.after_hours_forward"),
             "must list the numbers to ring when after_hours = \"forward\"",
         );
+        let menu = self.menu.and_then(|m| m.parse(&format!("{key}.menu"), p));
         ok_id.then(|| LineSettings {
             id: crate::domain::LineId::new(&self.id),
             name: self
@@ -795,6 +932,7 @@ impl RawLine {
             after_hours: self.after_hours,
             after_hours_forward: forward,
             prompts: self.prompts,
+            menu,
         })
     }
 }
@@ -963,6 +1101,19 @@ fn check_lines(
                 );
             }
         }
+        let menu = line.menu.iter().flat_map(|m| {
+            let options = m.menu.options.iter().map(|(_, c)| c);
+            options.chain(std::iter::once(&m.menu.default))
+        });
+        for choice in menu {
+            if let MenuChoice::Line(id) = choice {
+                p.check(
+                    lines.iter().any(|l| &l.id == id),
+                    &format!("{key}.menu"),
+                    &format!("`line:{id}` is not a line's id"),
+                );
+            }
+        }
         if let Some(name) = &line.schedule {
             p.check(
                 schedules.contains_key(name),
@@ -1018,6 +1169,7 @@ struct RawSettings {
     unknown_number: UnknownNumberSettings,
     #[serde(default)]
     blocking: BlockingSettings,
+    admin: RawAdmin,
 }
 
 impl RawSettings {
@@ -1095,6 +1247,7 @@ impl RawSettings {
             schedules,
             unknown_number: self.unknown_number,
             blocking: self.blocking,
+            admin: self.admin.parse(&mut p),
         };
         settings.blocking.check(&mut p);
         settings.cross_section().check(&mut p);

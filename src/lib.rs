@@ -16,9 +16,10 @@
 //! - [`sink`]: where facts go: log, outcome metrics, Slack, over one generic delivery queue
 //! - [`provider`], [`jobs`]: the Telnyx REST API, and the scheduled jobs that use it
 //! - [`lease`]: which replica runs the jobs
+//! - [`lines`]: lines' state for operators, and the overrides they set (memory + file, or Redis)
 //! - `service`: the call path: snapshot → store + transition → facts to sinks → reply
 //! - `routes`: the HTTP boundary and its context; `metrics`: the registry and HTTP metrics
-//! - `wiring`: settings into the core's policy and the signature verifier
+//! - `wiring`: settings into the core's policy, the renderer and the signature verifier
 //! - [`startup`]: builds the application and runs it; `shutdown`: signals; [`telemetry`]: logs,
 //!   off the request path
 //! - [`audio`]: the prompt files, served safely
@@ -33,6 +34,7 @@ pub mod config;
 pub mod domain;
 pub mod jobs;
 pub mod lease;
+pub mod lines;
 mod metrics;
 pub mod provider;
 mod retry;

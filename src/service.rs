@@ -18,6 +18,7 @@ use crate::agents::own_calls::{BadEvent, Data, Handled, OwnCalls};
 use crate::agents::Agents;
 use crate::call::{transition, CallStore, Event, Ignored, Policy, Reply, Snapshot, StoreError};
 use crate::domain::{CallSid, LineId};
+use crate::lines::LineOverrides;
 use crate::sink::{Record, Sinks};
 use crate::time::{Clock, Millis};
 
@@ -45,6 +46,8 @@ pub(crate) struct Parts {
     pub(crate) agents: Arc<Agents>,
     pub(crate) own_calls: OwnCalls,
     pub(crate) policy: Policy,
+    /// Operators' overrides of lines' hours.
+    pub(crate) overrides: Arc<LineOverrides>,
     pub(crate) sinks: Sinks,
     pub(crate) clock: Arc<dyn Clock>,
     /// Callbacks kept at most while the store does not answer.
@@ -56,6 +59,7 @@ pub(crate) struct CallService {
     agents: Arc<Agents>,
     own_calls: OwnCalls,
     policy: Policy,
+    overrides: Arc<LineOverrides>,
     sinks: Sinks,
     clock: Arc<dyn Clock>,
     /// `live_calls` in `/metrics`: set from the store just before each scrape (-1: unreachable).
@@ -77,6 +81,7 @@ impl CallService {
             agents,
             own_calls,
             policy,
+            overrides,
             sinks,
             clock,
             deferred_capacity,
@@ -105,6 +110,7 @@ impl CallService {
             agents,
             own_calls,
             policy,
+            overrides,
             sinks,
             clock,
             live_calls,
@@ -141,15 +147,18 @@ impl CallService {
             Event::Incoming { .. } => self.store.live(now).await?,
             _ => 0,
         };
+        // Only the events that may look at a line's hours need the operators' overrides.
+        let manual = match event {
+            Event::Incoming { .. } | Event::MenuInput { .. } => self.overrides.all().await?,
+            _ => Default::default(),
+        };
         let (policy, agents) = (&self.policy, &self.agents);
         let decide = |call: Option<&crate::call::Call>| {
-            let line = match call {
-                Some(call) => call.line.clone(),
-                None => policy.line_of(event),
-            };
+            let line = policy.line_needed(call, event);
             let snapshot = Snapshot {
                 available: agents.available(&line),
                 live_calls,
+                manual: manual.clone(),
             };
             transition(sid, call, event, now, policy, &snapshot)
         };

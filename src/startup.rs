@@ -22,14 +22,15 @@ use crate::call::{CallStore, Expiry, MemoryStore, StoreError};
 use crate::config::{Backend, Settings};
 use crate::jobs::{JobContext, Jobs};
 use crate::lease::Lease;
+use crate::lines::{LineControl, LineOverrides};
 use crate::metrics::HttpMetrics;
-use crate::routes::{Context, Readiness};
+use crate::routes::{Admin, Context, Readiness};
 use crate::service::CallService;
 use crate::shutdown::stop_requested;
 pub use crate::shutdown::ShutdownHandle;
 use crate::signature::Route;
 use crate::sink::{Sink, Sinks};
-use crate::texml::{Prompts, Renderer, TemplateError, Urls};
+use crate::texml::{TemplateError, Urls};
 use crate::time::{Clock, SystemClock};
 
 /// Why the server refused to start.
@@ -50,6 +51,8 @@ pub enum StartError {
     Redis(StoreError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("admin.overrides_file: {0}")]
+    Overrides(#[from] crate::lines::OverrideError),
 }
 
 /// What tests and tools may add: more sinks (after the built-in ones), and another clock.
@@ -96,25 +99,7 @@ impl Application {
 
         let urls = Urls::new(&settings.server.public_url)?;
         let audio = AudioDir::scan(&settings.paths.audio);
-        let prompts = Prompts::load(&settings.paths.templates, &audio, &|name| urls.audio(name))?;
-        // Each line with prompts of its own; a mistake in any file refuses the start.
-        let mut line_prompts = Vec::new();
-        for line in &settings.lines {
-            if let Some(path) = &line.prompts {
-                let own = Prompts::load_required(path, &audio, &|name| urls.audio(name))?;
-                line_prompts.push((line.id.clone(), own));
-            }
-        }
-        let renderer = Renderer::new(
-            &settings.dial,
-            &settings.voicemail,
-            &settings.provider,
-            urls,
-            prompts,
-        )?;
-        let renderer = line_prompts
-            .into_iter()
-            .fold(renderer, |r, (line, own)| r.with_line_prompts(line, own));
+        let renderer = settings.renderer(urls, &audio)?;
 
         let expiry = Expiry::from_secs(settings.calls.grace_secs, settings.calls.ttl_secs);
         let prefix = &settings.state.key_prefix;
@@ -129,6 +114,10 @@ impl Application {
                 (Arc::new(store), Some(conn))
             }
         };
+        let line_overrides = Arc::new(match &redis {
+            Some(conn) => LineOverrides::redis(conn.clone(), format!("{prefix}line_overrides")),
+            None => LineOverrides::memory(settings.admin.overrides_file.clone())?,
+        });
         let lease = Arc::new(match &redis {
             Some(conn) => Lease::redis(
                 conn.clone(),
@@ -169,6 +158,7 @@ impl Application {
             agents: agents.clone(),
             own_calls: OwnCalls::new(expiry),
             policy: policy.clone(),
+            overrides: line_overrides.clone(),
             sinks: sinks.clone(),
             clock: clock.clone(),
             deferred_capacity: settings.calls.retry_queue,
@@ -212,8 +202,19 @@ impl Application {
             "webhook signature checks (README: Provider notes)"
         );
         let readiness = Readiness::new(&mut registry);
+        let admin = settings.admin.token.clone().map(|token| Admin {
+            token,
+            lines: LineControl::new(
+                policy.clone(),
+                settings.line_names(),
+                line_overrides,
+                sinks.clone(),
+                clock.clone(),
+            ),
+        });
         let context = Data::new(Context {
             service: service.clone(),
+            admin,
             renderer,
             verifier,
             audio,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::call::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
-use crate::domain::{CallSid, FieldError, Party};
+use crate::domain::{CallSid, FieldError, LineId, Party};
 
 /// Most fields a webhook may carry (Telnyx sends about 40).
 const MAX_FIELDS: usize = 256;
@@ -140,6 +140,46 @@ pub fn dial_ended(p: &Params, query: &Params) -> Result<(CallSid, Event), BadReq
             duration_secs: p.secs("DialCallDuration")?,
             from: p.party("From")?,
             to: p.party("To")?,
+            line: line(query),
+        },
+    ))
+}
+
+/// The line our own URL names, if it names one well-formed (the policy checks it is known).
+fn line(query: &Params) -> Option<LineId> {
+    query
+        .text("line")
+        .filter(|l| {
+            l.len() <= 64
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        })
+        .map(LineId::new)
+}
+
+/// The menu's action, or its redirect after no input. `query` is our own (`attempt`, `line`).
+/// `Digits` absent or empty is no input.
+pub fn menu_input(p: &Params, query: &Params) -> Result<(CallSid, Event), BadRequest> {
+    let sid = p.sid("CallSid")?;
+    let attempt = match query.text("attempt") {
+        None => 1,
+        Some(a) => a.parse::<u8>().map_err(|_| {
+            BadRequest::NotOneOf("attempt", truncate(a), "the attempts Switchboard wrote")
+        })?,
+    };
+    let digits = p
+        .text("Digits")
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| Box::from(truncate(d)));
+    Ok((
+        sid,
+        Event::MenuInput {
+            attempt,
+            digits,
+            from: p.party("From")?,
+            to: p.party("To")?,
+            line: line(query),
         },
     ))
 }

@@ -12,8 +12,61 @@ use crate::config::{
     AfterHoursAction, AnonymousAction, LineSettings, Provider, Settings, TurnawayAction,
 };
 use crate::signature::Verifier;
+use crate::texml::render::MenuText;
+use crate::texml::{Prompts, Renderer, TemplateError, Urls};
 
 impl Settings {
+    /// The documents' renderer: the prompts (a mistake in any file refuses the start), each
+    /// line's own prompts and menu.
+    pub fn renderer(
+        &self,
+        urls: Urls,
+        audio: &crate::audio::AudioDir,
+    ) -> Result<Renderer, TemplateError> {
+        let prompts = Prompts::load(&self.paths.templates, audio, &|name| urls.audio(name))?;
+        let mut line_prompts = Vec::new();
+        for line in &self.lines {
+            if let Some(path) = &line.prompts {
+                let own = Prompts::load_required(path, audio, &|name| urls.audio(name))?;
+                line_prompts.push((line.id.clone(), own));
+            }
+        }
+        let renderer = Renderer::new(&self.dial, &self.voicemail, &self.provider, urls, prompts)
+            .map_err(|e| TemplateError {
+                file: "<documents>".into(),
+                line: 0,
+                message: format!("the apology document cannot be written: {e}"),
+            })?;
+        let renderer = line_prompts
+            .into_iter()
+            .fold(renderer, |r, (line, own)| r.with_line_prompts(line, own));
+        Ok(self
+            .lines
+            .iter()
+            .fold(renderer, |r, line| match &line.menu {
+                Some(m) => r.with_menu(
+                    line.id.clone(),
+                    MenuText {
+                        prompt: m.prompt.clone(),
+                        timeout_secs: m.timeout_secs,
+                    },
+                ),
+                None => r,
+            }))
+    }
+
+    /// Lines' names by id, for people (Slack, the admin API); the implicit line is "Main line".
+    pub fn line_names(&self) -> std::collections::HashMap<crate::domain::LineId, String> {
+        match self.lines.is_empty() {
+            true => [(crate::domain::LineId::main(), "Main line".to_owned())].into(),
+            false => self
+                .lines
+                .iter()
+                .map(|l| (l.id.clone(), l.name.clone()))
+                .collect(),
+        }
+    }
+
     /// How calls are handled, from the settings; says at start what the provider's limits imply.
     pub fn policy(&self) -> Policy {
         let settings = self;
@@ -121,5 +174,6 @@ fn line_policy(line: &LineSettings, settings: &Settings) -> LinePolicy {
             .and_then(|name| settings.schedules.get(name))
             .map(|s| Arc::new(s.clone())),
         after_hours,
+        menu: line.menu.as_ref().map(|m| m.menu.clone()),
     }
 }

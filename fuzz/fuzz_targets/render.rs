@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use switchboard::audio::AudioDir;
-use switchboard::call::{Intro, Reply, Targets};
+use switchboard::call::{Intro, Lead, Reply, Targets};
 use switchboard::config::Settings;
 use switchboard::domain::{Agent, Endpoint, Party};
 use switchboard::texml::prompts::{display_name_char, Prompts, EMBEDDED, MAX_DISPLAY_NAME};
@@ -33,7 +33,8 @@ fuzz_target!(|data: &[u8]| {
     let ada = Agent::new("Ada", Endpoint::sip("sip:ada@x.example").expect("sip")).expect("agent");
     let targets = Targets::new(Arc::from(vec![ada])).expect("one agent");
     let replies = [
-        Reply::Ring { round: 1, group: 0, targets, caller: caller.clone(), ring_secs: 20, after_hours: false },
+        Reply::Ring { round: 1, group: 0, targets, caller: caller.clone(), ring_secs: 20, lead: Lead::Greeting },
+        Reply::Menu { attempt: 2 },
         Reply::Closed,
         Reply::TurnedAway,
         Reply::Reject,

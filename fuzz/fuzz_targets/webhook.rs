@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
             webhook::incoming(&p),
             webhook::status(&p),
             webhook::dial_ended(&p, &q),
+            webhook::menu_input(&p, &q),
             webhook::record_ended(&p),
             webhook::recording(&p, &q),
         ];

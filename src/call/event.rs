@@ -1,6 +1,6 @@
 //! What the provider tells us, already parsed into typed values.
 
-use crate::domain::{CallSid, FieldError, Party};
+use crate::domain::{CallSid, FieldError, LineId, Party};
 
 /// `CallStatus` of a call or leg. Telnyx reports an answered call as `in-progress` (its migration
 /// guide says `answered`; both are accepted).
@@ -131,6 +131,18 @@ pub enum Event {
         duration_secs: Option<u32>,
         from: Party,
         to: Party,
+        /// The line the action URL names (the call's, when a menu moved it off its number's).
+        line: Option<LineId>,
+    },
+    /// The caller pressed a key at the menu of `attempt` (`digits`), or pressed nothing
+    /// (`None`: the action came with empty digits, or the document fell through to its redirect).
+    MenuInput {
+        attempt: u8,
+        digits: Option<Box<str>>,
+        from: Party,
+        to: Party,
+        /// The line the action URL names (the call's, when a menu moved it off its number's).
+        line: Option<LineId>,
     },
     /// A status callback for one dialled leg (an agent's phone).
     LegStatus {
@@ -160,6 +172,7 @@ impl Event {
         match self {
             Event::Incoming { .. } => "incoming",
             Event::DialEnded { .. } => "dial-ended",
+            Event::MenuInput { .. } => "menu-input",
             Event::LegStatus { .. } => "leg-status",
             Event::CallStatus { .. } => "call-status",
             Event::RecordEnded => "record-ended",

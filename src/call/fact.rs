@@ -87,6 +87,8 @@ pub enum MissReason {
     Recovered,
     /// The caller hid their number, and such callers go straight to voicemail.
     Anonymous,
+    /// The caller chose voicemail at the line's menu (or the menu's default is voicemail).
+    Chosen,
 }
 
 impl MissReason {
@@ -97,6 +99,7 @@ impl MissReason {
             MissReason::NoAgents => "no agent available",
             MissReason::Recovered => "call state was lost",
             MissReason::Anonymous => "anonymous caller",
+            MissReason::Chosen => "chosen at the menu",
         }
     }
 }

@@ -7,12 +7,14 @@
 //! - [`state`]: the call, its phases and its documents (with the flow drawn out)
 //! - [`event`]: what the provider tells us, typed
 //! - [`policy`]: the operator's rules, and a snapshot of the moment
+//! - [`schedule`], [`hours`]: opening hours, and whether a line is open now (with overrides)
 //! - [`fact`]: what happened, and why an event changed nothing
 //! - [`transition`]: the decisions
 //! - [`store`], [`redis_store`]: where calls live, in memory or in Redis
 
 pub mod event;
 pub mod fact;
+pub mod hours;
 pub mod policy;
 pub mod redis_store;
 pub mod schedule;
@@ -28,6 +30,6 @@ pub(crate) mod testing;
 pub use event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
 pub use fact::{Fact, FactKind, Ignored, MissReason};
 pub use policy::{Policy, Snapshot};
-pub use state::{Call, Intro, Message, Outcome, Phase, Pickup, Reply, Targets};
+pub use state::{Call, Intro, Lead, Message, Outcome, Phase, Pickup, Reply, Targets};
 pub use store::{Applied, CallStore, Decide, Expiry, MemoryStore, StoreError, Swept};
 pub use transition::{transition, Step};

@@ -6,8 +6,12 @@ use std::sync::Arc;
 use crate::domain::{Agent, Endpoint, LineId, Party};
 
 use super::event::Event;
+use super::hours::{self, Override};
 use super::schedule::Schedule;
-use super::state::Targets;
+use super::state::{Call, Phase, Targets};
+
+/// Operators' overrides by line (usually none), as the call service read them for this event.
+pub type Overrides = Arc<std::collections::HashMap<LineId, Override>>;
 
 /// What a line does with a call outside its hours.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +106,69 @@ pub fn is_anonymous(from: &str) -> bool {
     )
 }
 
+/// Where a menu choice takes the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MenuChoice {
+    /// To another line, as if its number had been called (its hours, its agents; not its menu).
+    Line(LineId),
+    /// Ring this line's agents.
+    Ring,
+    /// Straight to voicemail.
+    Voicemail,
+}
+
+impl MenuChoice {
+    /// The choice's name in logs and facts.
+    pub fn label(&self) -> &'static str {
+        match self {
+            MenuChoice::Line(_) => "line",
+            MenuChoice::Ring => "ring",
+            MenuChoice::Voicemail => "voicemail",
+        }
+    }
+}
+
+/// A line's menu: a `<Gather>` of one key before anyone rings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Menu {
+    /// Key (`0`-`9`, `*`, `#`) → choice.
+    pub options: Vec<(char, MenuChoice)>,
+    /// Taken after `retries` repeats with no or invalid input.
+    pub default: MenuChoice,
+    /// How many times the menu is repeated after no or invalid input.
+    pub retries: u8,
+}
+
+/// What a menu does with the caller's input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MenuStep {
+    /// Play the menu again, as this attempt.
+    Again(u8),
+    Go(MenuChoice),
+}
+
+impl Menu {
+    /// The choice for what the caller pressed (`None`: nothing, or not one of the options).
+    pub fn choice(&self, digits: Option<&str>) -> Option<&MenuChoice> {
+        let mut keys = digits?.trim().chars().filter(|c| !c.is_whitespace());
+        let key = keys.next()?;
+        if keys.next().is_some() {
+            return None;
+        }
+        self.options.iter().find(|(k, _)| *k == key).map(|(_, c)| c)
+    }
+
+    /// What input `digits` at attempt `attempt` leads to: the option pressed; after no or
+    /// invalid input, the menu again while retries remain, then the default.
+    pub fn step(&self, attempt: u8, digits: Option<&str>) -> MenuStep {
+        match self.choice(digits) {
+            Some(choice) => MenuStep::Go(choice.clone()),
+            None if attempt <= self.retries => MenuStep::Again(attempt.saturating_add(1)),
+            None => MenuStep::Go(self.default.clone()),
+        }
+    }
+}
+
 /// One line's rules.
 #[derive(Debug, Clone)]
 pub struct LinePolicy {
@@ -111,6 +178,8 @@ pub struct LinePolicy {
     /// `None`: always open.
     pub schedule: Option<Arc<Schedule>>,
     pub after_hours: AfterHours,
+    /// Played before ringing, when the line is open.
+    pub menu: Option<Menu>,
 }
 
 impl PartialEq for LinePolicy {
@@ -301,8 +370,71 @@ impl Policy {
     /// The line of a call the store does not hold yet, from the event that would create it.
     pub fn line_of(&self, event: &Event) -> LineId {
         match event {
-            Event::Incoming { to, .. } | Event::DialEnded { to, .. } => self.line_for(to),
+            Event::DialEnded {
+                line: Some(line), ..
+            }
+            | Event::MenuInput {
+                line: Some(line), ..
+            } if self.line_policy(line).is_some() => line.clone(),
+            Event::Incoming { to, .. }
+            | Event::DialEnded { to, .. }
+            | Event::MenuInput { to, .. } => self.line_for(to),
             _ => self.line.clone(),
+        }
+    }
+
+    /// The line whose agents the transition of `event` may ring: the call's, or the line its
+    /// menu sends it to.
+    pub fn line_needed(&self, call: Option<&Call>, event: &Event) -> LineId {
+        let Some(call) = call else {
+            return self.line_of(event);
+        };
+        if let (
+            Event::MenuInput {
+                attempt, digits, ..
+            },
+            Phase::Menu { attempt: current },
+        ) = (event, &call.phase)
+        {
+            if attempt == current {
+                if let Some(MenuStep::Go(MenuChoice::Line(line))) = self
+                    .menu_of(&call.line)
+                    .map(|m| m.step(*attempt, digits.as_deref()))
+                {
+                    return line;
+                }
+            }
+        }
+        call.line.clone()
+    }
+
+    /// A line's menu, if it has one.
+    pub fn menu_of(&self, line: &LineId) -> Option<&Menu> {
+        self.line_policy(line).and_then(|l| l.menu.as_ref())
+    }
+
+    /// What a line does after hours (the implicit line: voicemail).
+    pub fn after_hours_of(&self, line: &LineId) -> &AfterHours {
+        self.line_policy(line)
+            .map_or(&AfterHours::Voicemail, |l| &l.after_hours)
+    }
+
+    /// Whether `line` is open at `now`, and why, given the operators' overrides.
+    pub fn status(
+        &self,
+        line: &LineId,
+        manual: &Overrides,
+        now: crate::time::Millis,
+    ) -> hours::Status {
+        let schedule = self.line_policy(line).and_then(|l| l.schedule.as_deref());
+        hours::status(schedule, manual.get(line), now)
+    }
+
+    /// Every line the policy knows, the implicit one when none is configured.
+    pub fn line_ids(&self) -> Vec<LineId> {
+        match self.lines.is_empty() {
+            true => vec![self.line.clone()],
+            false => self.lines.iter().map(|l| l.id.clone()).collect(),
         }
     }
 }
@@ -314,6 +446,8 @@ pub struct Snapshot {
     pub available: Option<Targets>,
     /// Live calls held, counted only for a new call (0 for every other event).
     pub live_calls: usize,
+    /// Operators' overrides, read for the events that may look at a line's hours.
+    pub manual: Overrides,
 }
 
 impl Snapshot {
@@ -321,7 +455,7 @@ impl Snapshot {
     pub fn ringing(available: Option<Targets>) -> Snapshot {
         Snapshot {
             available,
-            live_calls: 0,
+            ..Snapshot::default()
         }
     }
 }

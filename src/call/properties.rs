@@ -67,6 +67,7 @@ fn event() -> impl Strategy<Value = Event> {
                     duration_secs,
                     from: party("+12025550142"),
                     to: party("+18005550100"),
+                    line: None,
                 }
             ),
         (leg(), call_status()).prop_map(|((leg, to), status)| Event::LegStatus { leg, status, to }),

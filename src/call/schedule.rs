@@ -181,6 +181,77 @@ impl Schedule {
             Openness::OutsideHours
         }
     }
+
+    /// The first instant after `now` when the schedule opens or closes, within the next
+    /// [`Schedule::HORIZON_DAYS`] days (`None`: it never changes in that time).
+    pub fn next_change(&self, now: Millis) -> Option<Millis> {
+        self.changes(now).next().map(|(t, _)| t)
+    }
+
+    /// The first instant after `now` when the schedule opens (after it closes, when it is open
+    /// now).
+    pub fn next_opening(&self, now: Millis) -> Option<Millis> {
+        self.changes(now).find(|&(_, open)| open).map(|(t, _)| t)
+    }
+
+    /// How far ahead [`Schedule::next_change`] looks.
+    pub const HORIZON_DAYS: i16 = 400;
+
+    /// Every instant after `now` at which the openness may change (midnights, the ends of every
+    /// range, the zone's own transitions), in order, each with the openness from then on.
+    fn changes(&self, now: Millis) -> impl Iterator<Item = (Millis, bool)> + '_ {
+        let mut instants: Vec<Millis> = Vec::new();
+        if let Ok(ts) = Timestamp::from_millisecond(i64::try_from(now).unwrap_or(i64::MAX)) {
+            let today = ts.to_zoned(self.zone.clone()).date();
+            let millis = |dt: jiff::civil::DateTime| {
+                self.zone
+                    .to_ambiguous_zoned(dt)
+                    .compatible()
+                    .ok()
+                    .and_then(|z| u64::try_from(z.timestamp().as_millisecond()).ok())
+            };
+            for offset in -1..Self::HORIZON_DAYS {
+                let Ok(day) = today.checked_add(jiff::Span::new().days(offset)) else {
+                    continue;
+                };
+                instants.extend(millis(day.to_datetime(jiff::civil::Time::midnight())));
+                for h in &self.open {
+                    for m in [h.from, h.to] {
+                        let (extra, m) = (i64::from(m / 1440), m % 1440);
+                        let time = jiff::civil::Time::new(
+                            i8::try_from(m / 60).unwrap_or(0),
+                            i8::try_from(m % 60).unwrap_or(0),
+                            0,
+                            0,
+                        );
+                        let date = day.checked_add(jiff::Span::new().days(extra));
+                        if let (Ok(time), Ok(date)) = (time, date) {
+                            instants.extend(millis(date.to_datetime(time)));
+                        }
+                    }
+                }
+            }
+            let horizon =
+                now.saturating_add(u64::from(Self::HORIZON_DAYS.unsigned_abs()) * 86_400_000);
+            instants.extend(
+                self.zone
+                    .following(ts)
+                    .map(|t| t.timestamp().as_millisecond())
+                    .map_while(|t| u64::try_from(t).ok().filter(|t| *t < horizon)),
+            );
+        }
+        instants.retain(|&t| t > now);
+        instants.sort_unstable();
+        instants.dedup();
+        let mut open = self.at(now).is_open();
+        instants.into_iter().filter_map(move |t| {
+            let o = self.at(t).is_open();
+            (o != open).then(|| {
+                open = o;
+                (t, o)
+            })
+        })
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +303,61 @@ mod tests {
         let instant = utc("2026-11-23T19:00:00Z");
         assert_eq!(s.at(instant), Openness::Open);
         assert_eq!(office("Europe/London").at(instant), Openness::OutsideHours);
+    }
+
+    #[test]
+    fn the_next_change_is_found_across_weekends_holidays_and_daylight_saving() {
+        let ny = |t: &str| at("America/New_York", t);
+        let s = Schedule::new(
+            "America/New_York",
+            vec![hours(&WEEKDAYS, "09:00", "17:00")],
+            vec![ClosedDay::date("2026-11-26").expect("date")],
+        )
+        .expect("schedule");
+        // Monday 12:00: closes at 17:00; opens again Tuesday 09:00.
+        assert_eq!(
+            s.next_change(ny("2026-11-23T12:00:00")),
+            Some(ny("2026-11-23T17:00:00"))
+        );
+        assert_eq!(
+            s.next_opening(ny("2026-11-23T12:00:00")),
+            Some(ny("2026-11-24T09:00:00"))
+        );
+        // Wednesday evening: Thursday is a holiday, so Friday 09:00.
+        assert_eq!(
+            s.next_opening(ny("2026-11-25T18:00:00")),
+            Some(ny("2026-11-27T09:00:00"))
+        );
+        // Friday evening: Monday.
+        assert_eq!(
+            s.next_opening(ny("2026-11-27T17:00:00")),
+            Some(ny("2026-11-30T09:00:00"))
+        );
+        // A range in the spring-forward gap opens when the clock jumps (03:00 EDT).
+        let gap = Schedule::new(
+            "America/New_York",
+            vec![hours(&["sun"], "02:30", "05:00")],
+            vec![],
+        )
+        .expect("schedule");
+        assert_eq!(
+            gap.next_opening(ny("2026-03-08T00:00:00")),
+            Some(utc("2026-03-08T07:00:00Z"))
+        );
+        // Always open, never open: no change.
+        let always = Schedule::new(
+            "UTC",
+            vec![hours(
+                &["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                "00:00",
+                "24:00",
+            )],
+            vec![],
+        )
+        .expect("s");
+        assert_eq!(always.next_change(utc("2026-11-23T12:00:00Z")), None);
+        let never = Schedule::new("UTC", vec![], vec![]).expect("s");
+        assert_eq!(never.next_opening(utc("2026-11-23T12:00:00Z")), None);
     }
 
     #[test]

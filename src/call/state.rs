@@ -82,11 +82,17 @@ pub struct Call {
     /// It came in outside its line's hours (forwarded calls ring once, then voicemail).
     #[serde(default)]
     pub after_hours: bool,
+    /// The caller already heard the greeting (with the line's menu): ringing opens without it.
+    #[serde(default)]
+    pub greeted: bool,
 }
 
 /// Where the call is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Phase {
+    /// The caller hears the line's menu (`attempt` 1, then again after no or invalid input)
+    /// and may press a key.
+    Menu { attempt: u8 },
     /// The caller heard the greeting (round 1) or the busy prompt (later rounds) and the agents
     /// of `targets` ring: all at once, or `ringing` (group `group` of `groups`, for `ring_secs`)
     /// when the provider limits what one `<Dial>` may hold. `pickup` is set once one of them
@@ -265,9 +271,12 @@ pub enum Reply {
         targets: Targets,
         caller: Party,
         ring_secs: u32,
-        /// Forwarded after hours: the after-hours prompt opens the round instead of the greeting.
-        after_hours: bool,
+        /// What opens round 1.
+        lead: Lead,
     },
+    /// The line's menu (with the greeting on `attempt` 1, the retry prompt after), a `<Gather>`
+    /// of one key whose action says `attempt`.
+    Menu { attempt: u8 },
     /// `intro`, the voicemail prompt, `<Record>`, goodbye, hang up.
     Voicemail { intro: Intro },
     /// The after-call prompt, hang up.
@@ -284,6 +293,16 @@ pub enum Reply {
     TurnedAway,
     /// Refuse the call before answering it.
     Reject,
+}
+
+/// What the caller hears before the first `<Dial>` of round 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lead {
+    Greeting,
+    /// Forwarded after hours: the after-hours prompt.
+    AfterHours,
+    /// Nothing: the caller heard the greeting with the menu.
+    Nothing,
 }
 
 impl Call {
@@ -306,6 +325,7 @@ impl Call {
             emitted: Emitted::default(),
             recording: None,
             after_hours: false,
+            greeted: false,
         }
     }
 
@@ -345,8 +365,13 @@ impl Call {
                 targets: ringing.clone(),
                 caller: self.from.clone(),
                 ring_secs: *ring_secs,
-                after_hours: self.after_hours,
+                lead: match (self.after_hours, self.greeted) {
+                    (true, _) => Lead::AfterHours,
+                    (false, true) => Lead::Nothing,
+                    (false, false) => Lead::Greeting,
+                },
             },
+            Phase::Menu { attempt } => Reply::Menu { attempt: *attempt },
             Phase::WrapUp { .. } => Reply::AfterCall,
             Phase::Voicemail {
                 recorded: false,

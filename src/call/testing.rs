@@ -1,11 +1,12 @@
 //! The call core's one test harness: names for the usual parties, events built in one line, and
 //! [`Script`], which plays timed events through [`transition`] the way a store would.
 
-use crate::domain::{Agent, CallSid, Endpoint, Party};
+use crate::domain::{Agent, CallSid, Endpoint, LineId, Party};
 
 use super::event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
 use super::fact::FactKind;
-use super::policy::{Policy, Snapshot};
+use super::hours::Override;
+use super::policy::{Overrides, Policy, Snapshot};
 use super::state::{Call, Outcome, Phase, Targets};
 use super::transition::transition;
 
@@ -58,6 +59,18 @@ pub(crate) fn dial_group(round: u8, group: u8, status: DialStatus, duration: Opt
         duration_secs: duration,
         from: party(CALLER),
         to: party(LINE),
+        line: None,
+    }
+}
+
+/// The caller pressed `digits` (or nothing) at the menu's attempt `attempt`.
+pub(crate) fn menu(attempt: u8, digits: Option<&str>) -> Event {
+    Event::MenuInput {
+        attempt,
+        digits: digits.map(Box::from),
+        from: party(CALLER),
+        to: party(LINE),
+        line: None,
     }
 }
 
@@ -116,6 +129,9 @@ pub(crate) fn conversation(url: &str) -> Event {
 pub(crate) struct Script {
     policy: Policy,
     available: Option<Targets>,
+    /// Who is free on other lines (a menu may send the call there).
+    elsewhere: Vec<(LineId, Option<Targets>)>,
+    manual: Overrides,
     events: Vec<(u64, Event, Snapshot)>,
 }
 
@@ -131,8 +147,24 @@ impl Script {
         Script {
             policy: Policy::default(),
             available: Some(agents()),
+            elsewhere: Vec::new(),
+            manual: Overrides::default(),
             events: Vec::new(),
         }
+    }
+
+    /// Who is free on `line`, when a menu sends the call there.
+    pub(crate) fn on_line(mut self, line: &str, available: Option<Targets>) -> Script {
+        self.elsewhere.push((LineId::new(line), available));
+        self
+    }
+
+    /// An operator's override of `line` for the events that follow.
+    pub(crate) fn manual(mut self, line: &str, o: Override) -> Script {
+        let mut map = (*self.manual).clone();
+        map.insert(LineId::new(line), o);
+        self.manual = std::sync::Arc::new(map);
+        self
     }
 
     pub(crate) fn policy(mut self, policy: Policy) -> Script {
@@ -148,7 +180,10 @@ impl Script {
 
     /// `event` at `secs` seconds.
     pub(crate) fn at(mut self, secs: u64, event: Event) -> Script {
-        let snapshot = Snapshot::ringing(self.available.clone());
+        let snapshot = Snapshot {
+            manual: self.manual.clone(),
+            ..Snapshot::ringing(self.available.clone())
+        };
         self.events.push((secs, event, snapshot));
         self
     }
@@ -160,13 +195,22 @@ impl Script {
         let mut call: Option<Call> = None;
         let mut facts = Vec::new();
         for (secs, event, snapshot) in &self.events {
+            // The line the transition may ring, as the call service works it out.
+            let needed = self.policy.line_needed(call.as_ref(), event);
+            let snapshot = match self.elsewhere.iter().find(|(l, _)| *l == needed) {
+                Some((_, available)) => Snapshot {
+                    available: available.clone(),
+                    ..snapshot.clone()
+                },
+                None => snapshot.clone(),
+            };
             let step = transition(
                 &id,
                 call.as_ref(),
                 event,
                 secs * 1000,
                 &self.policy,
-                snapshot,
+                &snapshot,
             );
             for f in step.facts {
                 assert_eq!((f.from.as_str(), f.to.as_str()), (CALLER, LINE));
@@ -191,6 +235,7 @@ pub(crate) fn describe(call: &Call) -> String {
             round, group: 0, ..
         } => format!("dialing {round}"),
         Phase::Dialing { round, group, .. } => format!("dialing {round}.{group}"),
+        Phase::Menu { attempt } => format!("menu {attempt}"),
         Phase::WrapUp { .. } => "wrap-up".into(),
         Phase::Voicemail { recorded: true, .. } => "voicemail recorded".into(),
         Phase::Voicemail { .. } => "voicemail".into(),

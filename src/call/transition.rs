@@ -11,7 +11,8 @@ use crate::time::{secs_between, Millis};
 use super::event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
 use super::fact::{Fact, FactKind, Ignored, MissReason};
 use super::policy::{
-    is_anonymous, AfterHours, Anonymous, Policy, Snapshot, Turnaway, UnknownNumber,
+    is_anonymous, AfterHours, Anonymous, MenuChoice, MenuStep, Policy, Snapshot, Turnaway,
+    UnknownNumber,
 };
 use super::state::{
     Call, Intro, Leg, LegStep, Message, Outcome, Phase, Pickup, Reply, Targets, TurnAwayReason,
@@ -156,7 +157,22 @@ pub fn transition(
                 from, to, status, ..
             },
             None,
-        ) => recover(sid, policy.line_for(to), from, to, *status, now),
+        ) => recover(sid, policy.line_of(event), from, to, *status, now),
+        (
+            Event::MenuInput {
+                attempt, digits, ..
+            },
+            Some(call),
+        ) => menu_input(call, *attempt, digits.as_deref(), now, policy, snapshot),
+        // The menu of a call we do not know: apologise and take a message.
+        (Event::MenuInput { from, to, .. }, None) => recover(
+            sid,
+            policy.line_of(event),
+            from,
+            to,
+            DialStatus::NoAnswer,
+            now,
+        ),
         (Event::LegStatus { leg, status, to }, Some(call)) => {
             leg_status(call, leg, *status, to, now)
         }
@@ -248,16 +264,36 @@ fn new_call(
     }
     let mut facts = Vec::new();
     // The line's hours are read once, when the call arrives; a call in progress keeps its path.
-    let closed = policy
-        .line_policy(&line)
-        .filter(|l| l.schedule.as_ref().is_some_and(|s| !s.at(now).is_open()));
-    if let Some(l) = closed {
-        return after_hours(sid, line.clone(), from, to, now, &l.after_hours, policy);
+    if !policy.status(&line, &snapshot.manual, now).open {
+        let mut call = Call::new(
+            sid.clone(),
+            line,
+            from.clone(),
+            to.clone(),
+            now,
+            Phase::Menu { attempt: 0 },
+        );
+        let action = policy.after_hours_of(&call.line).clone();
+        return after_hours(&mut call, now, &action, policy, true);
     }
-    let targets = snapshot.available.clone().filter(|_| {
-        // Anonymous callers may be sent straight to voicemail.
-        !(anonymous && gate.anonymous == Anonymous::Voicemail)
-    });
+    // Anonymous callers may be sent straight to voicemail.
+    let anonymous_to_voicemail = anonymous && gate.anonymous == Anonymous::Voicemail;
+    if !anonymous_to_voicemail && policy.menu_of(&line).is_some() {
+        let mut call = Call::new(
+            sid.clone(),
+            line,
+            from.clone(),
+            to.clone(),
+            now,
+            Phase::Menu { attempt: 1 },
+        );
+        call.greeted = true;
+        return Change::to(call, facts);
+    }
+    let targets = snapshot
+        .available
+        .clone()
+        .filter(|_| !anonymous_to_voicemail);
     let Some(targets) = targets else {
         let phase = Phase::Voicemail {
             intro: Intro::Greeting,
@@ -265,7 +301,7 @@ fn new_call(
             message: None,
         };
         let mut call = Call::new(sid.clone(), line, from.clone(), to.clone(), now, phase);
-        let reason = match anonymous && gate.anonymous == Anonymous::Voicemail {
+        let reason = match anonymous_to_voicemail {
             true => MissReason::Anonymous,
             false => MissReason::NoAgents,
         };
@@ -280,30 +316,29 @@ fn new_call(
 }
 
 /// A call to a closed line: the after-hours prompt, then the line's after-hours action.
+/// `unanswered`: the call is new (a `<Reject>` can still refuse it without answering); a call the
+/// menu sent here is answered already, so `reject` becomes the message.
 fn after_hours(
-    sid: &CallSid,
-    line: LineId,
-    from: &Party,
-    to: &Party,
+    call: &mut Call,
     now: Millis,
     action: &AfterHours,
     policy: &Policy,
+    unanswered: bool,
 ) -> Change {
-    let phase = match action {
+    call.phase = match action {
         AfterHours::Voicemail => Phase::Voicemail {
             intro: Intro::AfterHours,
             recorded: false,
             message: None,
         },
         AfterHours::Forward(targets) => first_dial(1, targets.clone(), policy),
-        AfterHours::Message => Phase::Closing { turned_away: None },
-        AfterHours::Reject => Phase::Ended {
+        AfterHours::Reject if unanswered => Phase::Ended {
             outcome: Outcome::Closed,
             at: now,
             settled: true,
         },
+        AfterHours::Message | AfterHours::Reject => Phase::Closing { turned_away: None },
     };
-    let mut call = Call::new(sid.clone(), line, from.clone(), to.clone(), now, phase);
     call.after_hours = true;
     let mut facts = Vec::new();
     let action = action.label();
@@ -320,7 +355,62 @@ fn after_hours(
         );
         return Change::gone(facts, Reply::Reject);
     }
-    Change::to(call, facts)
+    Change::to(call.clone(), facts)
+}
+
+/// The caller answered the menu of `attempt` with `digits` (or did not).
+fn menu_input(
+    call: &Call,
+    attempt: u8,
+    digits: Option<&str>,
+    now: Millis,
+    policy: &Policy,
+    snapshot: &Snapshot,
+) -> Change {
+    let current = match call.phase {
+        Phase::Menu { attempt } => attempt,
+        _ => return Change::ignored(Ignored::Stale),
+    };
+    if attempt != current {
+        return Change::ignored(Ignored::Stale);
+    }
+    // A call restored under a configuration without this menu rings its line.
+    let step = policy
+        .menu_of(&call.line)
+        .map_or(MenuStep::Go(MenuChoice::Ring), |m| m.step(attempt, digits));
+    let mut next = call.clone();
+    let mut facts = Vec::new();
+    let choice = match step {
+        MenuStep::Again(attempt) => {
+            next.phase = Phase::Menu { attempt };
+            return Change::to(next, facts);
+        }
+        MenuStep::Go(choice) => choice,
+    };
+    match choice {
+        MenuChoice::Voicemail => {
+            next.send_to_voicemail(Intro::PromptOnly, MissReason::Chosen, &mut facts);
+            return Change::to(next, facts);
+        }
+        MenuChoice::Line(line) => {
+            // Another line, as if its number had been called: its hours, then its agents.
+            next.line = line;
+            if !policy.status(&next.line, &snapshot.manual, now).open {
+                let action = policy.after_hours_of(&next.line).clone();
+                return after_hours(&mut next, now, &action, policy, false);
+            }
+        }
+        MenuChoice::Ring => {}
+    }
+    match snapshot.available.clone() {
+        Some(targets) => {
+            let agents = targets.len();
+            next.phase = first_dial(1, targets, policy);
+            next.emit(&mut facts, FactKind::Ringing { agents });
+        }
+        None => next.send_to_voicemail(Intro::PromptOnly, MissReason::NoAgents, &mut facts),
+    }
+    Change::to(next, facts)
 }
 
 /// A caller who may not call: refused before anyone rings, with `<Reject>` or a short message.
@@ -565,7 +655,7 @@ fn call_status(call: &Call, status: CallStatus, now: Millis) -> Change {
     };
     let (outcome, settled) = match &call.phase {
         Phase::Ended { .. } => return Change::ignored(Ignored::Duplicate),
-        Phase::Dialing { pickup: None, .. } => {
+        Phase::Dialing { pickup: None, .. } | Phase::Menu { .. } => {
             let waited_secs = secs_between(call.started_at, now);
             (Outcome::Abandoned { waited_secs }, true)
         }
@@ -1302,6 +1392,7 @@ mod tests {
                 numbers: vec![crate::call::policy::called(LINE)],
                 schedule: closed_today(),
                 after_hours,
+                menu: None,
             }])
         };
         let run = |after_hours| Script::new().policy(policy(after_hours)).at(0, incoming());
@@ -1340,11 +1431,296 @@ mod tests {
             numbers: vec!["18005550199".into()],
             schedule: None,
             after_hours: AfterHours::Reject,
+            menu: None,
         }]);
         let (call, _) = Script::new().policy(open).at(0, incoming()).play();
         let call = call.expect("call");
         assert_eq!(call.line.as_str(), "hotline");
         assert!(matches!(call.reply(), Reply::Ring { .. }));
+    }
+
+    /// Support (the number the Script calls) with a menu: 1 = line:sales, 2 = ring, 0 =
+    /// voicemail, default ring after two retries; sales is always open, rings `sales_after`.
+    fn menu_policy(default: MenuChoice, sales_after: AfterHours) -> Policy {
+        use crate::call::policy::{LinePolicy, Menu};
+        use crate::domain::LineId;
+        let menu = Menu {
+            options: vec![
+                ('1', MenuChoice::Line(LineId::new("sales"))),
+                ('2', MenuChoice::Ring),
+                ('0', MenuChoice::Voicemail),
+            ],
+            default,
+            retries: 2,
+        };
+        Policy::default().with_lines(vec![
+            LinePolicy {
+                id: LineId::new("support"),
+                numbers: vec![crate::call::policy::called(LINE)],
+                schedule: None,
+                after_hours: AfterHours::Voicemail,
+                menu: Some(menu),
+            },
+            LinePolicy {
+                id: LineId::new("sales"),
+                numbers: vec!["18005550111".into()],
+                schedule: None,
+                after_hours: sales_after,
+                menu: None,
+            },
+        ])
+    }
+
+    fn grace() -> Targets {
+        let grace = crate::domain::Agent::new(
+            "Grace",
+            crate::domain::Endpoint::number("+12025550177").expect("number"),
+        )
+        .expect("agent");
+        Targets::new(vec![grace].into()).expect("one")
+    }
+
+    #[test]
+    fn a_menu_greets_then_routes_the_key_pressed() {
+        let policy = || menu_policy(MenuChoice::Ring, AfterHours::Voicemail);
+        let script = Script::new().policy(policy()).at(0, incoming());
+        let (call, facts) = script.play();
+        let call = call.expect("call");
+        assert_eq!(call.reply(), Reply::Menu { attempt: 1 });
+        assert!(facts.is_empty(), "nothing rang yet: {facts:?}");
+        // 2: ring this line's agents, without greeting again.
+        let (call, facts) = script.clone().at(4, menu(1, Some("2"))).play();
+        let call = call.expect("call");
+        assert!(matches!(
+            call.reply(),
+            Reply::Ring {
+                round: 1,
+                lead: crate::call::Lead::Nothing,
+                ..
+            }
+        ));
+        assert_eq!(call.line.as_str(), "support");
+        assert_eq!(facts, [FactKind::Ringing { agents: 2 }]);
+        // 1: the sales line, its agents.
+        let (call, facts) = script
+            .clone()
+            .on_line("sales", Some(grace()))
+            .at(4, menu(1, Some("1")))
+            .play();
+        let call = call.expect("call");
+        assert_eq!(call.line.as_str(), "sales");
+        match call.reply() {
+            Reply::Ring { targets, .. } => assert_eq!(targets[0].name.as_ref(), "Grace"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(facts, [FactKind::Ringing { agents: 1 }]);
+        // 0: voicemail, without the greeting again.
+        let (call, facts) = script.clone().at(4, menu(1, Some(" 0 "))).play();
+        assert_eq!(
+            call.expect("call").reply(),
+            Reply::Voicemail {
+                intro: Intro::PromptOnly
+            }
+        );
+        assert_eq!(
+            facts,
+            [FactKind::SentToVoicemail {
+                reason: MissReason::Chosen
+            }]
+        );
+        // 2 with nobody free: voicemail.
+        let (call, _) = script
+            .clone()
+            .available(None)
+            .at(4, menu(1, Some("2")))
+            .play();
+        assert!(matches!(call.expect("call").phase, Phase::Voicemail { .. }));
+    }
+
+    #[test]
+    fn no_or_invalid_input_repeats_the_menu_then_takes_the_default() {
+        let table: [(&[Option<&str>], &str); 6] = [
+            (&[None], "menu 2"),
+            (&[Some("7")], "menu 2"),
+            (&[Some("12")], "menu 2"),
+            (&[Some("#")], "menu 2"),
+            (&[None, Some("9")], "menu 3"),
+            (&[None, None, None], "dialing 1"),
+        ];
+        for (inputs, want) in table {
+            let mut script = Script::new()
+                .policy(menu_policy(MenuChoice::Ring, AfterHours::Voicemail))
+                .at(0, incoming());
+            for (i, digits) in inputs.iter().enumerate() {
+                let attempt = u8::try_from(i + 1).expect("small");
+                script = script.at(5 * (i as u64 + 1), menu(attempt, *digits));
+            }
+            let (call, _) = script.play();
+            assert_eq!(describe(&call.expect("call")), want, "{inputs:?}");
+        }
+        // The default may be voicemail; a valid key on the last attempt still counts.
+        let (call, facts) = Script::new()
+            .policy(menu_policy(MenuChoice::Voicemail, AfterHours::Voicemail))
+            .at(0, incoming())
+            .at(5, menu(1, None))
+            .at(10, menu(2, None))
+            .at(15, menu(3, None))
+            .play();
+        assert_eq!(describe(&call.expect("call")), "voicemail");
+        assert_eq!(
+            facts,
+            [FactKind::SentToVoicemail {
+                reason: MissReason::Chosen
+            }]
+        );
+    }
+
+    #[test]
+    fn a_repeated_or_late_menu_action_changes_nothing() {
+        let script = Script::new()
+            .policy(menu_policy(MenuChoice::Ring, AfterHours::Voicemail))
+            .at(0, incoming())
+            .at(5, menu(1, None));
+        let (call, _) = script.play();
+        let call = call.expect("call");
+        let policy = menu_policy(MenuChoice::Ring, AfterHours::Voicemail);
+        // Attempt 1 again (a redelivery, or the redirect after an action with empty digits).
+        let step = transition(
+            &call.sid,
+            Some(&call),
+            &menu(1, Some("2")),
+            6_000,
+            &policy,
+            &snapshot(),
+        );
+        assert_eq!(step.ignored, Some(Ignored::Stale));
+        assert_eq!(step.reply, Reply::Menu { attempt: 2 });
+        // After the call moved on to ringing, a menu action changes nothing either.
+        let (call, _) = script.clone().at(9, menu(2, Some("2"))).play();
+        let call = call.expect("call");
+        let step = transition(
+            &call.sid,
+            Some(&call),
+            &menu(2, Some("0")),
+            10_000,
+            &policy,
+            &snapshot(),
+        );
+        assert_eq!(step.ignored, Some(Ignored::Stale));
+        assert!(matches!(step.reply, Reply::Ring { .. }));
+        // A caller who hangs up during the menu abandoned the call.
+        let (call, _) = script.at(12, parent(CallStatus::Completed)).play();
+        assert!(matches!(
+            outcome(&call),
+            Some(Outcome::Abandoned { waited_secs: 12 })
+        ));
+    }
+
+    #[test]
+    fn a_menu_choice_of_a_closed_line_takes_that_lines_after_hours_path() {
+        use crate::call::hours::Override;
+        let closed = Override {
+            open: false,
+            until: None,
+            at: 0,
+            by: "test".into(),
+        };
+        let run = |after| {
+            Script::new()
+                .policy(menu_policy(MenuChoice::Ring, after))
+                .manual("sales", closed.clone())
+                .at(0, incoming())
+                .at(4, menu(1, Some("1")))
+                .play()
+        };
+        let (call, facts) = run(AfterHours::Voicemail);
+        let call = call.expect("call");
+        assert_eq!(call.line.as_str(), "sales");
+        assert_eq!(
+            call.reply(),
+            Reply::Voicemail {
+                intro: Intro::AfterHours
+            }
+        );
+        assert_eq!(
+            facts,
+            [FactKind::AfterHours {
+                action: "voicemail"
+            }]
+        );
+        // The call is answered already: `reject` becomes the after-hours message.
+        let (call, _) = run(AfterHours::Reject);
+        assert_eq!(call.expect("call").reply(), Reply::Closed);
+    }
+
+    #[test]
+    fn an_operators_override_closes_and_reopens_a_line() {
+        use crate::call::hours::Override;
+        let closed = |until| Override {
+            open: false,
+            until,
+            at: 0,
+            by: "test".into(),
+        };
+        let policy = || menu_policy(MenuChoice::Ring, AfterHours::Message);
+        // Closed: the after-hours path, not the menu.
+        let (call, facts) = Script::new()
+            .policy(policy())
+            .manual("support", closed(None))
+            .at(0, incoming())
+            .play();
+        let after_hours = Reply::Voicemail {
+            intro: Intro::AfterHours,
+        };
+        assert_eq!(call.expect("call").reply(), after_hours);
+        assert_eq!(
+            facts,
+            [FactKind::AfterHours {
+                action: "voicemail"
+            }]
+        );
+        // Closed until 10 s: a call at 10 s gets the menu.
+        let (call, _) = Script::new()
+            .policy(policy())
+            .manual("support", closed(Some(10_000)))
+            .at(10, incoming())
+            .play();
+        assert_eq!(call.expect("call").reply(), Reply::Menu { attempt: 1 });
+        // Held open on a holiday.
+        let holiday = crate::call::schedule::ClosedDay::date("1970-01-01").expect("date");
+        let schedule =
+            crate::call::schedule::Schedule::new("UTC", vec![], vec![holiday]).expect("s");
+        let mut lines: Vec<_> = policy().lines.to_vec();
+        lines[0].schedule = Some(std::sync::Arc::new(schedule));
+        let holiday = Script::new().policy(Policy::default().with_lines(lines));
+        let (call, _) = holiday.clone().at(0, incoming()).play();
+        assert_eq!(call.expect("call").reply(), after_hours);
+        let open = Override {
+            open: true,
+            ..closed(None)
+        };
+        let (call, _) = holiday.manual("support", open).at(0, incoming()).play();
+        assert_eq!(call.expect("call").reply(), Reply::Menu { attempt: 1 });
+    }
+
+    #[test]
+    fn anonymous_callers_sent_to_voicemail_skip_the_menu() {
+        let mut policy = menu_policy(MenuChoice::Ring, AfterHours::Voicemail);
+        policy.gate.anonymous = Anonymous::Voicemail;
+        let incoming = Event::Incoming {
+            from: party("anonymous"),
+            to: party(LINE),
+        };
+        let step = transition(&sid("CA1"), None, &incoming, 0, &policy, &snapshot());
+        let (call, facts): (_, Vec<_>) =
+            (step.next, step.facts.into_iter().map(|f| f.kind).collect());
+        assert!(matches!(call.expect("call").phase, Phase::Voicemail { .. }));
+        assert_eq!(
+            facts,
+            [FactKind::SentToVoicemail {
+                reason: MissReason::Anonymous
+            }]
+        );
     }
 
     #[test]

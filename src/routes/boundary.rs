@@ -29,7 +29,7 @@ impl Kind {
     /// The routes of `path` (a matched pattern).
     fn of(path: &str) -> Kind {
         match path {
-            "/texml/inbound" | "/texml/dial" | "/texml/voicemail" => Kind::Voice,
+            "/texml/inbound" | "/texml/dial" | "/texml/menu" | "/texml/voicemail" => Kind::Voice,
             "/telnyx/events" => Kind::CallControl,
             _ => Kind::Callback,
         }

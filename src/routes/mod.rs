@@ -6,13 +6,16 @@
 //! |---|---|---|
 //! | `GET`/`POST /texml/inbound` | voice URL: greeting, then ring every agent | [`voice`] |
 //! | `GET`/`POST /texml/dial?round=N` | Dial action: after-call, next round, or voicemail | [`voice`] |
+//! | `GET`/`POST /texml/menu?attempt=N&line=ID` | a line's menu: the key pressed, or none | [`voice`] |
 //! | `GET`/`POST /texml/voicemail` | Record action: goodbye | [`voice`] |
 //! | `POST /texml/status` | status callbacks of the call and of every dialled leg | [`callbacks`] |
 //! | `POST /texml/recording?kind=voicemail\|conversation` | recording status callbacks | [`callbacks`] |
 //! | `POST /telnyx/events` | Call Control events of the agents' own calls | [`callbacks`] |
 //! | `GET /audio/{file}` | prompts from the audio folder | [`audio`] |
+//! | `GET /admin/lines`, `POST /admin/lines/{id}/close\|open` | lines' state; open or close by hand (Bearer token) | [`admin`] |
 //! | `GET /healthz`, `/readyz`, `/metrics` | alive; ready to take calls; Prometheus | [`health`] |
 
+mod admin;
 mod audio;
 mod boundary;
 mod callbacks;
@@ -39,12 +42,15 @@ use crate::texml::Renderer;
 use crate::time::Clock;
 use crate::webhook::Params;
 
+pub(crate) use admin::Admin;
 pub(crate) use health::Readiness;
 
 /// What the handlers share. Built once by [`crate::startup`].
 pub(crate) struct Context {
     /// The call path: every event goes through it.
     pub(crate) service: Arc<CallService>,
+    /// The admin API (`None`: off).
+    pub(crate) admin: Option<Admin>,
     /// Replies to documents; also holds the apology document for when anything fails.
     pub(crate) renderer: Renderer,
     /// Checked before a webhook's body is read for anything else.
@@ -111,6 +117,10 @@ fn configure(cfg: &mut web::ServiceConfig) {
         web::route().guard(get_or_post()).to(voice::dial),
     )
     .route(
+        "/texml/menu",
+        web::route().guard(get_or_post()).to(voice::menu),
+    )
+    .route(
         "/texml/voicemail",
         web::route().guard(get_or_post()).to(voice::voicemail),
     )
@@ -119,6 +129,9 @@ fn configure(cfg: &mut web::ServiceConfig) {
     .route("/telnyx/events", web::post().to(callbacks::telnyx_events))
     .route("/audio/{file}", web::get().to(audio::audio))
     .route("/audio/{file}", web::head().to(audio::audio))
+    .route("/admin/lines", web::get().to(admin::lines))
+    .route("/admin/lines/{id}/close", web::post().to(admin::close))
+    .route("/admin/lines/{id}/open", web::post().to(admin::open))
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))

@@ -1,5 +1,5 @@
 //! The requests the provider waits on for a document: the voice URL, the Dial action, the
-//! Record action. Whatever happens, the caller gets a valid document with a 200: a bad request, a
+//! menu's action, the Record action. Whatever happens, the caller gets a valid document with a 200: a bad request, a
 //! store that does not answer, even a panic, is answered with the apology (sorry, then take a
 //! message), never dead air ([`WebhookError`]).
 
@@ -18,6 +18,7 @@ use crate::webhook;
 enum Voice {
     Inbound,
     Dial,
+    Menu,
     RecordEnded,
 }
 
@@ -27,6 +28,10 @@ pub(super) async fn inbound(req: HttpRequest, body: Verified, cx: Data<Context>)
 
 pub(super) async fn dial(req: HttpRequest, body: Verified, cx: Data<Context>) -> HttpResponse {
     voice(Voice::Dial, &req, &body, &cx).await
+}
+
+pub(super) async fn menu(req: HttpRequest, body: Verified, cx: Data<Context>) -> HttpResponse {
+    voice(Voice::Menu, &req, &body, &cx).await
 }
 
 pub(super) async fn voicemail(req: HttpRequest, body: Verified, cx: Data<Context>) -> HttpResponse {
@@ -50,6 +55,7 @@ async fn document(
     let (sid, event) = match kind {
         Voice::Inbound => webhook::incoming(&p),
         Voice::Dial => webhook::dial_ended(&p, &own_params(req)),
+        Voice::Menu => webhook::menu_input(&p, &own_params(req)),
         Voice::RecordEnded => webhook::record_ended(&p),
     }?;
     crate::telemetry::record_call(sid.as_str());

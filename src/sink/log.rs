@@ -116,5 +116,18 @@ fn log(record: &Record, privacy: &Privacy) {
                 error,
             } => tracing::error!(job, failures, %error, "job failing repeatedly"),
         },
+        Record::Line {
+            line,
+            open,
+            until,
+            by,
+            ..
+        } => tracing::info!(
+            line = line.as_str(),
+            open,
+            until,
+            by,
+            "line opened or closed by an operator"
+        ),
     }
 }

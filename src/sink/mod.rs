@@ -52,6 +52,17 @@ pub enum Record {
     },
     /// From the scheduled jobs.
     Job { at: Millis, kind: JobNotice },
+    /// An operator opened or closed a line (the admin API).
+    Line {
+        at: Millis,
+        line: crate::domain::LineId,
+        /// The line's name, for people.
+        name: String,
+        open: bool,
+        /// Until when, if the change holds for a while.
+        until: Option<Millis>,
+        by: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

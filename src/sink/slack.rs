@@ -250,6 +250,9 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                         MissReason::Anonymous => format!(
                             "*{from}* hid their number: anonymous callers are asked to leave a voicemail."
                         ),
+                        MissReason::Chosen => format!(
+                            "*{from}* chose voicemail at the menu and is being asked to leave a message."
+                        ),
                     },
                 ),
                 FactKind::VoicemailLeft { url, duration_secs } => (
@@ -419,6 +422,29 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
             (
                 title.to_owned(),
                 body,
+                format!("Switchboard · {}", when(*at)),
+            )
+        }
+        Record::Line {
+            at,
+            name,
+            open,
+            until,
+            by,
+            ..
+        } => {
+            let (title, state) = match open {
+                true => (":unlock: Line opened", "opened"),
+                false => (":lock: Line closed", "closed"),
+            };
+            let until = match until {
+                Some(t) => format!(" until {}", when(*t)),
+                None if *open => String::new(),
+                None => " until it is reopened".to_owned(),
+            };
+            (
+                title.to_owned(),
+                format!("*{}* {state} by {}{until}.", escape(name), escape(by)),
                 format!("Switchboard · {}", when(*at)),
             )
         }

@@ -94,9 +94,22 @@ pub enum Verb {
     Play(Play),
     Dial(Dial),
     Record(Record),
+    /// `<Gather>` of one key, speaking its verbs (the caller may press during them).
+    Gather(Gather),
+    /// `<Redirect method="POST">`: fetch the next document from this URL.
+    Redirect(String),
     Hangup,
     /// `<Reject reason="rejected"/>`: refuse an unanswered call.
     Reject,
+}
+
+/// One key pressed, posted to `action` (Telnyx uses the application's method: the route takes
+/// both). `timeout_secs` counts from the end of the prompts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gather {
+    pub action: String,
+    pub timeout_secs: u32,
+    pub verbs: Vec<Verb>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

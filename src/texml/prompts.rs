@@ -144,7 +144,12 @@ pub struct Prompts {
     pub unavailable: Prompt,
     pub after_hours: Prompt,
     pub turned_away: Prompt,
+    /// Before a line's menu is played again after no or invalid input.
+    pub menu_retry: Prompt,
     pub display_name: Option<DisplayName>,
+    /// The file's voice and language, for texts spoken from elsewhere (a line's menu).
+    pub voice: Option<String>,
+    pub language: Option<String>,
 }
 
 /// What a closed line says when the template file has no `[after_hours]` (files written before
@@ -152,6 +157,8 @@ pub struct Prompts {
 const AFTER_HOURS: &str = "Thank you for calling. We are closed right now.";
 /// What a turned-away caller hears (with `action = "message"`), when the file has none.
 const TURNED_AWAY: &str = "Sorry, this line cannot take your call. Goodbye.";
+/// Before a menu is repeated, when the file has no `[menu_retry]`.
+const MENU_RETRY: &str = "Sorry, that was not one of the choices.";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -167,6 +174,7 @@ struct FileDef {
     unavailable: PromptDef,
     after_hours: Option<PromptDef>,
     turned_away: Option<PromptDef>,
+    menu_retry: Option<PromptDef>,
     #[serde(default)]
     ring: RingDef,
 }
@@ -208,6 +216,15 @@ impl Source<'_> {
 }
 
 impl Prompts {
+    /// `text` spoken in the file's voice and language.
+    pub fn spoken(&self, text: &str) -> Prompt {
+        Prompt::Say(Say {
+            text: text.to_owned(),
+            voice: self.voice.clone(),
+            language: self.language.clone(),
+        })
+    }
+
     /// Loads `path` (or the embedded copy when it does not exist) and resolves audio against
     /// `audio`, building `<Play>` URLs with `audio_url`.
     pub fn load(
@@ -337,7 +354,13 @@ impl Prompts {
                 Some(p) => prompt("turned_away", p)?,
                 None => spoken(TURNED_AWAY),
             },
+            menu_retry: match &def.menu_retry {
+                Some(p) => prompt("menu_retry", p)?,
+                None => spoken(MENU_RETRY),
+            },
             display_name,
+            voice,
+            language,
         })
     }
 }

@@ -7,7 +7,7 @@ use super::{
     Dial, DialNoun, DialSettings, Provider, ProviderSettings, Record, RecordMode, Response, Say,
     Verb, VoicemailSettings,
 };
-use crate::call::{Intro, Reply};
+use crate::call::{Intro, Lead, Reply};
 use crate::domain::Endpoint;
 use crate::domain::LineId;
 
@@ -16,6 +16,7 @@ use crate::domain::LineId;
 pub struct Urls {
     base: Url,
     dial: String,
+    menu: String,
     voicemail: String,
     status: String,
     recording_voicemail: String,
@@ -32,6 +33,7 @@ impl Urls {
         let abs = |path: &str| base.join(path).map(String::from);
         Ok(Urls {
             dial: abs("texml/dial")?,
+            menu: abs("texml/menu")?,
             voicemail: abs("texml/voicemail")?,
             status: abs("texml/status")?,
             recording_voicemail: abs("texml/recording?kind=voicemail")?,
@@ -47,6 +49,21 @@ impl Urls {
             0 => format!("{}?round={round}", self.dial),
             g => format!("{}?round={round}&group={g}", self.dial),
         }
+    }
+
+    /// The Dial action of a call on `line`: the line rides along too (a menu may have moved the
+    /// call off its number's line), unless it is the implicit one.
+    pub fn dial_on(&self, line: &LineId, round: u8, group: u8) -> String {
+        let url = self.dial(round, group);
+        match *line == LineId::main() {
+            true => url,
+            false => format!("{url}&line={}", line.as_str()),
+        }
+    }
+
+    /// The action of `line`'s menu, played as attempt `attempt` (a late or repeated one is known).
+    pub fn menu(&self, line: &LineId, attempt: u8) -> String {
+        format!("{}?attempt={attempt}&line={}", self.menu, line.as_str())
     }
 
     /// A file of the audio folder (names are checked to be plain, see [`crate::audio`]).
@@ -67,6 +84,13 @@ fn twilio_knows(voice: &str) -> bool {
     matches!(voice, "man" | "woman") || voice.starts_with("Polly.") || voice.starts_with("Google.")
 }
 
+/// What a line's menu says, and how long it waits for a key after saying it.
+#[derive(Debug, Clone)]
+pub struct MenuText {
+    pub prompt: String,
+    pub timeout_secs: u32,
+}
+
 /// Renders replies with the configured prompts and settings, in the provider's dialect.
 pub struct Renderer {
     urls: Urls,
@@ -76,6 +100,8 @@ pub struct Renderer {
     prompts: Prompts,
     /// Lines with prompts of their own; the others speak `prompts`.
     line_prompts: std::collections::HashMap<LineId, Prompts>,
+    /// Lines with a menu: what it says, how long it waits for a key.
+    menus: std::collections::HashMap<LineId, MenuText>,
     /// The apology document, rendered at start so that a failure while rendering can still answer
     /// the caller with something valid.
     fallback: Vec<u8>,
@@ -96,6 +122,7 @@ impl Renderer {
             provider: provider.kind,
             prompts,
             line_prompts: Default::default(),
+            menus: Default::default(),
             fallback: Vec::new(),
         };
         renderer.fallback = renderer
@@ -112,6 +139,12 @@ impl Renderer {
         self
     }
 
+    /// Gives `line` its menu.
+    pub fn with_menu(mut self, line: LineId, menu: MenuText) -> Renderer {
+        self.menus.insert(line, menu);
+        self
+    }
+
     pub fn urls(&self) -> &Urls {
         &self.urls
     }
@@ -123,16 +156,12 @@ impl Renderer {
 
     /// The document as bytes, in the default prompts; the apology document if writing fails.
     pub fn render(&self, reply: &Reply) -> Vec<u8> {
-        self.render_with(&self.prompts, reply)
+        self.render_for(&LineId::main(), reply)
     }
 
     /// The document as bytes, in `line`'s prompts.
     pub fn render_for(&self, line: &LineId, reply: &Reply) -> Vec<u8> {
-        self.render_with(self.line_prompts.get(line).unwrap_or(&self.prompts), reply)
-    }
-
-    fn render_with(&self, prompts: &Prompts, reply: &Reply) -> Vec<u8> {
-        match self.document_with(prompts, reply).to_xml() {
+        match self.document_for(line, reply).to_xml() {
             Ok(xml) => xml,
             Err(e) => {
                 tracing::error!(error = %e, "rendering a document failed; answering with the apology");
@@ -157,25 +186,52 @@ impl Renderer {
     }
 
     pub fn document(&self, reply: &Reply) -> Response {
-        self.document_with(&self.prompts, reply)
+        self.document_for(&LineId::main(), reply)
     }
 
-    fn document_with(&self, p: &Prompts, reply: &Reply) -> Response {
+    /// The document of `reply` for a call on `line`, in its prompts.
+    pub fn document_for(&self, line: &LineId, reply: &Reply) -> Response {
+        let p = self.line_prompts.get(line).unwrap_or(&self.prompts);
         match reply {
+            Reply::Menu { attempt } => {
+                let Some(menu) = self.menus.get(line) else {
+                    // Not this line's menu (a call from before a configuration change): ring on.
+                    tracing::warn!(
+                        line = line.as_str(),
+                        "a menu document for a line without a menu"
+                    );
+                    return Response::new(vec![Verb::Redirect(self.urls.menu(line, *attempt))]);
+                };
+                let first = match attempt {
+                    0 | 1 => &p.greeting,
+                    _ => &p.menu_retry,
+                };
+                let action = self.urls.menu(line, *attempt);
+                // No key: Twilio falls through to the next verb; Telnyx may too, or may request
+                // the action without digits. Both land on the same URL with no digits.
+                Response::new(vec![
+                    Verb::Gather(super::Gather {
+                        action: action.clone(),
+                        timeout_secs: menu.timeout_secs,
+                        verbs: vec![self.verb(first), self.verb(&p.spoken(&menu.prompt))],
+                    }),
+                    Verb::Redirect(action),
+                ])
+            }
             Reply::Ring {
                 round,
                 group,
                 targets,
                 caller,
                 ring_secs,
-                after_hours,
+                lead,
             } => {
                 // The greeting or busy prompt opens a round; its later `<Dial>`s follow at once.
-                let lead = match (round, group) {
-                    (_, 1..) => None,
-                    (0 | 1, 0) if *after_hours => Some(&p.after_hours),
-                    (0 | 1, 0) => Some(&p.greeting),
-                    (_, 0) => Some(&p.busy),
+                let lead = match (round, group, lead) {
+                    (_, 1.., _) | (0 | 1, 0, Lead::Nothing) => None,
+                    (0 | 1, 0, Lead::AfterHours) => Some(&p.after_hours),
+                    (0 | 1, 0, Lead::Greeting) => Some(&p.greeting),
+                    (_, 0, _) => Some(&p.busy),
                 };
                 let nouns = targets
                     .iter()
@@ -198,7 +254,7 @@ impl Renderer {
                         .filter(|name| !name.is_empty()),
                 };
                 let dial = Dial {
-                    action: self.urls.dial(*round, *group),
+                    action: self.urls.dial_on(line, *round, *group),
                     timeout_secs: *ring_secs,
                     time_limit_secs: self.dial.time_limit_secs,
                     record,

@@ -49,6 +49,24 @@ fn write_verb(w: &mut W, verb: &Verb) -> io::Result<()> {
         Verb::Play(play) => text_element(w, BytesStart::new("Play"), &play.url),
         Verb::Dial(dial) => write_dial(w, dial),
         Verb::Record(record) => write_record(w, record),
+        Verb::Gather(gather) => {
+            let timeout = gather.timeout_secs.to_string();
+            let mut el = BytesStart::new("Gather");
+            el.push_attribute(("action", gather.action.as_str()));
+            el.push_attribute(("input", "dtmf"));
+            el.push_attribute(("numDigits", "1"));
+            el.push_attribute(("timeout", timeout.as_str()));
+            w.write_event(Event::Start(el))?;
+            for verb in &gather.verbs {
+                write_verb(w, verb)?;
+            }
+            w.write_event(Event::End(BytesEnd::new("Gather")))
+        }
+        Verb::Redirect(url) => {
+            let mut el = BytesStart::new("Redirect");
+            el.push_attribute(("method", "POST"));
+            text_element(w, el, url)
+        }
         Verb::Hangup => w.write_event(Event::Empty(BytesStart::new("Hangup"))),
         Verb::Reject => {
             let mut el = BytesStart::new("Reject");

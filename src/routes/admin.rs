@@ -1,0 +1,225 @@
+//! The admin API: lines' state, and opening or closing them by hand. Off (404) unless
+//! `admin.token` is set; every request needs `Authorization: Bearer <token>` (401 otherwise,
+//! logged without the token). Bodies are optional JSON: `{"until": "...", "by": "..."}`, where
+//! `until` is an RFC 3339 instant (`2026-11-23T17:00:00-05:00`) or a duration from now (`2h`,
+//! `90m`, `1h30m`).
+
+use actix_web::http::header;
+use actix_web::web::{Bytes, Data, Path};
+use actix_web::{HttpRequest, HttpResponse};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::Context;
+use crate::lines::{ControlError, LineControl};
+use crate::time::Millis;
+
+/// The admin API's token and what it steers.
+pub(crate) struct Admin {
+    pub(crate) token: SecretString,
+    pub(crate) lines: LineControl,
+}
+
+/// The optional body of a change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Change {
+    until: Option<String>,
+    by: Option<String>,
+}
+
+fn error(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message }))
+}
+
+/// Why an admin request is refused.
+enum Refusal {
+    /// No token configured: the admin API is off.
+    Off,
+    /// No token, or the wrong one.
+    Unauthorized,
+}
+
+impl Refusal {
+    fn respond(self) -> HttpResponse {
+        match self {
+            Refusal::Off => error(
+                actix_web::http::StatusCode::NOT_FOUND,
+                "the admin API is off (set admin.token)",
+            ),
+            Refusal::Unauthorized => HttpResponse::Unauthorized()
+                .insert_header((
+                    header::WWW_AUTHENTICATE,
+                    "Bearer realm=\"switchboard admin\"",
+                ))
+                .json(json!({ "error": "missing or wrong bearer token" })),
+        }
+    }
+}
+
+/// The admin part of the context when the request may use it.
+fn authorized<'a>(req: &HttpRequest, cx: &'a Context) -> Result<&'a Admin, Refusal> {
+    let Some(admin) = &cx.admin else {
+        return Err(Refusal::Off);
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    // Compared as digests, so the time taken says nothing about the token.
+    let digest = |s: &str| Sha256::digest(s.as_bytes());
+    let ok = given.is_some_and(|g| digest(g) == digest(admin.token.expose_secret()));
+    if !ok {
+        tracing::warn!(
+            path = req.path(),
+            peer = ?req.peer_addr(),
+            token_given = given.is_some(),
+            "admin request refused: missing or wrong bearer token"
+        );
+        return Err(Refusal::Unauthorized);
+    }
+    Ok(admin)
+}
+
+/// `until` as an instant: RFC 3339, or a duration from `now`.
+fn until(text: &str, now: Millis) -> Result<Millis, String> {
+    let text = text.trim();
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return u64::try_from(ts.as_millisecond()).map_err(|_| "is before 1970".to_owned());
+    }
+    match text.parse::<jiff::SignedDuration>() {
+        Ok(d) if d.is_positive() => {
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            Ok(now.saturating_add(ms))
+        }
+        _ => Err(format!(
+            "`until` must be an RFC 3339 instant (2026-11-23T17:00:00-05:00) or a duration (2h, 90m), not `{}`",
+            text.chars().take(40).collect::<String>()
+        )),
+    }
+}
+
+/// `by` as shown in Slack: printable, at most 64 characters; "the admin API" when not given.
+fn by(given: Option<&str>) -> String {
+    let clean: String = given
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    match clean.trim() {
+        "" => "the admin API".to_owned(),
+        name => name.to_owned(),
+    }
+}
+
+pub(super) async fn lines(req: HttpRequest, cx: Data<Context>) -> HttpResponse {
+    let admin = match authorized(&req, &cx) {
+        Ok(a) => a,
+        Err(refused) => return refused.respond(),
+    };
+    match admin.lines.list().await {
+        Ok(lines) => HttpResponse::Ok().json(json!({ "lines": lines })),
+        Err(e) => {
+            tracing::error!(error = %e, "line overrides unreadable");
+            error(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "line state unavailable",
+            )
+        }
+    }
+}
+
+pub(super) async fn close(
+    req: HttpRequest,
+    id: Path<String>,
+    body: Bytes,
+    cx: Data<Context>,
+) -> HttpResponse {
+    change(req, id, body, cx, false).await
+}
+
+pub(super) async fn open(
+    req: HttpRequest,
+    id: Path<String>,
+    body: Bytes,
+    cx: Data<Context>,
+) -> HttpResponse {
+    change(req, id, body, cx, true).await
+}
+
+async fn change(
+    req: HttpRequest,
+    id: Path<String>,
+    body: Bytes,
+    cx: Data<Context>,
+    open: bool,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let admin = match authorized(&req, &cx) {
+        Ok(a) => a,
+        Err(refused) => return refused.respond(),
+    };
+    let change: Change = match body.iter().all(u8::is_ascii_whitespace) {
+        true => Change::default(),
+        false => match serde_json::from_slice(&body) {
+            Ok(c) => c,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("the body must be JSON {{\"until\": ..., \"by\": ...}}: {e}"),
+                )
+            }
+        },
+    };
+    let until = match change.until.as_deref().map(|u| until(u, cx.clock.now_ms())) {
+        None => None,
+        Some(Ok(at)) => Some(at),
+        Some(Err(why)) => return error(StatusCode::BAD_REQUEST, &why),
+    };
+    let by = by(change.by.as_deref());
+    let done = match open {
+        true => admin.lines.open(&id, until, &by).await,
+        false => admin.lines.close(&id, until, &by).await,
+    };
+    match done {
+        Ok(view) => HttpResponse::Ok().json(view),
+        Err(ControlError::UnknownLine(_)) => error(StatusCode::NOT_FOUND, "no such line"),
+        Err(e @ ControlError::Past) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(ControlError::Store(e)) => {
+            tracing::error!(error = %e, "line override not saved");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the change could not be saved",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_takes_instants_and_durations() {
+        let now = 1_795_262_400_000; // 2026-11-21T12:00:00Z
+        assert_eq!(until("2026-11-21T13:00:00Z", now), Ok(now + 3_600_000));
+        assert_eq!(until("2026-11-21T08:00:00-05:00", now), Ok(now + 3_600_000));
+        assert_eq!(until("2h", now), Ok(now + 7_200_000));
+        assert_eq!(until("1h 30m", now), Ok(now + 5_400_000));
+        assert!(until("tomorrow", now).is_err());
+        assert!(until("-2h", now).is_err());
+    }
+
+    #[test]
+    fn by_is_printable_and_short() {
+        assert_eq!(by(None), "the admin API");
+        assert_eq!(by(Some("  ")), "the admin API");
+        assert_eq!(by(Some("ops\u{7}\nteam")), "opsteam");
+        assert_eq!(by(Some(&"x".repeat(100))).len(), 64);
+    }
+}
