@@ -20,6 +20,28 @@ struct Cli {
 enum Command {
     /// Play calls against a TeXML/TwiML server as the provider would (no phone needed).
     Simulate(switchboard::simulate::SimulateArgs),
+    /// See and steer a running server's lines through its admin API (open, close, why).
+    Lines(switchboard::lines::cli::LinesArgs),
+}
+
+fn lines(args: switchboard::lines::cli::LinesArgs) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let done = match runtime {
+        Ok(rt) => rt.block_on(switchboard::lines::cli::run(args)),
+        Err(e) => Err(e.to_string()),
+    };
+    match done {
+        Ok(table) => {
+            print!("{table}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchboard lines: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn simulate(args: switchboard::simulate::SimulateArgs) -> ExitCode {
@@ -67,8 +89,10 @@ fn simulate(args: switchboard::simulate::SimulateArgs) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Simulate(args)) = cli.command {
-        return simulate(args);
+    match cli.command {
+        Some(Command::Simulate(args)) => return simulate(args),
+        Some(Command::Lines(args)) => return lines(args),
+        None => {}
     }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,

@@ -82,7 +82,7 @@ pub struct Call {
     /// It came in outside its line's hours (forwarded calls ring once, then voicemail).
     #[serde(default)]
     pub after_hours: bool,
-    /// The caller already heard the greeting (with the line's menu): ringing opens without it.
+    /// The caller was welcomed by the line's menu: ringing opens without the greeting.
     #[serde(default)]
     pub greeted: bool,
 }
@@ -274,8 +274,8 @@ pub enum Reply {
         /// What opens round 1.
         lead: Lead,
     },
-    /// The line's menu (with the greeting on `attempt` 1, the retry prompt after), a `<Gather>`
-    /// of one key whose action says `attempt`.
+    /// The line's menu (after the retry prompt from `attempt` 2), a `<Gather>` of one key whose
+    /// action says `attempt`.
     Menu { attempt: u8 },
     /// `intro`, the voicemail prompt, `<Record>`, goodbye, hang up.
     Voicemail { intro: Intro },
@@ -301,7 +301,7 @@ pub enum Lead {
     Greeting,
     /// Forwarded after hours: the after-hours prompt.
     AfterHours,
-    /// Nothing: the caller heard the greeting with the menu.
+    /// Nothing: the line's menu welcomed the caller.
     Nothing,
 }
 

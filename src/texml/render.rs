@@ -202,10 +202,13 @@ impl Renderer {
                     );
                     return Response::new(vec![Verb::Redirect(self.urls.menu(line, *attempt))]);
                 };
-                let first = match attempt {
-                    0 | 1 => &p.greeting,
-                    _ => &p.menu_retry,
+                // The menu's prompt is the line's welcome (the greeting promises an agent); a
+                // repeat says why first.
+                let mut verbs = match attempt {
+                    0 | 1 => vec![],
+                    _ => vec![self.verb(&p.menu_retry)],
                 };
+                verbs.push(self.verb(&p.spoken(&menu.prompt)));
                 let action = self.urls.menu(line, *attempt);
                 // No key: Twilio falls through to the next verb; Telnyx may too, or may request
                 // the action without digits. Both land on the same URL with no digits.
@@ -213,7 +216,7 @@ impl Renderer {
                     Verb::Gather(super::Gather {
                         action: action.clone(),
                         timeout_secs: menu.timeout_secs,
-                        verbs: vec![self.verb(first), self.verb(&p.spoken(&menu.prompt))],
+                        verbs,
                     }),
                     Verb::Redirect(action),
                 ])

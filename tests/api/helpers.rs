@@ -56,6 +56,8 @@ pub fn test_settings() -> Settings {
     s.server.public_url = PUBLIC_URL.parse().expect("url");
     s.paths.templates = repo_path("templates/prompts.toml");
     s.paths.audio = repo_path("audio");
+    // Tests that keep line overrides in a file choose their own.
+    s.admin.overrides_file = None;
     s
 }
 

@@ -10,12 +10,12 @@ use switchboard::time::ManualClock;
 use crate::helpers::{ringing, Spawn, TestApp, T0};
 
 const CALLER: &str = "+12025550142";
-const SUPPORT: &str = "+18005550100";
-const HOTLINE: &str = "+18005550199";
+pub(crate) const SUPPORT: &str = "+18005550100";
+pub(crate) const HOTLINE: &str = "+18005550199";
 
 /// Two lines: support (Ada, Grace) on office hours in New York, a hotline (Alan) always open
 /// but closed on `holiday`, forwarding after hours to a phone.
-fn config(holiday: &str, support_after_hours: &str) -> String {
+pub(crate) fn config(holiday: &str, support_after_hours: &str) -> String {
     format!(
         r#"
 [[agents]]
@@ -63,7 +63,16 @@ closed = [ {{ date = "{holiday}" }} ]
 }
 
 /// The test server with `toml`'s agents, lines and schedules, its clock at `at`.
-async fn spawn_lines(toml: &str, clock: Arc<ManualClock>) -> TestApp {
+pub(crate) async fn spawn_lines(toml: &str, clock: Arc<ManualClock>) -> TestApp {
+    Spawn::default()
+        .settings(lines_from(toml))
+        .clock(clock)
+        .start()
+        .await
+}
+
+/// A settings change that takes `toml`'s agents, lines, schedules and who may call.
+pub(crate) fn lines_from(toml: &str) -> impl FnOnce(&mut Settings) {
     let path = std::env::temp_dir().join(format!(
         "sb-lines-{}-{}.toml",
         std::process::id(),
@@ -73,17 +82,13 @@ async fn spawn_lines(toml: &str, clock: Arc<ManualClock>) -> TestApp {
     let loaded = Settings::load_with(Some(&path), config::Environment::with_prefix("SB_UNUSED"))
         .expect("the lines configuration is valid");
     std::fs::remove_file(&path).ok();
-    Spawn::default()
-        .settings(move |s| {
-            s.agents = loaded.agents;
-            s.lines = loaded.lines;
-            s.schedules = loaded.schedules;
-            s.unknown_number = loaded.unknown_number;
-            s.blocking = loaded.blocking;
-        })
-        .clock(clock)
-        .start()
-        .await
+    move |s| {
+        s.agents = loaded.agents;
+        s.lines = loaded.lines;
+        s.schedules = loaded.schedules;
+        s.unknown_number = loaded.unknown_number;
+        s.blocking = loaded.blocking;
+    }
 }
 
 fn rand_suffix() -> u64 {
@@ -92,13 +97,13 @@ fn rand_suffix() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-async fn call(app: &TestApp, sid: &str, to: &str) -> crate::helpers::Received {
+pub(crate) async fn call(app: &TestApp, sid: &str, to: &str) -> crate::helpers::Received {
     let form = [("CallSid", sid), ("From", CALLER), ("To", to)];
     app.post_form("/texml/inbound", &form).await
 }
 
 /// Monday 2026-11-23, 10:00 in New York.
-const MONDAY_MORNING_NY: u64 = 1_795_446_000_000;
+pub(crate) const MONDAY_MORNING_NY: u64 = 1_795_446_000_000;
 
 #[tokio::test]
 async fn each_line_rings_only_its_own_agents() {

@@ -1,6 +1,7 @@
 //! Black-box tests: each starts the real server on port 0 and plays calls over HTTP exactly as the
 //! provider would. One binary, several modules, so the suite links once.
 
+mod admin;
 mod audio_and_health;
 mod bad_input;
 mod call_flow;
@@ -8,6 +9,7 @@ mod callbacks;
 mod helpers;
 mod jobs;
 mod lines;
+mod menus;
 mod outbound;
 mod outcomes;
 mod providers;

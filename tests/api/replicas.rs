@@ -66,14 +66,14 @@ impl Drop for Redis {
     }
 }
 
-struct Replica {
-    app: TestApp,
+pub(crate) struct Replica {
+    pub(crate) app: TestApp,
     stop: ShutdownHandle,
     stopped: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// A server on `redis`, Slack at `slack`, sharing `clock` with its siblings.
-async fn replica(
+pub(crate) async fn replica(
     redis: &Redis,
     slack: &MockServer,
     clock: Arc<ManualClock>,
@@ -110,7 +110,7 @@ async fn replica(
     }
 }
 
-async fn slack_ok() -> MockServer {
+pub(crate) async fn slack_ok() -> MockServer {
     let slack = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200))

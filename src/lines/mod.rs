@@ -2,7 +2,9 @@
 //! set through the admin API. An override is kept in memory and saved to a file (one replica), or
 //! in one Redis hash shared by every replica; either way it survives a restart. The call service
 //! reads the overrides for every new call and menu choice; the core decides what they mean
-//! ([`crate::call::hours`]).
+//! ([`crate::call::hours`]). [`cli`] is `switchboard lines`, the admin API from a terminal.
+
+pub mod cli;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
