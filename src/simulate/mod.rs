@@ -33,13 +33,19 @@ pub enum Scenario {
     Voicemail,
     /// The caller hangs up while the agents ring.
     Abandon,
-    /// The caller presses `--digits` at the first Gather, then as `answer`.
+    /// As `answer`, pressing `--digits` at the Gathers (`1` when no digits are given).
     Gather,
     /// Only the voice request: the call stays ringing (to measure memory per live call).
     Hold,
     /// For load: answered on round 1 (50%), answered on round 2 (20%), voicemail (20%),
     /// abandoned (10%), seeded by `--seed`.
     Mix,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NoInput {
+    FallThrough,
+    Empty,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,9 +73,14 @@ pub struct SimulateArgs {
     /// With `answer`: which dialled agent answers (1 = the first noun of the Dial).
     #[arg(long, default_value_t = 1)]
     pub agent: usize,
-    /// With `gather`: the digits pressed.
-    #[arg(long, default_value = "1")]
+    /// The keys pressed at each Gather in turn, comma-separated; an empty entry (or running out)
+    /// presses nothing: `9,,2` presses 9, then nothing, then 2.
+    #[arg(long, default_value = "")]
     pub digits: String,
+    /// How the provider reports a Gather without a key: it goes on to the next verb
+    /// (`fall-through`, what Twilio does and Telnyx may do) or posts the action with empty digits.
+    #[arg(long, value_enum, default_value = "fall-through")]
+    pub no_input: NoInput,
     /// How long answered calls talk, in (simulated) seconds.
     #[arg(long, default_value_t = 42)]
     pub talk_secs: u32,
@@ -187,6 +198,47 @@ fn plan(args: &SimulateArgs, call: u64) -> Plan {
     }
 }
 
+/// Where one call went: the keys pressed, the lines its action URLs name, what rang, how it
+/// ended (`line support → pressed 1 → line hotline → ring 1 → answered`).
+#[derive(Default)]
+struct Walk {
+    steps: Vec<String>,
+    line: Option<String>,
+}
+
+impl Walk {
+    fn step(&mut self, step: String) {
+        self.steps.push(step);
+    }
+
+    /// How the call ended, unless the last step said it already (`voicemail`).
+    fn end(&mut self, outcome: &str) {
+        if self.steps.last().map(String::as_str) != Some(outcome) {
+            self.steps.push(outcome.to_owned());
+        }
+    }
+
+    /// Notes the line an action URL names (`line=`), when it changes.
+    fn line_of(&mut self, action: &str) {
+        let line = Url::parse("http://x/")
+            .and_then(|base| base.join(action))
+            .ok()
+            .and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "line")
+                    .map(|(_, v)| v.into_owned())
+            });
+        if let Some(line) = line.filter(|l| self.line.as_ref() != Some(l)) {
+            self.steps.push(format!("line {line}"));
+            self.line = Some(line);
+        }
+    }
+
+    fn path(&self) -> String {
+        self.steps.join(" → ")
+    }
+}
+
 /// Shared by every simulated call.
 struct Sim {
     args: SimulateArgs,
@@ -297,6 +349,12 @@ impl Sim {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(line);
         }
+    }
+
+    fn record_path(&self, path: String) {
+        self.note(format!("path: {path}"));
+        let mut report = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        *report.paths.entry(path).or_default() += 1;
     }
 
     fn record_outcome(&self, outcome: Result<String, String>) {
@@ -483,7 +541,15 @@ impl Sim {
         }
         let mut outcome = "hangup".to_owned();
         let mut round = 0u32;
-        let mut gathered = false;
+        let mut walk = Walk::default();
+        let digits = match (plan.gather, self.args.digits.trim()) {
+            (true, "") => "1",
+            (_, d) => d,
+        };
+        let mut keys = digits
+            .split(',')
+            .map(str::trim)
+            .filter(|_| !digits.is_empty());
         let mut recording: Option<(Url, Method)> = None;
         let mut documents = 1;
         'documents: loop {
@@ -494,18 +560,24 @@ impl Sim {
                 match verb.name.as_str() {
                     "Say" | "Play" | "Pause" => {}
                     "Gather" => {
-                        if plan.gather && !gathered {
-                            gathered = true;
-                            let target = verb.attr("action").unwrap_or(url.as_str()).to_owned();
-                            let mut params = common("in-progress");
-                            params.push(("Digits", self.args.digits.clone()));
-                            let method = Self::method_of(verb, "method");
-                            (url, doc) = self
-                                .follow("gather", &url, &target, method, &params)
-                                .await?;
-                            documents += 1;
-                            continue 'documents;
+                        let target = verb.attr("action").unwrap_or(url.as_str()).to_owned();
+                        walk.line_of(&target);
+                        let key = keys.next().filter(|k| !k.is_empty());
+                        walk.step(match key {
+                            Some(k) => format!("pressed {k}"),
+                            None => "no key".to_owned(),
+                        });
+                        if key.is_none() && self.args.no_input == NoInput::FallThrough {
+                            continue;
                         }
+                        let mut params = common("in-progress");
+                        params.push(("Digits", key.unwrap_or_default().to_owned()));
+                        let method = Self::method_of(verb, "method");
+                        (url, doc) = self
+                            .follow("gather", &url, &target, method, &params)
+                            .await?;
+                        documents += 1;
+                        continue 'documents;
                     }
                     "Dial" => {
                         round += 1;
@@ -514,6 +586,8 @@ impl Sim {
                             .iter()
                             .filter(|c| matches!(c.name.as_str(), "Number" | "Sip"))
                             .collect();
+                        walk.line_of(verb.attr("action").unwrap_or_default());
+                        walk.step(format!("ring {}", nouns.len()));
                         for other in verb
                             .children
                             .iter()
@@ -574,6 +648,7 @@ impl Sim {
                     }
                     "Record" => {
                         outcome = "voicemail".into();
+                        walk.step("voicemail".into());
                         if let Some(cb) = verb.attr("recordingStatusCallback") {
                             let cb_url = self.resolve(&url, cb)?;
                             recording = Some((
@@ -606,7 +681,11 @@ impl Sim {
                         documents += 1;
                         continue 'documents;
                     }
-                    "Hangup" | "Reject" => break 'documents,
+                    "Reject" => {
+                        outcome = "rejected".into();
+                        break 'documents;
+                    }
+                    "Hangup" => break 'documents,
                     other => self.unsupported(other),
                 }
             }
@@ -616,6 +695,8 @@ impl Sim {
         done.push(("CallDuration", "60".into()));
         self.request("status", &self.status_url, Method::Post, &done)
             .await?;
+        walk.end(&outcome);
+        self.record_path(walk.path());
         if let Some((cb, method)) = recording {
             let mut params = common("completed");
             params.push(("RecordingSid", format!("RE{n}")));

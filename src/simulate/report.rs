@@ -27,6 +27,9 @@ pub struct Report {
     pub errors: usize,
     /// How calls ended: answered, voicemail, abandoned, held, hangup, error.
     pub outcomes: BTreeMap<String, usize>,
+    /// Where calls went (`line support → pressed 1 → line hotline → ring 1 → answered`), with
+    /// how many took each path.
+    pub paths: BTreeMap<String, usize>,
     /// Verbs met that the simulator does not play.
     pub unsupported: BTreeMap<String, usize>,
     /// Per request kind (voice, dial-action, leg-status, status, ...) and `all`.
@@ -128,6 +131,11 @@ impl Report {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         let _ = writeln!(s, "outcomes: {}", outcomes.join(", "));
+        if self.paths.len() <= 10 {
+            for (path, n) in &self.paths {
+                let _ = writeln!(s, "path ×{n}: {path}");
+            }
+        }
         if !self.unsupported.is_empty() {
             let verbs: Vec<String> = self
                 .unsupported

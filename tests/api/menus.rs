@@ -15,7 +15,7 @@ const ALAN: &str = "sip:alan@switchboard-demo.sip.example.com";
 
 /// The two lines of `lines.rs`, support with a menu: 1 = the hotline, 2 = ring, 0 = voicemail;
 /// one retry, then ring.
-fn with_menu() -> String {
+pub(crate) fn with_menu() -> String {
     config("2026-12-31", "voicemail").replacen(
         "\n[[lines]]\nid = \"hotline\"",
         r#"

@@ -272,3 +272,31 @@ async fn the_command_prints_figures_and_writes_json() {
     assert!(figures["kinds"]["voice"]["p99_ms"].as_f64().is_some());
     std::fs::remove_file(json).ok();
 }
+
+#[tokio::test]
+async fn a_call_to_a_line_with_a_menu_reports_its_line_keys_and_branch() {
+    // The menu line of menus.rs, always open (the simulator runs on the real clock).
+    let toml = crate::menus::with_menu()
+        .replace("schedule = \"office\"\n", "")
+        .replace("2026-12-31", "2001-01-01");
+    let app = spawn_self_addressed(crate::lines::lines_from(&toml)).await;
+    let mut a = args(&app, Scenario::Answer);
+    a.to = crate::lines::SUPPORT.into();
+    a.digits = ",1".into();
+    let report = run(a.clone()).await.expect("runs");
+    assert_eq!(report.errors, 0, "{:?}", report.first_errors);
+    assert_eq!(
+        report.paths.keys().collect::<Vec<_>>(),
+        ["line support → no key → pressed 1 → line hotline → ring 1 → answered"]
+    );
+    assert!(report.render().contains("path ×1: line support → no key"));
+    // The provider posting empty digits instead; an invalid key, then nothing: the default.
+    a.digits = "9,".into();
+    a.no_input = switchboard::simulate::NoInput::Empty;
+    a.scenario = Scenario::Voicemail;
+    let report = run(a).await.expect("runs");
+    assert_eq!(
+        report.paths.keys().collect::<Vec<_>>(),
+        ["line support → pressed 9 → no key → ring 2 → ring 2 → voicemail"]
+    );
+}
