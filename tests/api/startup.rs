@@ -84,3 +84,16 @@ fn the_binary_refuses_to_start_on_a_bad_key_and_names_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_kubernetes_configmap_is_a_valid_configuration() {
+    let path = crate::helpers::repo_path("k8s/base/switchboard.toml");
+    let env = config::Environment::with_prefix("SB_UNUSED_K8S");
+    let s = switchboard::config::Settings::load_with(Some(&path), env)
+        .expect("k8s/base/switchboard.toml loads");
+    assert_eq!(
+        s.admin.overrides_file.as_deref(),
+        Some(std::path::Path::new("/var/lib/switchboard/overrides.json")),
+        "on the Deployment's writable volume"
+    );
+}
