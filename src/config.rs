@@ -791,7 +791,7 @@ impl RawMenu {
         5
     }
 
-    fn parse(self, key: &str, p: &mut Problems) -> Option<MenuSettings> {
+    fn parse(self, key: &str, p: &mut Problems) -> MenuSettings {
         let choice = |v: &str| -> Result<MenuChoice, String> {
             match v.trim() {
                 "ring" => Ok(MenuChoice::Ring),
@@ -839,15 +839,16 @@ impl RawMenu {
             }
         }
         let default = p.take(choice(&self.default), &format!("{key}.default"), |e| e);
-        Some(MenuSettings {
+        MenuSettings {
             menu: Menu {
                 options,
-                default: default?,
+                // A bad default is already reported; the rest is still checked.
+                default: default.unwrap_or(MenuChoice::Ring),
                 retries: self.retries,
             },
             prompt,
             timeout_secs: self.timeout_secs,
-        })
+        }
     }
 }
 
@@ -919,7 +920,7 @@ impl RawLine {
             &format!("{key}.after_hours_forward"),
             "must list the numbers to ring when after_hours = \"forward\"",
         );
-        let menu = self.menu.and_then(|m| m.parse(&format!("{key}.menu"), p));
+        let menu = self.menu.map(|m| m.parse(&format!("{key}.menu"), p));
         ok_id.then(|| LineSettings {
             id: crate::domain::LineId::new(&self.id),
             name: self
@@ -1389,6 +1390,57 @@ mod tests {
         assert_eq!(s.balance.alert_below, Decimal::new(8000, 2));
         assert_eq!(s.balance.remind_every, Duration::from_secs(86_400));
         assert!(s.telnyx.api_key.is_none() && s.slack.webhook_url.is_none());
+    }
+
+    /// Settings from the embedded defaults plus `toml`.
+    fn with_file(toml: &str) -> Result<Settings, ConfigError> {
+        let path = std::env::temp_dir().join(format!(
+            "sb-config-{}-{}.toml",
+            std::process::id(),
+            toml.len()
+        ));
+        std::fs::write(&path, toml).expect("write");
+        let loaded = Settings::load_with(Some(&path), env(&[]));
+        std::fs::remove_file(&path).ok();
+        loaded
+    }
+
+    #[test]
+    fn a_menu_is_checked_key_by_key() {
+        let line = |menu: &str| {
+            format!(
+                "[[lines]]\nid = \"support\"\nnumbers = [\"+18005550100\"]\n\n[lines.menu]\n{menu}\n"
+            )
+        };
+        let ok = with_file(&line(
+            "prompt = \"Press 1\"\noptions = { \"1\" = \"line:support\", \"#\" = \"voicemail\" }",
+        ))
+        .expect("a good menu");
+        let menu = ok.lines[0].menu.as_ref().expect("menu");
+        assert_eq!((menu.menu.retries, menu.timeout_secs), (2, 5), "defaults");
+        assert_eq!(menu.menu.default, MenuChoice::Ring);
+        let err = with_file(&line(
+            "prompt = \"\"\noptions = { \"12\" = \"ring\", \"2\" = \"line:nope\", \"3\" = \"dance\" }\nretries = 9\ntimeout_secs = 0\ndefault = \"later\"",
+        ))
+        .expect_err("a bad menu")
+        .to_string();
+        for key in [
+            "lines[0].menu.prompt",
+            "`12` is not one key",
+            "`line:nope` is not a line's id",
+            "lines[0].menu.options.3",
+            "lines[0].menu.retries",
+            "lines[0].menu.timeout_secs",
+            "lines[0].menu.default",
+        ] {
+            assert!(err.contains(key), "{key} in {err}");
+        }
+        let err = with_file("[admin]\ntoken = \"short\"\n").expect_err("short token");
+        assert!(err.to_string().contains("admin.token"), "{err}");
+        assert!(
+            !err.to_string().contains("short"),
+            "the token is not shown: {err}"
+        );
     }
 
     #[test]

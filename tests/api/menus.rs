@@ -192,3 +192,28 @@ async fn a_menu_action_for_a_call_switchboard_lost_still_gets_a_voice() {
         doc.body
     );
 }
+
+#[tokio::test]
+async fn under_twilio_the_menu_speaks_a_voice_twilio_knows_and_posts_by_default() {
+    let clock = Arc::new(ManualClock::at(MONDAY_MORNING_NY));
+    let app = crate::helpers::Spawn::default()
+        .settings(crate::lines::lines_from(&with_menu()))
+        .settings(|s| s.provider.kind = switchboard::config::Provider::Twilio)
+        .clock(clock)
+        .start()
+        .await;
+    let doc = call(&app, "CA-twilio-menu", SUPPORT).await;
+    assert_golden("twilio/menu", &doc);
+    let xml = roxmltree::Document::parse(&doc.body).expect("well-formed");
+    let gather = xml
+        .descendants()
+        .find(|n| n.has_tag_name("Gather"))
+        .expect("gather");
+    // Twilio's Gather posts its action by default; Telnyx uses the application's method.
+    assert_eq!(gather.attribute("method"), None);
+    let say = gather
+        .children()
+        .find(|n| n.has_tag_name("Say"))
+        .expect("say");
+    assert_eq!(say.attribute("voice"), Some("Polly.Joanna"));
+}
