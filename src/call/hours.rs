@@ -48,41 +48,26 @@ pub enum Why {
     Manual,
 }
 
-impl Why {
-    pub fn label(self) -> &'static str {
-        match self {
-            Why::AlwaysOpen => "always open",
-            Why::Hours => "opening hours",
-            Why::OutsideHours => "outside opening hours",
-            Why::ClosedDay => "closed day",
-            Why::Manual => "manual override",
-        }
-    }
-}
-
 /// A line's state at some instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Status {
     pub open: bool,
     pub why: Why,
-    /// When this changes next, if known (the override's end, or the schedule's next change).
-    pub until: Option<Millis>,
 }
 
 /// The state of a line with `schedule` (`None`: always open) and `manual` override at `now`.
+/// Cheap: the call path asks it for every new call.
 pub fn status(schedule: Option<&Schedule>, manual: Option<&Override>, now: Millis) -> Status {
     if let Some(o) = manual.filter(|o| o.holds(now)) {
         return Status {
             open: o.open,
             why: Why::Manual,
-            until: o.until,
         };
     }
     let Some(schedule) = schedule else {
         return Status {
             open: true,
             why: Why::AlwaysOpen,
-            until: None,
         };
     };
     let openness = schedule.at(now);
@@ -93,7 +78,20 @@ pub fn status(schedule: Option<&Schedule>, manual: Option<&Override>, now: Milli
             Openness::OutsideHours => Why::OutsideHours,
             Openness::ClosedDay => Why::ClosedDay,
         },
-        until: schedule.next_change(now),
+    }
+}
+
+/// When the state [`status`] gives changes next, if known: the override's end, or the
+/// schedule's next change. Searches the schedule ahead, so it is for people (the admin API),
+/// not for the call path.
+pub fn until(
+    schedule: Option<&Schedule>,
+    manual: Option<&Override>,
+    now: Millis,
+) -> Option<Millis> {
+    match manual.filter(|o| o.holds(now)) {
+        Some(o) => o.until,
+        None => schedule.and_then(|s| s.next_change(now)),
     }
 }
 
@@ -161,8 +159,11 @@ mod tests {
             Status {
                 open: true,
                 why: Why::Hours,
-                until: Some(utc("2026-11-23T17:00:00Z"))
             }
+        );
+        assert_eq!(
+            until(Some(&s), None, monday_noon),
+            Some(utc("2026-11-23T17:00:00Z"))
         );
         let sunday = utc("2026-11-22T12:00:00Z");
         assert_eq!(status(Some(&s), None, sunday).why, Why::OutsideHours);
@@ -171,9 +172,9 @@ mod tests {
             Status {
                 open: true,
                 why: Why::AlwaysOpen,
-                until: None
             }
         );
+        assert_eq!(until(None, None, sunday), None);
     }
 
     #[test]

@@ -117,17 +117,6 @@ pub enum MenuChoice {
     Voicemail,
 }
 
-impl MenuChoice {
-    /// The choice's name in logs and facts.
-    pub fn label(&self) -> &'static str {
-        match self {
-            MenuChoice::Line(_) => "line",
-            MenuChoice::Ring => "ring",
-            MenuChoice::Voicemail => "voicemail",
-        }
-    }
-}
-
 /// A line's menu: a `<Gather>` of one key before anyone rings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Menu {
@@ -426,8 +415,22 @@ impl Policy {
         manual: &Overrides,
         now: crate::time::Millis,
     ) -> hours::Status {
-        let schedule = self.line_policy(line).and_then(|l| l.schedule.as_deref());
-        hours::status(schedule, manual.get(line), now)
+        hours::status(self.schedule_of(line), manual.get(line), now)
+    }
+
+    /// When `line`'s state changes next, if known (for people: it searches the schedule ahead).
+    pub fn until(
+        &self,
+        line: &LineId,
+        manual: &Overrides,
+        now: crate::time::Millis,
+    ) -> Option<crate::time::Millis> {
+        hours::until(self.schedule_of(line), manual.get(line), now)
+    }
+
+    /// A line's schedule (`None`: always open).
+    pub fn schedule_of(&self, line: &LineId) -> Option<&Schedule> {
+        self.line_policy(line).and_then(|l| l.schedule.as_deref())
     }
 
     /// Every line the policy knows, the implicit one when none is configured.

@@ -249,7 +249,7 @@ impl LineControl {
             name: self.name(id),
             open: status.open,
             why: status.why,
-            until: status.until.map(rfc3339),
+            until: self.policy.until(id, manual, now).map(rfc3339),
             manual: manual
                 .get(id)
                 .filter(|o| o.holds(now))
@@ -302,10 +302,7 @@ impl LineControl {
         if until.is_some_and(|u| u <= now) {
             return Err(ControlError::Past);
         }
-        let schedule = self
-            .policy
-            .line_policy(&line)
-            .and_then(|l| l.schedule.as_deref());
+        let schedule = self.policy.schedule_of(&line);
         let o = match open {
             true => hours::open(schedule, until, by, now),
             false => Some(hours::close(schedule, until, by, now)),
