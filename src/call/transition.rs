@@ -265,16 +265,10 @@ fn new_call(
     let mut facts = Vec::new();
     // The line's hours are read once, when the call arrives; a call in progress keeps its path.
     if !policy.status(&line, &snapshot.manual, now).open {
-        let mut call = Call::new(
-            sid.clone(),
-            line,
-            from.clone(),
-            to.clone(),
-            now,
-            Phase::Menu { attempt: 0 },
-        );
-        let action = policy.after_hours_of(&call.line).clone();
-        return after_hours(&mut call, now, &action, policy, true);
+        let action = policy.after_hours_of(&line);
+        let phase = after_hours_phase(action, now, policy, true);
+        let call = Call::new(sid.clone(), line, from.clone(), to.clone(), now, phase);
+        return after_hours(call, action);
     }
     // Anonymous callers may be sent straight to voicemail.
     let anonymous_to_voicemail = anonymous && gate.anonymous == Anonymous::Voicemail;
@@ -315,17 +309,11 @@ fn new_call(
     Change::to(call, facts)
 }
 
-/// A call to a closed line: the after-hours prompt, then the line's after-hours action.
+/// What a call to a closed line does: the after-hours prompt, then the line's after-hours action.
 /// `unanswered`: the call is new (a `<Reject>` can still refuse it without answering); a call the
 /// menu sent here is answered already, so `reject` becomes the message.
-fn after_hours(
-    call: &mut Call,
-    now: Millis,
-    action: &AfterHours,
-    policy: &Policy,
-    unanswered: bool,
-) -> Change {
-    call.phase = match action {
+fn after_hours_phase(action: &AfterHours, now: Millis, policy: &Policy, unanswered: bool) -> Phase {
+    match action {
         AfterHours::Voicemail => Phase::Voicemail {
             intro: Intro::AfterHours,
             recorded: false,
@@ -338,7 +326,11 @@ fn after_hours(
             settled: true,
         },
         AfterHours::Message | AfterHours::Reject => Phase::Closing { turned_away: None },
-    };
+    }
+}
+
+/// `call`, on its after-hours phase, is marked after hours and says so.
+fn after_hours(mut call: Call, action: &AfterHours) -> Change {
     call.after_hours = true;
     let mut facts = Vec::new();
     let action = action.label();
@@ -355,7 +347,7 @@ fn after_hours(
         );
         return Change::gone(facts, Reply::Reject);
     }
-    Change::to(call.clone(), facts)
+    Change::to(call, facts)
 }
 
 /// The caller answered the menu of `attempt` with `digits` (or did not).
@@ -396,8 +388,9 @@ fn menu_input(
             // Another line, as if its number had been called: its hours, then its agents.
             next.line = line;
             if !policy.status(&next.line, &snapshot.manual, now).open {
-                let action = policy.after_hours_of(&next.line).clone();
-                return after_hours(&mut next, now, &action, policy, false);
+                let action = policy.after_hours_of(&next.line);
+                next.phase = after_hours_phase(action, now, policy, false);
+                return after_hours(next, action);
             }
         }
         MenuChoice::Ring => {}
