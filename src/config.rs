@@ -883,14 +883,9 @@ pub struct LineSettings {
 
 impl RawLine {
     fn parse(self, key: &str, p: &mut Problems) -> Option<LineSettings> {
-        let ok_id = !self.id.is_empty()
-            && self.id.len() <= 64
-            && self
-                .id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+        let id = crate::domain::LineId::parse(&self.id);
         p.check(
-            ok_id,
+            id.is_some(),
             &format!("{key}.id"),
             "must be letters, digits, - or _ (at most 64)",
         );
@@ -921,8 +916,8 @@ impl RawLine {
             "must list the numbers to ring when after_hours = \"forward\"",
         );
         let menu = self.menu.map(|m| m.parse(&format!("{key}.menu"), p));
-        ok_id.then(|| LineSettings {
-            id: crate::domain::LineId::new(&self.id),
+        id.map(|id| LineSettings {
+            id,
             name: self
                 .name
                 .filter(|n| !n.trim().is_empty())

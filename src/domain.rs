@@ -189,6 +189,16 @@ impl LineId {
         LineId(id.into())
     }
 
+    /// `id` when it is a well-formed line id: 1 to 64 letters, digits, `-` or `_`.
+    pub fn parse(id: &str) -> Option<LineId> {
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+        ok.then(|| LineId::new(id))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -147,14 +147,7 @@ pub fn dial_ended(p: &Params, query: &Params) -> Result<(CallSid, Event), BadReq
 
 /// The line our own URL names, if it names one well-formed (the policy checks it is known).
 fn line(query: &Params) -> Option<LineId> {
-    query
-        .text("line")
-        .filter(|l| {
-            l.len() <= 64
-                && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        })
-        .map(LineId::new)
+    query.text("line").and_then(LineId::parse)
 }
 
 /// The menu's action, or its redirect after no input. `query` is our own (`attempt`, `line`).

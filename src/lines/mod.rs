@@ -308,7 +308,8 @@ impl LineControl {
             false => Some(hours::close(schedule, until, by, now)),
         };
         self.overrides.set(&line, o.as_ref()).await?;
-        let manual = self.overrides.all().await.map_err(OverrideError::from)?;
+        // The line's view from the override just written; no need to read the store back.
+        let manual: Overrides = Arc::new(o.iter().map(|o| (line.clone(), o.clone())).collect());
         let view = self.view(&line, &manual, now);
         self.sinks.accept(Record::Line {
             at: now,
