@@ -262,6 +262,8 @@ impl Check for DialSettings {
         p.within(self.ring_timeout_secs, 5..=120, "dial.ring_timeout_secs");
         p.within(self.rounds, 1..=10, "dial.rounds");
         p.within(self.time_limit_secs, 60..=14400, "dial.time_limit_secs");
+        p.within(self.screen_timeout_secs, 1..=30, "dial.screen_timeout_secs");
+        p.within(self.wrap_up_secs, 0..=3600, "dial.wrap_up_secs");
         p.check(
             self.caller_id.is_empty() || Endpoint::number(&self.caller_id).is_ok(),
             "dial.caller_id",
@@ -698,6 +700,10 @@ struct AgentSettings {
     sip: Option<String>,
     number: Option<String>,
     connection_id: Option<String>,
+    /// Press 1 before being put through: "never", "always" or "numbers" (default: the line's).
+    screen: Option<crate::domain::Screen>,
+    /// Seconds after a call before being rung again (default: the line's).
+    wrap_up_secs: Option<u32>,
 }
 
 impl AgentSettings {
@@ -725,6 +731,13 @@ impl AgentSettings {
             .map(str::trim)
             .filter(|c| !c.is_empty())
             .map(Box::from);
+        agent.screen = self.screen;
+        if let Some(secs) = self.wrap_up_secs {
+            if secs > 3600 {
+                return Err("wrap_up_secs: must be between 0 and 3600".into());
+            }
+        }
+        agent.wrap_up_secs = self.wrap_up_secs;
         Ok(agent)
     }
 }
@@ -762,6 +775,9 @@ struct RawLine {
     after_hours_forward: Vec<String>,
     prompts: Option<PathBuf>,
     menu: Option<RawMenu>,
+    screen: Option<crate::domain::Screen>,
+    strategy: Option<crate::call::routing::Strategy>,
+    wrap_up_secs: Option<u32>,
 }
 
 /// `[lines.menu]` as written.
@@ -879,6 +895,10 @@ pub struct LineSettings {
     pub prompts: Option<PathBuf>,
     /// Played before ringing while the line is open.
     pub menu: Option<MenuSettings>,
+    /// `[dial]`'s screen, strategy and wrap-up, where this line sets its own.
+    pub screen: Option<crate::domain::Screen>,
+    pub strategy: Option<crate::call::routing::Strategy>,
+    pub wrap_up_secs: Option<u32>,
 }
 
 impl RawLine {
@@ -916,7 +936,13 @@ impl RawLine {
             "must list the numbers to ring when after_hours = \"forward\"",
         );
         let menu = self.menu.map(|m| m.parse(&format!("{key}.menu"), p));
+        if let Some(secs) = self.wrap_up_secs {
+            p.within(secs, 0..=3600, &format!("{key}.wrap_up_secs"));
+        }
         id.map(|id| LineSettings {
+            screen: self.screen,
+            strategy: self.strategy,
+            wrap_up_secs: self.wrap_up_secs,
             id,
             name: self
                 .name

@@ -222,6 +222,46 @@ pub struct Agent {
     /// The provider's id of the agent's SIP connection, which names them in the Call Control
     /// events of their own calls. `None` for agents reached on a phone number.
     pub connection_id: Option<Box<str>>,
+    /// Whether a leg to this agent asks them to press 1 first (`None`: the line decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<Screen>,
+    /// Seconds after a call before this agent is rung again (`None`: the line's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap_up_secs: Option<u32>,
+}
+
+/// Whether an agent who answers must press 1 before the caller is put through, so that a
+/// mobile's voicemail, which answers like a person, never takes the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Screen {
+    /// Nobody is asked.
+    Never,
+    /// Everyone is asked.
+    Always,
+    /// Agents on phone numbers are asked (their voicemail answers); SIP phones are not.
+    #[default]
+    Numbers,
+}
+
+impl Screen {
+    /// Whether a leg to `endpoint` is screened under this rule.
+    pub fn applies(self, endpoint: &Endpoint) -> bool {
+        match self {
+            Screen::Never => false,
+            Screen::Always => true,
+            Screen::Numbers => matches!(endpoint, Endpoint::Number(_)),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Screen> {
+        match s {
+            "never" => Some(Screen::Never),
+            "always" => Some(Screen::Always),
+            "numbers" => Some(Screen::Numbers),
+            _ => None,
+        }
+    }
 }
 
 impl Agent {
@@ -233,6 +273,8 @@ impl Agent {
             name: name.into(),
             endpoint,
             connection_id: None,
+            screen: None,
+            wrap_up_secs: None,
         })
     }
 

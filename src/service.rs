@@ -15,7 +15,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::agents::own_calls::{BadEvent, Data, Handled, OwnCalls};
+use crate::agents::presence::PresenceStore;
 use crate::agents::Agents;
+use crate::call::routing::Mark;
 use crate::call::{transition, CallStore, Event, Ignored, Policy, Reply, Snapshot, StoreError};
 use crate::domain::{CallSid, LineId};
 use crate::lines::LineOverrides;
@@ -25,6 +27,11 @@ use crate::time::{Clock, Millis};
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AnswerLabels {
+    answer: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -48,6 +55,8 @@ pub(crate) struct Parts {
     pub(crate) policy: Policy,
     /// Operators' overrides of lines' hours.
     pub(crate) overrides: Arc<LineOverrides>,
+    /// Agents on a call, wrapping up or away.
+    pub(crate) presence: Arc<PresenceStore>,
     pub(crate) sinks: Sinks,
     pub(crate) clock: Arc<dyn Clock>,
     /// Callbacks kept at most while the store does not answer.
@@ -60,8 +69,13 @@ pub(crate) struct CallService {
     own_calls: OwnCalls,
     policy: Policy,
     overrides: Arc<LineOverrides>,
+    presence: Arc<PresenceStore>,
     sinks: Sinks,
     clock: Arc<dyn Clock>,
+    /// Presence changes that could not be written (`presence_marks_failed_total`).
+    marks_failed: Counter,
+    /// What screened agents' keys did: accepted, declined, too_late, caller_gone, prompted.
+    screenings: Family<AnswerLabels, Counter>,
     /// `live_calls` in `/metrics`: set from the store just before each scrape (-1: unreachable).
     live_calls: Gauge,
     /// Events that changed nothing, by reason (`events_ignored_total`).
@@ -82,10 +96,23 @@ impl CallService {
             own_calls,
             policy,
             overrides,
+            presence,
             sinks,
             clock,
             deferred_capacity,
         } = parts;
+        let marks_failed = Counter::default();
+        registry.register(
+            "presence_marks_failed",
+            "Agent busy/free changes that could not be written (the agent frees at the cap)",
+            marks_failed.clone(),
+        );
+        let screenings = Family::default();
+        registry.register(
+            "screenings",
+            "Screened legs: prompted, accepted, declined, too_late, caller_gone",
+            screenings.clone(),
+        );
         let live_calls = Gauge::default();
         registry.register(
             "live_calls",
@@ -111,8 +138,11 @@ impl CallService {
             own_calls,
             policy,
             overrides,
+            presence,
             sinks,
             clock,
+            marks_failed,
+            screenings,
             live_calls,
             ignored,
             deferred: Mutex::new(VecDeque::new()),
@@ -152,6 +182,13 @@ impl CallService {
             Event::Incoming { .. } | Event::MenuInput { .. } => self.overrides.all().await?,
             _ => Default::default(),
         };
+        // Only the events that may ring someone need who is busy.
+        let presence = match event {
+            Event::Incoming { .. } | Event::MenuInput { .. } | Event::DialEnded { .. } => {
+                self.presence.all().await?
+            }
+            _ => Default::default(),
+        };
         let (policy, agents) = (&self.policy, &self.agents);
         let decide = |call: Option<&crate::call::Call>| {
             let line = policy.line_needed(call, event);
@@ -159,10 +196,26 @@ impl CallService {
                 available: agents.available(&line),
                 live_calls,
                 manual: manual.clone(),
+                presence: presence.clone(),
             };
             transition(sid, call, event, now, policy, &snapshot)
         };
         let applied = self.store.apply(sid, now, &decide).await?;
+        if let Event::Screen { .. } = event {
+            let answer = match applied.reply {
+                Reply::Screen { .. } => "prompted",
+                Reply::Accept => "accepted",
+                Reply::TooLate => "too_late",
+                Reply::CallerGone => "caller_gone",
+                _ => "declined",
+            };
+            self.screenings
+                .get_or_create(&AnswerLabels { answer })
+                .inc();
+        }
+        for mark in &applied.marks {
+            self.mark(mark).await;
+        }
         if let Some(why) = applied.ignored {
             let reason = why.label();
             self.ignored.get_or_create(&ReasonLabels { reason }).inc();
@@ -176,6 +229,22 @@ impl CallService {
             });
         }
         Ok((applied.reply, applied.line))
+    }
+
+    /// Writes one change of an agent's presence. A failure is counted and logged, not the
+    /// caller's problem: the agent is then free again at the mark's cap at the latest.
+    pub(crate) async fn mark(&self, mark: &Mark) {
+        if let Err(e) = self.presence.mark(mark).await {
+            self.marks_failed.inc();
+            tracing::error!(agent = mark.agent(), error = %e, "agent presence not updated");
+        }
+    }
+
+    /// Every agent's presence (for the admin API).
+    pub(crate) async fn presences(
+        &self,
+    ) -> Result<crate::call::routing::Presences, StoreError> {
+        self.presence.all().await
     }
 
     /// One event of an agent's own call (Call Control): busy marking and its record.

@@ -13,6 +13,7 @@ use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_cron_scheduler::JobScheduler;
 
+use crate::agents::presence::PresenceStore;
 use crate::agents::own_calls::OwnCalls;
 use crate::agents::shared::{AgentSync, SharedAgents};
 use crate::agents::Agents;
@@ -118,6 +119,10 @@ impl Application {
             Some(conn) => LineOverrides::redis(conn.clone(), format!("{prefix}line_overrides")),
             None => LineOverrides::memory(settings.admin.overrides_file.clone())?,
         });
+        let presence = Arc::new(match &redis {
+            Some(conn) => PresenceStore::redis(conn.clone(), format!("{prefix}presence")),
+            None => PresenceStore::memory(),
+        });
         let lease = Arc::new(match &redis {
             Some(conn) => Lease::redis(
                 conn.clone(),
@@ -159,6 +164,7 @@ impl Application {
             own_calls: OwnCalls::new(expiry),
             policy: policy.clone(),
             overrides: line_overrides.clone(),
+            presence,
             sinks: sinks.clone(),
             clock: clock.clone(),
             deferred_capacity: settings.calls.retry_queue,

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::call::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
+use crate::call::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus, ScreenStep};
 use crate::domain::{CallSid, FieldError, LineId, Party};
 
 /// Most fields a webhook may carry (Telnyx sends about 40).
@@ -173,6 +173,52 @@ pub fn menu_input(p: &Params, query: &Params) -> Result<(CallSid, Event), BadReq
             from: p.party("From")?,
             to: p.party("To")?,
             line: line(query),
+        },
+    ))
+}
+
+/// A screened leg's whisper (`pressed`: false) or the key its agent pressed (true). The request
+/// is about the agent's leg (`CallSid`); our own query names the caller's call, the round's
+/// `<Dial>` and the agent. `Digits` absent or empty is no key.
+pub fn screen(p: &Params, query: &Params, pressed: bool) -> Result<(CallSid, Event), BadRequest> {
+    let leg = p.sid("CallSid")?;
+    let call = query.sid("call")?;
+    if let Some(parent) = p.opt_sid("ParentCallSid")? {
+        if parent != call {
+            return Err(BadRequest::NotOneOf(
+                "ParentCallSid",
+                truncate(parent.as_str()),
+                "the call the screening URL names",
+            ));
+        }
+    }
+    let number = |name: &'static str| -> Result<u8, BadRequest> {
+        let raw = query.text(name).ok_or(BadRequest::Missing(name))?;
+        raw.parse::<u8>()
+            .map_err(|_| BadRequest::NotOneOf(name, truncate(raw), "the values Switchboard wrote"))
+    };
+    let agent = query
+        .text("agent")
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && a.len() <= 128)
+        .ok_or(BadRequest::Missing("agent"))?;
+    let step = match pressed {
+        false => ScreenStep::Start,
+        true => ScreenStep::Pressed(
+            p.text("Digits")
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(|d| Box::from(truncate(d))),
+        ),
+    };
+    Ok((
+        call,
+        Event::Screen {
+            round: number("round")?,
+            group: number("group")?,
+            agent: agent.into(),
+            leg,
+            step,
         },
     ))
 }

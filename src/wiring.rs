@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::call::policy::{
     called, AfterHours, Anonymous, DialLimits, Gate, LinePolicy, Turnaway, UnknownNumber,
 };
+use crate::call::routing::Routing;
 use crate::call::{Policy, Targets};
 use crate::config::{
     AfterHoursAction, AnonymousAction, LineSettings, Provider, Settings, TurnawayAction,
@@ -40,6 +41,8 @@ impl Settings {
         let renderer = line_prompts
             .into_iter()
             .fold(renderer, |r, (line, own)| r.with_line_prompts(line, own));
+        let renderer =
+            renderer.with_screening(self.line_names(), self.privacy.mask_caller_numbers);
         Ok(self
             .lines
             .iter()
@@ -74,7 +77,8 @@ impl Settings {
         let limits = match provider.kind {
             Provider::Telnyx => DialLimits::default(),
             Provider::Twilio => DialLimits::twilio(provider.twilio_enhanced_sip),
-        };
+        }
+        .with_max_legs(provider.max_legs_per_dial);
         let sip_agents = settings
             .agents
             .iter()
@@ -100,6 +104,12 @@ impl Settings {
             max_active_calls: settings.limits.max_active_calls,
             limits,
             ring_secs: settings.dial.ring_timeout_secs,
+            routing: Routing {
+                screen: settings.dial.screen,
+                strategy: settings.dial.strategy,
+                wrap_up_secs: settings.dial.wrap_up_secs,
+            },
+            time_limit_secs: settings.dial.time_limit_secs,
             ..Policy::default()
         }
         .with_lines(lines)
@@ -175,5 +185,10 @@ fn line_policy(line: &LineSettings, settings: &Settings) -> LinePolicy {
             .map(|s| Arc::new(s.clone())),
         after_hours,
         menu: line.menu.as_ref().map(|m| m.menu.clone()),
+        routing: Routing {
+            screen: line.screen.unwrap_or(settings.dial.screen),
+            strategy: line.strategy.unwrap_or(settings.dial.strategy),
+            wrap_up_secs: line.wrap_up_secs.unwrap_or(settings.dial.wrap_up_secs),
+        },
     }
 }

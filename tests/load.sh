@@ -34,6 +34,7 @@ start_switchboard() {
   env SWITCHBOARD__SERVER__HOST=127.0.0.1 SWITCHBOARD__SERVER__PORT="$port" \
       SWITCHBOARD__SERVER__PUBLIC_URL="http://127.0.0.1:$port" \
       SWITCHBOARD__LIMITS__MAX_ACTIVE_CALLS=1000000 SWITCHBOARD__SERVER__SHUTDOWN_DELAY_SECS=0 \
+      SWITCHBOARD__DIAL__WRAP_UP_SECS=0 \
       "$@" "$bin" > "$out/switchboard-$port.log" 2>&1 &
   pids+=($!)
   wait_up "$port"

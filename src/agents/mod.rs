@@ -3,6 +3,7 @@
 //!
 //! - this file: [`Agents`], the roster keyed by line, with busy marking
 //! - [`own_calls`]: agents' own outbound calls (Call Control webhooks), which make them busy
+//! - [`presence`]: who is on a call, wrapping up or away, shared by replicas
 //! - [`source`]: the list from the Telnyx API (credential connections)
 //! - [`shared`]: the list shared between replicas through Redis
 //!
@@ -11,6 +12,7 @@
 //! it rang (its [`Targets`]), and a new call sees the new list.
 
 pub mod own_calls;
+pub mod presence;
 pub mod shared;
 pub mod source;
 

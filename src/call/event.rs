@@ -116,6 +116,15 @@ impl RecordingStatus {
     }
 }
 
+/// Where an agent is in a screened leg's whisper.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScreenStep {
+    /// Their phone answered: the provider asks what to play them.
+    Start,
+    /// They pressed this key (`None`: none).
+    Pressed(Option<Box<str>>),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The provider fetched the voice URL for this call.
@@ -143,6 +152,16 @@ pub enum Event {
         to: Party,
         /// The line the action URL names (the call's, when a menu moved it off its number's).
         line: Option<LineId>,
+    },
+    /// The whisper of a screened leg: its agent (`agent`, an id) answered a leg of round
+    /// `round`'s `<Dial>` `group` (`Start`, the provider fetches the leg's `url`), or pressed a
+    /// key at its prompt (`Pressed`; `None`: no key).
+    Screen {
+        round: u8,
+        group: u8,
+        agent: Box<str>,
+        leg: CallSid,
+        step: ScreenStep,
     },
     /// A status callback for one dialled leg (an agent's phone).
     LegStatus {
@@ -173,6 +192,11 @@ impl Event {
             Event::Incoming { .. } => "incoming",
             Event::DialEnded { .. } => "dial-ended",
             Event::MenuInput { .. } => "menu-input",
+            Event::Screen {
+                step: ScreenStep::Start,
+                ..
+            } => "screen",
+            Event::Screen { .. } => "screen-input",
             Event::LegStatus { .. } => "leg-status",
             Event::CallStatus { .. } => "call-status",
             Event::RecordEnded => "record-ended",

@@ -8,6 +8,7 @@
 //! - [`event`]: what the provider tells us, typed
 //! - [`policy`]: the operator's rules, and a snapshot of the moment
 //! - [`schedule`], [`hours`]: opening hours, and whether a line is open now (with overrides)
+//! - [`routing`]: who rings in what order, who is free, whose legs press 1 first
 //! - [`fact`]: what happened, and why an event changed nothing
 //! - [`transition`]: the decisions
 //! - [`store`], [`redis_store`]: where calls live, in memory or in Redis
@@ -17,6 +18,7 @@ pub mod fact;
 pub mod hours;
 pub mod policy;
 pub mod redis_store;
+pub mod routing;
 pub mod schedule;
 pub mod state;
 pub mod store;
@@ -27,7 +29,7 @@ mod properties;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
+pub use event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus, ScreenStep};
 pub use fact::{Fact, FactKind, Ignored, MissReason};
 pub use policy::{Policy, Snapshot};
 pub use state::{Call, Intro, Lead, Message, Outcome, Phase, Pickup, Reply, Targets};

@@ -7,6 +7,7 @@ use crate::domain::{Agent, Endpoint, LineId, Party};
 
 use super::event::Event;
 use super::hours::{self, Override};
+use super::routing::{Presences, Routing};
 use super::schedule::Schedule;
 use super::state::{Call, Phase, Targets};
 
@@ -169,6 +170,8 @@ pub struct LinePolicy {
     pub after_hours: AfterHours,
     /// Played before ringing, when the line is open.
     pub menu: Option<Menu>,
+    /// Who rings in what order, who presses 1 first, how long agents wrap up.
+    pub routing: Routing,
 }
 
 impl PartialEq for LinePolicy {
@@ -200,6 +203,9 @@ pub struct DialLimits {
     pub one_sip_per_dial: bool,
     /// At most this many `<Number>`s per `<Dial>` (`None`: no limit).
     pub max_numbers: Option<usize>,
+    /// At most this many legs of any kind per `<Dial>` (`None`: no limit): the operator's cap for
+    /// an account's concurrent-call or dials-per-second limits.
+    pub max_legs: Option<usize>,
 }
 
 impl DialLimits {
@@ -208,13 +214,37 @@ impl DialLimits {
         DialLimits {
             one_sip_per_dial: !enhanced_sip,
             max_numbers: Some(10),
+            max_legs: None,
         }
     }
 
-    /// The `<Dial>`s one round rings, in order: every agent once, each group within the limits.
-    /// SIP agents come first, in roster order, then numbers. One group (the same list) when
-    /// nothing limits it.
+    /// These limits, with at most `max` legs per `<Dial>` (0: no cap of our own).
+    pub fn with_max_legs(self, max: usize) -> DialLimits {
+        DialLimits {
+            max_legs: (max > 0).then_some(max),
+            ..self
+        }
+    }
+
+    /// The `<Dial>`s one round rings, in order: every agent once, each group within the limits
+    /// (then cut to `max_legs`). SIP agents come first, in roster order, then numbers. One group
+    /// (the same list) when nothing limits it.
     pub fn groups(&self, targets: &Targets) -> Vec<Targets> {
+        let groups = self.provider_groups(targets);
+        let Some(max) = self.max_legs.filter(|m| groups.iter().any(|g| g.len() > *m)) else {
+            return groups;
+        };
+        groups
+            .iter()
+            .flat_map(|g| {
+                g.chunks(max.max(1))
+                    .filter_map(|c| Targets::new(Arc::from(c.to_vec())))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn provider_groups(&self, targets: &Targets) -> Vec<Targets> {
         let is_sip = |a: &&Agent| matches!(a.endpoint, Endpoint::Sip(_));
         let numbers: Vec<&Agent> = targets.iter().filter(|a| !is_sip(a)).collect();
         let over = self.max_numbers.is_some_and(|max| numbers.len() > max);
@@ -263,6 +293,11 @@ pub struct Policy {
     /// How long one round rings, in seconds: split between its `<Dial>`s when a round needs
     /// several, each at least [`Policy::MIN_RING_SECS`].
     pub ring_secs: u32,
+    /// How the implicit line (no lines configured) rings; configured lines have their own.
+    pub routing: Routing,
+    /// The longest conversation (`<Dial timeLimit>`), in seconds: an agent is busy at most this
+    /// long after answering when the call's end is never reported.
+    pub time_limit_secs: u32,
 }
 
 impl Default for Policy {
@@ -277,6 +312,8 @@ impl Default for Policy {
             gate: Gate::default(),
             limits: DialLimits::default(),
             ring_secs: 20,
+            routing: Routing::default(),
+            time_limit_secs: 14_400,
         }
     }
 }
@@ -289,6 +326,37 @@ impl Policy {
     pub fn ring_secs_each(&self, groups: usize) -> u32 {
         let groups = u32::try_from(groups.max(1)).unwrap_or(u32::MAX);
         (self.ring_secs / groups).max(Self::MIN_RING_SECS)
+    }
+
+    /// How `line` rings its agents.
+    pub fn routing_of(&self, line: &LineId) -> &Routing {
+        self.line_policy(line).map_or(&self.routing, |l| &l.routing)
+    }
+
+    /// The `<Dial>`s of one round of `line` ringing `targets` (already in the strategy's order):
+    /// one agent each when the strategy rings one at a time, else within the provider's limits.
+    /// `forward`: an after-hours forward, rung all at once whatever the strategy.
+    pub fn waves(&self, line: &LineId, forward: bool, targets: &Targets) -> Vec<Targets> {
+        if !forward && self.routing_of(line).strategy.one_at_a_time() {
+            return targets
+                .iter()
+                .filter_map(|a| Targets::new(Arc::from(vec![a.clone()])))
+                .collect();
+        }
+        self.limits.groups(targets)
+    }
+
+    /// How long each of `waves` `<Dial>`s of one round of `line` rings: the round's ring time
+    /// shared out, or all of it for each agent rung one at a time.
+    pub fn wave_secs(&self, line: &LineId, forward: bool, waves: usize) -> u32 {
+        match !forward && self.routing_of(line).strategy.one_at_a_time() {
+            true => self.ring_secs.max(Self::MIN_RING_SECS),
+            false => self.ring_secs_each(waves),
+        }
+    }
+
+    pub fn with_routing(self, routing: Routing) -> Policy {
+        Policy { routing, ..self }
     }
 
     pub fn with_limits(self, limits: DialLimits) -> Policy {
@@ -451,6 +519,9 @@ pub struct Snapshot {
     pub live_calls: usize,
     /// Operators' overrides, read for the events that may look at a line's hours.
     pub manual: Overrides,
+    /// What each agent is doing (busy, wrapping up, away; when they last answered or hung up),
+    /// read for the events that may ring.
+    pub presence: Presences,
 }
 
 impl Snapshot {

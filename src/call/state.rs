@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::domain::{Agent, CallSid, LineId, Party};
+use crate::domain::{Agent, CallSid, LineId, Party, Screen};
 use crate::time::Millis;
 
 /// The agents one `<Dial>` rings: never empty, so no document can ring nobody. Shared, not
@@ -105,6 +105,9 @@ pub enum Phase {
         ringing: Targets,
         ring_secs: u32,
         pickup: Option<Pickup>,
+        /// The line's screening rule (an agent may have their own): whose legs must press 1.
+        #[serde(default)]
+        screen: Screen,
     },
     /// The bridge with an agent ended; the caller hears the after-call prompt.
     WrapUp {
@@ -130,13 +133,19 @@ pub enum Phase {
     },
 }
 
-/// Who picked up, and when.
+/// Who picked up (and, when screened, pressed 1), and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pickup {
     /// The agent's name; `None` when the provider's answer could not be tied to a known agent.
     pub agent: Option<Box<str>>,
     pub at: Millis,
     pub leg: Option<CallSid>,
+    /// The agent's id, which their presence is kept under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<Box<str>>,
+    /// Their wrap-up after this call, in seconds.
+    #[serde(default)]
+    pub wrap_up_secs: u32,
 }
 
 /// A voicemail message.
@@ -219,7 +228,11 @@ pub enum Intro {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Leg {
     pub sid: CallSid,
+    /// The agent's name, when the leg's `To` is a known agent's.
     pub agent: Option<Box<str>>,
+    /// Their id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Box<str>>,
     /// Which statuses were seen, so a duplicate changes nothing and a late one still counts,
     /// whatever order they arrive in.
     pub seen: Seen,
@@ -264,8 +277,9 @@ pub enum LegStep {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// Greeting (round 1) or busy prompt (later rounds) before a round's first `<Dial>`, then
-    /// ring `targets` for `ring_secs`.
+    /// ring `targets` for `ring_secs`. Legs `screen` says are screened carry the whisper URL.
     Ring {
+        call: CallSid,
         round: u8,
         group: u8,
         targets: Targets,
@@ -273,7 +287,26 @@ pub enum Reply {
         ring_secs: u32,
         /// What opens round 1.
         lead: Lead,
+        screen: Screen,
     },
+    /// To an agent whose phone answered a screened leg: who is calling, press 1 to take it (a
+    /// `<Gather>` of one key whose action names the call, the round's `<Dial>` and the agent);
+    /// no key hangs up that leg.
+    Screen {
+        call: CallSid,
+        round: u8,
+        group: u8,
+        agent: Box<str>,
+        caller: Party,
+    },
+    /// To the agent who pressed 1 first: nothing more (the document ends, the provider bridges).
+    Accept,
+    /// To an agent who pressed 1 too late: another agent took the call; hang up.
+    TooLate,
+    /// To an agent whose caller is no longer waiting: say so; hang up.
+    CallerGone,
+    /// To an agent who pressed another key, or none: hang up that leg.
+    Decline,
     /// The line's menu (after the retry prompt from `attempt` 2), a `<Gather>` of one key whose
     /// action says `attempt`.
     Menu { attempt: u8 },
@@ -358,8 +391,11 @@ impl Call {
                 group,
                 ringing,
                 ring_secs,
+                screen,
                 ..
             } => Reply::Ring {
+                call: self.sid.clone(),
+                screen: *screen,
                 round: *round,
                 group: *group,
                 targets: ringing.clone(),

@@ -35,6 +35,8 @@ pub struct Applied {
     pub line: crate::domain::LineId,
     pub facts: Vec<Fact>,
     pub ignored: Option<Ignored>,
+    /// What changes for agents (busy, free after wrap-up).
+    pub marks: Vec<super::routing::Mark>,
 }
 
 impl From<Step> for Applied {
@@ -44,6 +46,7 @@ impl From<Step> for Applied {
             line: step.line,
             facts: step.facts,
             ignored: step.ignored,
+            marks: step.marks,
         }
     }
 }

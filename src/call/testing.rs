@@ -3,11 +3,12 @@
 
 use crate::domain::{Agent, CallSid, Endpoint, LineId, Party};
 
-use super::event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
+use super::event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus, ScreenStep};
 use super::fact::FactKind;
 use super::hours::Override;
 use super::policy::{Overrides, Policy, Snapshot};
-use super::state::{Call, Outcome, Phase, Targets};
+use super::routing::Presences;
+use super::state::{Call, Outcome, Phase, Reply, Targets};
 use super::transition::transition;
 
 pub(crate) const CALLER: &str = "+12025550142";
@@ -82,6 +83,28 @@ pub(crate) fn leg(leg_sid: &str, status: CallStatus, to: &str) -> Event {
     }
 }
 
+/// `agent`'s screened leg `leg` of round `round`'s `<Dial>` `group` answered: the whisper.
+pub(crate) fn screen_start(round: u8, group: u8, agent: &str, leg: &str) -> Event {
+    Event::Screen {
+        round,
+        group,
+        agent: agent.into(),
+        leg: sid(leg),
+        step: ScreenStep::Start,
+    }
+}
+
+/// `agent` pressed `digits` (or nothing) at the whisper of leg `leg`.
+pub(crate) fn press(round: u8, group: u8, agent: &str, leg: &str, digits: Option<&str>) -> Event {
+    Event::Screen {
+        round,
+        group,
+        agent: agent.into(),
+        leg: sid(leg),
+        step: ScreenStep::Pressed(digits.map(Box::from)),
+    }
+}
+
 /// A status callback of the caller's own call.
 pub(crate) fn parent(status: CallStatus) -> Event {
     Event::CallStatus { status }
@@ -132,6 +155,7 @@ pub(crate) struct Script {
     /// Who is free on other lines (a menu may send the call there).
     elsewhere: Vec<(LineId, Option<Targets>)>,
     manual: Overrides,
+    presence: Presences,
     events: Vec<(u64, Event, Snapshot)>,
 }
 
@@ -149,6 +173,7 @@ impl Script {
             available: Some(agents()),
             elsewhere: Vec::new(),
             manual: Overrides::default(),
+            presence: Presences::default(),
             events: Vec::new(),
         }
     }
@@ -172,6 +197,12 @@ impl Script {
         self
     }
 
+    /// What agents are doing, for the events that follow.
+    pub(crate) fn presence(mut self, presence: Presences) -> Script {
+        self.presence = presence;
+        self
+    }
+
     /// Who is free for the events that follow.
     pub(crate) fn available(mut self, available: Option<Targets>) -> Script {
         self.available = available;
@@ -182,6 +213,7 @@ impl Script {
     pub(crate) fn at(mut self, secs: u64, event: Event) -> Script {
         let snapshot = Snapshot {
             manual: self.manual.clone(),
+            presence: self.presence.clone(),
             ..Snapshot::ringing(self.available.clone())
         };
         self.events.push((secs, event, snapshot));
@@ -191,9 +223,16 @@ impl Script {
     /// Plays every event into call `CA1`, keeping what each step stores; returns the final state
     /// and every fact emitted, in order (checking each names the caller and the line).
     pub(crate) fn play(&self) -> (Option<Call>, Vec<FactKind>) {
+        let (call, facts, _) = self.play_all();
+        (call, facts)
+    }
+
+    /// As [`Script::play`], with each step's document, in order.
+    pub(crate) fn play_all(&self) -> (Option<Call>, Vec<FactKind>, Vec<Reply>) {
         let id = sid("CA1");
         let mut call: Option<Call> = None;
         let mut facts = Vec::new();
+        let mut replies = Vec::new();
         for (secs, event, snapshot) in &self.events {
             // The line the transition may ring, as the call service works it out.
             let needed = self.policy.line_needed(call.as_ref(), event);
@@ -216,11 +255,12 @@ impl Script {
                 assert_eq!((f.from.as_str(), f.to.as_str()), (CALLER, LINE));
                 facts.push(f.kind);
             }
+            replies.push(step.reply);
             if let Some(next) = step.next {
                 call = Some(next);
             }
         }
-        (call, facts)
+        (call, facts, replies)
     }
 }
 

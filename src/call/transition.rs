@@ -8,12 +8,13 @@
 use crate::domain::{CallSid, LineId, Party};
 use crate::time::{secs_between, Millis};
 
-use super::event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus};
+use super::event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus, ScreenStep};
 use super::fact::{Fact, FactKind, Ignored, MissReason};
 use super::policy::{
     is_anonymous, AfterHours, Anonymous, MenuChoice, MenuStep, Policy, Snapshot, Turnaway,
     UnknownNumber,
 };
+use super::routing::{self, Mark};
 use super::state::{
     Call, Intro, Leg, LegStep, Message, Outcome, Phase, Pickup, Reply, Targets, TurnAwayReason,
 };
@@ -36,6 +37,8 @@ pub struct Step {
     pub line: LineId,
     /// Why nothing changed, when nothing did.
     pub ignored: Option<Ignored>,
+    /// What changes for agents: one took the call, one's conversation ended.
+    pub marks: Vec<Mark>,
 }
 
 /// What one arm decided; [`transition`] adds the reply.
@@ -43,8 +46,10 @@ struct Change {
     next: Option<Call>,
     facts: Vec<Fact>,
     ignored: Option<Ignored>,
-    /// The document when nothing is kept and the usual one for an unknown call is not it.
+    /// The document, when it is not the call's own: the usual one for an unknown call is not
+    /// it, or the request is an agent's (a screened leg's whisper).
     reply: Option<Reply>,
+    marks: Vec<Mark>,
 }
 
 impl Change {
@@ -54,6 +59,7 @@ impl Change {
             facts: Vec::new(),
             ignored: Some(why),
             reply: None,
+            marks: Vec::new(),
         }
     }
 
@@ -63,6 +69,7 @@ impl Change {
             facts,
             ignored: None,
             reply: None,
+            marks: Vec::new(),
         }
     }
 
@@ -73,9 +80,30 @@ impl Change {
             facts,
             ignored: None,
             reply: Some(reply),
+            marks: Vec::new(),
         }
     }
+
+    /// Nothing changes; the agent's leg gets `reply`.
+    fn answer(reply: Reply) -> Change {
+        Change {
+            next: None,
+            facts: Vec::new(),
+            ignored: None,
+            reply: Some(reply),
+            marks: Vec::new(),
+        }
+    }
+
+    /// With these marks.
+    fn marking(mut self, marks: Vec<Mark>) -> Change {
+        self.marks = marks;
+        self
+    }
 }
+
+/// The flag of [`super::state::Emitted`] that says an agent's release was marked.
+const RELEASED: u8 = 15;
 
 impl Call {
     /// Emits a fact of `kind` unless one of its kind was already emitted for this call.
@@ -90,11 +118,36 @@ impl Call {
         }
     }
 
-    fn agent_of_leg(&self, leg: &CallSid) -> Option<Box<str>> {
-        self.legs
-            .iter()
-            .find(|l| &l.sid == leg)
-            .and_then(|l| l.agent.clone())
+    fn leg(&self, leg: &CallSid) -> Option<&Leg> {
+        self.legs.iter().find(|l| &l.sid == leg)
+    }
+
+    /// The agent `pickup` names took this call at `pickup.at`: their mark, when known.
+    fn taken(&self, pickup: &Pickup, policy: &Policy) -> Vec<Mark> {
+        let Some(agent) = pickup.agent_id.clone() else {
+            return Vec::new();
+        };
+        let longest = u64::from(policy.time_limit_secs) * 1000;
+        let wrap = u64::from(pickup.wrap_up_secs) * 1000;
+        vec![Mark::Answered {
+            agent,
+            call: self.sid.clone(),
+            at: pickup.at,
+            until: pickup.at.saturating_add(longest + wrap),
+        }]
+    }
+
+    /// The conversation of `pickup` ended at `now`: its agent's release, once per call.
+    fn release(&mut self, pickup: &Pickup, now: Millis) -> Vec<Mark> {
+        match &pickup.agent_id {
+            Some(agent) if self.emitted.first(RELEASED) => vec![Mark::Ended {
+                agent: agent.clone(),
+                call: self.sid.clone(),
+                at: now,
+                wrap_up_secs: pickup.wrap_up_secs,
+            }],
+            _ => Vec::new(),
+        }
     }
 
     /// Goes to voicemail, saying why.
@@ -173,8 +226,20 @@ pub fn transition(
             DialStatus::NoAnswer,
             now,
         ),
+        (
+            Event::Screen {
+                round,
+                group,
+                agent,
+                leg,
+                step,
+            },
+            Some(call),
+        ) => screen(call, (*round, *group), agent, leg, step, now, policy),
+        // The caller's call is over (and forgotten): the agent is told.
+        (Event::Screen { .. }, None) => Change::answer(Reply::CallerGone),
         (Event::LegStatus { leg, status, to }, Some(call)) => {
-            leg_status(call, leg, *status, to, now)
+            leg_status(call, leg, *status, to, now, policy)
         }
         (Event::CallStatus { status }, Some(call)) => call_status(call, *status, now),
         (Event::RecordEnded, Some(call)) => record_ended(call),
@@ -193,8 +258,8 @@ pub fn transition(
     let held = change.next.as_ref().or(call);
     let line = held.map_or_else(|| policy.line_of(event), |c| c.line.clone());
     let reply = match (held, change.reply) {
-        (Some(call), _) => call.reply(),
-        (None, Some(reply)) => reply,
+        (_, Some(reply)) => reply,
+        (Some(call), None) => call.reply(),
         (None, None) => unknown_call_reply(event),
     };
     Step {
@@ -203,6 +268,7 @@ pub fn transition(
         reply,
         line,
         ignored: change.ignored,
+        marks: change.marks,
     }
 }
 
@@ -260,13 +326,14 @@ fn new_call(
             facts: vec![fact],
             ignored: None,
             reply: None,
+            marks: Vec::new(),
         };
     }
     let mut facts = Vec::new();
     // The line's hours are read once, when the call arrives; a call in progress keeps its path.
     if !policy.status(&line, &snapshot.manual, now).open {
         let action = policy.after_hours_of(&line);
-        let phase = after_hours_phase(action, now, policy, true);
+        let phase = after_hours_phase(action, &line, now, policy, true);
         let call = Call::new(sid.clone(), line, from.clone(), to.clone(), now, phase);
         return after_hours(call, action);
     }
@@ -284,11 +351,12 @@ fn new_call(
         call.greeted = true;
         return Change::to(call, facts);
     }
-    let targets = snapshot
+    let phase = snapshot
         .available
-        .clone()
-        .filter(|_| !anonymous_to_voicemail);
-    let Some(targets) = targets else {
+        .as_ref()
+        .filter(|_| !anonymous_to_voicemail)
+        .and_then(|available| first_dial(sid, &line, 1, available, policy, snapshot, now));
+    let Some(phase) = phase else {
         let phase = Phase::Voicemail {
             intro: Intro::Greeting,
             recorded: false,
@@ -302,8 +370,7 @@ fn new_call(
         call.emit(&mut facts, FactKind::SentToVoicemail { reason });
         return Change::to(call, facts);
     };
-    let agents = targets.len();
-    let phase = first_dial(1, targets, policy);
+    let agents = phase.rung();
     let mut call = Call::new(sid.clone(), line, from.clone(), to.clone(), now, phase);
     call.emit(&mut facts, FactKind::Ringing { agents });
     Change::to(call, facts)
@@ -312,14 +379,20 @@ fn new_call(
 /// What a call to a closed line does: the after-hours prompt, then the line's after-hours action.
 /// `unanswered`: the call is new (a `<Reject>` can still refuse it without answering); a call the
 /// menu sent here is answered already, so `reject` becomes the message.
-fn after_hours_phase(action: &AfterHours, now: Millis, policy: &Policy, unanswered: bool) -> Phase {
+fn after_hours_phase(
+    action: &AfterHours,
+    line: &LineId,
+    now: Millis,
+    policy: &Policy,
+    unanswered: bool,
+) -> Phase {
     match action {
         AfterHours::Voicemail => Phase::Voicemail {
             intro: Intro::AfterHours,
             recorded: false,
             message: None,
         },
-        AfterHours::Forward(targets) => first_dial(1, targets.clone(), policy),
+        AfterHours::Forward(targets) => forward(targets.clone(), line, policy),
         AfterHours::Reject if unanswered => Phase::Ended {
             outcome: Outcome::Closed,
             at: now,
@@ -389,16 +462,19 @@ fn menu_input(
             next.line = line;
             if !policy.status(&next.line, &snapshot.manual, now).open {
                 let action = policy.after_hours_of(&next.line);
-                next.phase = after_hours_phase(action, now, policy, false);
+                next.phase = after_hours_phase(action, &next.line, now, policy, false);
                 return after_hours(next, action);
             }
         }
         MenuChoice::Ring => {}
     }
-    match snapshot.available.clone() {
-        Some(targets) => {
-            let agents = targets.len();
-            next.phase = first_dial(1, targets, policy);
+    let phase = snapshot.available.as_ref().and_then(|available| {
+        first_dial(&call.sid, &next.line, 1, available, policy, snapshot, now)
+    });
+    match phase {
+        Some(phase) => {
+            let agents = phase.rung();
+            next.phase = phase;
             next.emit(&mut facts, FactKind::Ringing { agents });
         }
         None => next.send_to_voicemail(Intro::PromptOnly, MissReason::NoAgents, &mut facts),
@@ -439,18 +515,64 @@ fn turn_away(
     }
 }
 
-/// Round `round` starts: its first `<Dial>` rings.
-fn first_dial(round: u8, targets: Targets, policy: &Policy) -> Phase {
-    let groups = policy.limits.groups(&targets);
-    let ringing = groups.first().cloned().unwrap_or_else(|| targets.clone());
+/// Round `round` of call `sid` on `line` starts: those of `available` who are free now, in the
+/// line's strategy's order, its first `<Dial>` ringing. `None`: nobody is free.
+fn first_dial(
+    sid: &CallSid,
+    line: &LineId,
+    round: u8,
+    available: &Targets,
+    policy: &Policy,
+    snapshot: &Snapshot,
+    now: Millis,
+) -> Option<Phase> {
+    let routing = policy.routing_of(line);
+    let free = Targets::new(routing::free(available, &snapshot.presence, now).into())?;
+    // A ring-all that fits in one `<Dial>` rings everyone at once: its order is the roster's.
+    let rotates = policy.waves(line, false, &free).len() > 1;
+    let turn = if rotates { routing::turn_of(sid) } else { 0 };
+    let ordered = routing::order(routing.strategy, &free, &snapshot.presence, turn);
+    let targets = Targets::new(ordered.into())?;
+    let waves = policy.waves(line, false, &targets);
+    let ring_secs = policy.wave_secs(line, false, waves.len());
+    Some(dialing(round, targets, waves, ring_secs, routing.screen))
+}
+
+/// After hours: `targets` (no agents, the line's forward numbers) ring once, all at once.
+fn forward(targets: Targets, line: &LineId, policy: &Policy) -> Phase {
+    let waves = policy.waves(line, true, &targets);
+    let ring_secs = policy.wave_secs(line, true, waves.len());
+    let screen = policy.routing_of(line).screen;
+    dialing(1, targets, waves, ring_secs, screen)
+}
+
+fn dialing(
+    round: u8,
+    targets: Targets,
+    waves: Vec<Targets>,
+    ring_secs: u32,
+    screen: crate::domain::Screen,
+) -> Phase {
+    let ringing = waves.first().cloned().unwrap_or_else(|| targets.clone());
     Phase::Dialing {
         round,
-        ring_secs: policy.ring_secs_each(groups.len()),
-        groups: u8::try_from(groups.len()).unwrap_or(u8::MAX),
+        ring_secs,
+        groups: u8::try_from(waves.len()).unwrap_or(u8::MAX),
         group: 0,
         targets,
         ringing,
         pickup: None,
+        screen,
+    }
+}
+
+impl Phase {
+    /// How many agents a round rings.
+    fn rung(&self) -> usize {
+        match self {
+            Phase::Dialing { targets, .. } => targets.len(),
+            _ => 0,
+        }
     }
 }
 
@@ -475,8 +597,8 @@ fn dial_ended(
     let Phase::Dialing {
         round: current,
         group: current_group,
-        groups,
         targets,
+        ringing,
         pickup,
         ..
     } = &call.phase
@@ -487,56 +609,87 @@ fn dial_ended(
     if round.is_some_and(|r| r != *current || *group != *current_group) {
         return Change::ignored(Ignored::Stale);
     }
+    let routing = policy.routing_of(&call.line);
     let mut next = call.clone();
     let mut facts = Vec::new();
+    let mut marks = Vec::new();
     // The leg the provider bridged is the truth about who answered; a leg callback may have been
     // lost or may still be on its way.
-    let bridged_agent = dial_sid.as_ref().and_then(|leg| call.agent_of_leg(leg));
+    let bridged = dial_sid.as_ref().and_then(|leg| call.leg(leg));
     let pickup = match pickup {
         Some(p) => Some(Pickup {
-            agent: bridged_agent.or_else(|| p.agent.clone()),
+            agent: bridged.and_then(|l| l.agent.clone()).or_else(|| p.agent.clone()),
             ..p.clone()
         }),
+        // A screened leg is connected only once its agent pressed 1 (then `pickup` is set): one
+        // that answered and hung up without (a voicemail) is no answer, whatever the status says.
+        // A leg that cannot be told apart (its callbacks lost or late) counts as screened when
+        // everyone in the `<Dial>` was: an unscreened agent may be who answered.
         None if status.answered() => {
-            let talked_ms = u64::from(duration_secs.unwrap_or(0)) * 1000;
-            let pickup = Pickup {
-                agent: bridged_agent,
-                at: now.saturating_sub(talked_ms).max(call.started_at),
-                leg: dial_sid.clone(),
+            let agent = bridged
+                .and_then(|l| l.id.as_deref())
+                .and_then(|id| ringing.iter().find(|a| &*a.id == id));
+            let screened = match (bridged, agent) {
+                (_, Some(agent)) => routing.screens(agent),
+                (Some(_), None) => false,
+                (None, None) => ringing.iter().all(|a| routing.screens(a)),
             };
-            let fact = FactKind::Answered {
-                agent: pickup.agent.clone(),
-                after_secs: secs_between(call.started_at, pickup.at),
-            };
-            next.emit(&mut facts, fact);
-            Some(pickup)
+            (!screened).then(|| {
+                let talked_ms = u64::from(duration_secs.unwrap_or(0)) * 1000;
+                let pickup = Pickup {
+                    agent: bridged.and_then(|l| l.agent.clone()),
+                    at: now.saturating_sub(talked_ms).max(call.started_at),
+                    leg: dial_sid.clone(),
+                    agent_id: agent.map(|a| a.id.clone()),
+                    wrap_up_secs: agent.map_or(routing.wrap_up_secs, |a| routing.wrap_up_of(a)),
+                };
+                let fact = FactKind::Answered {
+                    agent: pickup.agent.clone(),
+                    after_secs: secs_between(call.started_at, pickup.at),
+                };
+                next.emit(&mut facts, fact);
+                marks.extend(call.taken(&pickup, policy));
+                pickup
+            })
         }
         None => None,
     };
-    let next_group = current_group + 1;
-    match (pickup, &snapshot.available) {
-        (Some(pickup), _) => {
-            next.phase = Phase::WrapUp {
-                pickup,
-                talk_secs: *duration_secs,
+    if let Some(pickup) = pickup {
+        // The conversation is over: the caller hears the after-call prompt.
+        marks.extend(next.release(&pickup, now));
+        next.phase = Phase::WrapUp {
+            pickup,
+            talk_secs: *duration_secs,
+        };
+        return Change::to(next, facts).marking(marks);
+    }
+    // The round goes on with its next `<Dial>` that still has someone free to ring (an agent
+    // may have taken another call meanwhile).
+    let forward = call.after_hours;
+    let waves = policy.waves(&call.line, forward, targets);
+    let wave = waves
+        .iter()
+        .enumerate()
+        .skip(usize::from(*current_group) + 1)
+        .find_map(|(i, wave)| {
+            let free = match forward {
+                true => wave.to_vec(),
+                false => routing::free(wave, &snapshot.presence, now),
+            };
+            Targets::new(free.into()).map(|t| (i, t))
+        });
+    match (wave, &snapshot.available) {
+        (Some((i, wave)), _) => {
+            if let Phase::Dialing { group, ringing, .. } = &mut next.phase {
+                *group = u8::try_from(i).unwrap_or(u8::MAX);
+                *ringing = wave;
             }
         }
-        // The round goes on with its next `<Dial>`.
-        (None, _) if next_group < *groups => {
-            let all = policy.limits.groups(targets);
-            if let (
-                Some(ringing),
-                Phase::Dialing {
-                    group, ringing: r, ..
-                },
-            ) = (all.get(usize::from(next_group)), &mut next.phase)
-            {
-                *group = next_group;
-                *r = ringing.clone();
+        (None, Some(available)) if *current < policy.rounds && !forward => {
+            match first_dial(&call.sid, &call.line, current + 1, available, policy, snapshot, now) {
+                Some(phase) => next.phase = phase,
+                None => next.send_to_voicemail(Intro::PromptOnly, MissReason::NoAnswer, &mut facts),
             }
-        }
-        (None, Some(available)) if *current < policy.rounds && !call.after_hours => {
-            next.phase = first_dial(current + 1, available.clone(), policy);
         }
         (None, _) => next.send_to_voicemail(Intro::PromptOnly, MissReason::NoAnswer, &mut facts),
     }
@@ -560,6 +713,8 @@ fn recover(
                 agent: None,
                 at: now,
                 leg: None,
+                agent_id: None,
+                wrap_up_secs: 0,
             },
             talk_secs: None,
         }
@@ -580,31 +735,40 @@ fn recover(
         facts,
         ignored: Some(Ignored::UnknownCall),
         reply: None,
+        marks: Vec::new(),
     }
 }
 
-fn leg_status(call: &Call, leg: &CallSid, status: CallStatus, to: &Party, now: Millis) -> Change {
+fn leg_status(
+    call: &Call,
+    leg: &CallSid,
+    status: CallStatus,
+    to: &Party,
+    now: Millis,
+    policy: &Policy,
+) -> Change {
     let step = match status {
         CallStatus::Queued | CallStatus::Initiated => LegStep::Initiated,
         CallStatus::Ringing => LegStep::Ringing,
         CallStatus::InProgress => LegStep::Answered,
         _ => LegStep::Ended,
     };
+    let routing = policy.routing_of(&call.line);
     let mut next = call.clone();
     let index = match next.legs.iter().position(|l| &l.sid == leg) {
         Some(i) => i,
         None if next.legs.len() >= MAX_LEGS => return Change::ignored(Ignored::TooManyLegs),
         None => {
             let agent = match &call.phase {
-                Phase::Dialing { targets, .. } => targets
-                    .iter()
-                    .find(|a| a.endpoint.matches(to.as_str()))
-                    .map(|a| a.name.clone()),
+                Phase::Dialing { targets, .. } => {
+                    targets.iter().find(|a| a.endpoint.matches(to.as_str()))
+                }
                 _ => None,
             };
             next.legs.push(Leg {
                 sid: leg.clone(),
-                agent,
+                agent: agent.map(|a| a.name.clone()),
+                id: agent.map(|a| a.id.clone()),
                 seen: Default::default(),
             });
             next.legs.len() - 1
@@ -614,16 +778,34 @@ fn leg_status(call: &Call, leg: &CallSid, status: CallStatus, to: &Party, now: M
     if !entry.seen.first(step as u8) {
         return Change::ignored(Ignored::Duplicate);
     }
-    let agent = entry.agent.clone();
+    let (agent, id) = (entry.agent.clone(), entry.id.clone());
     let mut facts = Vec::new();
+    let mut marks = Vec::new();
     if step == LegStep::Answered {
+        let known = match &call.phase {
+            Phase::Dialing { targets, .. } => id
+                .as_deref()
+                .and_then(|id| targets.iter().find(|a| &*a.id == id)),
+            _ => None,
+        };
+        // A screened leg that answers is not yet anyone taking the call: its agent (or their
+        // voicemail) hears the whisper first, and only pressing 1 connects.
+        let screened = match known {
+            Some(a) => routing.screens(a),
+            None => routing.screens_unknown(to.as_str()),
+        };
+        let wrap_up_secs = known.map_or(routing.wrap_up_secs, |a| routing.wrap_up_of(a));
         match &mut next.phase {
-            Phase::Dialing { pickup, .. } if pickup.is_none() => {
-                *pickup = Some(Pickup {
+            Phase::Dialing { pickup, .. } if pickup.is_none() && !screened => {
+                let taken = Pickup {
                     agent: agent.clone(),
                     at: now,
                     leg: Some(leg.clone()),
-                });
+                    agent_id: id.clone(),
+                    wrap_up_secs,
+                };
+                marks.extend(call.taken(&taken, policy));
+                *pickup = Some(taken);
                 let after_secs = secs_between(call.started_at, now);
                 next.emit(&mut facts, FactKind::Answered { agent, after_secs });
             }
@@ -631,11 +813,88 @@ fn leg_status(call: &Call, leg: &CallSid, status: CallStatus, to: &Party, now: M
             Phase::WrapUp { pickup, .. } if pickup.agent.is_none() => {
                 pickup.agent = agent;
                 pickup.leg = Some(leg.clone());
+                pickup.agent_id = id;
+                pickup.wrap_up_secs = wrap_up_secs;
             }
             _ => {}
         }
     }
-    Change::to(next, facts)
+    Change::to(next, facts).marking(marks)
+}
+
+/// A screened leg's whisper (`Start`) or the key its agent pressed: exactly one agent, the first
+/// to press 1 while the call still waits in this `<Dial>`, takes it.
+fn screen(
+    call: &Call,
+    (round, group): (u8, u8),
+    agent_id: &str,
+    leg: &CallSid,
+    step: &ScreenStep,
+    now: Millis,
+    policy: &Policy,
+) -> Change {
+    let (targets, pickup) = match &call.phase {
+        Phase::Dialing {
+            round: r,
+            group: g,
+            ringing,
+            pickup,
+            ..
+        } if (*r, *g) == (round, group) => (ringing, pickup),
+        // Another agent's call now (or it just was), or a `<Dial>` that already ended.
+        Phase::Dialing {
+            pickup: Some(_), ..
+        }
+        | Phase::WrapUp { .. } => return Change::answer(Reply::TooLate),
+        Phase::Dialing { .. } => return Change::answer(Reply::Decline),
+        _ => return Change::answer(Reply::CallerGone),
+    };
+    match pickup {
+        Some(p) if p.leg.as_ref() == Some(leg) => return Change::answer(Reply::Accept),
+        Some(_) => return Change::answer(Reply::TooLate),
+        None => {}
+    }
+    let Some(agent) = targets.iter().find(|a| &*a.id == agent_id) else {
+        return Change::answer(Reply::Decline);
+    };
+    let pressed = match step {
+        ScreenStep::Start => {
+            return Change::answer(Reply::Screen {
+                call: call.sid.clone(),
+                round,
+                group,
+                agent: agent.id.clone(),
+                caller: call.from.clone(),
+            })
+        }
+        ScreenStep::Pressed(digits) => digits.as_deref().map(str::trim),
+    };
+    if pressed != Some("1") {
+        return Change::answer(Reply::Decline);
+    }
+    let routing = policy.routing_of(&call.line);
+    let taken = Pickup {
+        agent: Some(agent.name.clone()),
+        at: now,
+        leg: Some(leg.clone()),
+        agent_id: Some(agent.id.clone()),
+        wrap_up_secs: routing.wrap_up_of(agent),
+    };
+    let mut next = call.clone();
+    let mut facts = Vec::new();
+    let marks = call.taken(&taken, policy);
+    if let Phase::Dialing { pickup, .. } = &mut next.phase {
+        *pickup = Some(taken);
+    }
+    let after_secs = secs_between(call.started_at, now);
+    let fact = FactKind::Answered {
+        agent: Some(agent.name.clone()),
+        after_secs,
+    };
+    next.emit(&mut facts, fact);
+    let mut change = Change::to(next, facts).marking(marks);
+    change.reply = Some(Reply::Accept);
+    change
 }
 
 fn call_status(call: &Call, status: CallStatus, now: Millis) -> Change {
@@ -669,8 +928,16 @@ fn call_status(call: &Call, status: CallStatus, now: Millis) -> Change {
     };
     let mut next = call.clone();
     let mut facts = Vec::new();
+    let marks = match &call.phase {
+        Phase::Dialing {
+            pickup: Some(pickup),
+            ..
+        }
+        | Phase::WrapUp { pickup, .. } => next.release(pickup, now),
+        _ => Vec::new(),
+    };
     next.end(outcome, settled, now, &mut facts);
-    Change::to(next, facts)
+    Change::to(next, facts).marking(marks)
 }
 
 fn record_ended(call: &Call) -> Change {
@@ -996,7 +1263,9 @@ mod tests {
         let (call, facts) = Script::new()
             .at(0, incoming())
             .at(20, dial(1, DialStatus::NoAnswer, None))
-            .at(30, leg("LEG-bob-2", CallStatus::InProgress, BOB))
+            .at(28, leg("LEG-bob-2", CallStatus::InProgress, BOB))
+            // Bob is on a phone number: screened, he takes the call by pressing 1.
+            .at(30, press(2, 0, "bob", "LEG-bob-2", Some("1")))
             .at(90, parent(CallStatus::Completed))
             .play();
         assert_eq!(facts.len(), 3);
@@ -1386,6 +1655,7 @@ mod tests {
                 schedule: closed_today(),
                 after_hours,
                 menu: None,
+                routing: Default::default(),
             }])
         };
         let run = |after_hours| Script::new().policy(policy(after_hours)).at(0, incoming());
@@ -1425,6 +1695,7 @@ mod tests {
             schedule: None,
             after_hours: AfterHours::Reject,
             menu: None,
+            routing: Default::default(),
         }]);
         let (call, _) = Script::new().policy(open).at(0, incoming()).play();
         let call = call.expect("call");
@@ -1453,6 +1724,7 @@ mod tests {
                 schedule: None,
                 after_hours: AfterHours::Voicemail,
                 menu: Some(menu),
+                routing: Default::default(),
             },
             LinePolicy {
                 id: LineId::new("sales"),
@@ -1460,6 +1732,7 @@ mod tests {
                 schedule: None,
                 after_hours: sales_after,
                 menu: None,
+                routing: Default::default(),
             },
         ])
     }
@@ -1739,4 +2012,389 @@ mod tests {
         );
         assert_eq!(step.ignored, Some(Ignored::TooManyLegs));
     }
+
+    fn screen_everyone() -> Policy {
+        Policy::default().with_routing(routing::Routing {
+            screen: crate::domain::Screen::Always,
+            ..Default::default()
+        })
+    }
+
+    fn answered(facts: &[FactKind]) -> Vec<Option<Box<str>>> {
+        facts
+            .iter()
+            .filter_map(|f| match f {
+                FactKind::Answered { agent, .. } => Some(agent.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_screened_agents_voicemail_never_takes_the_call() {
+        // Bob is on a number (screened by default); his voicemail answers, hears the whisper,
+        // presses nothing; the provider ends the Dial as if answered.
+        let (call, facts, replies) = Script::new()
+            .at(0, incoming())
+            .at(5, leg("LEG-bob-1", CallStatus::InProgress, BOB))
+            .at(5, screen_start(1, 0, "bob", "LEG-bob-1"))
+            .at(13, press(1, 0, "bob", "LEG-bob-1", None))
+            .at(14, leg("LEG-bob-1", CallStatus::Completed, BOB))
+            .play_all();
+        assert!(matches!(replies[2], Reply::Screen { ref agent, .. } if &**agent == "bob"));
+        assert_eq!(replies[3], Reply::Decline);
+        assert!(answered(&facts).is_empty(), "{facts:?}");
+        let call = call.expect("call");
+        assert!(matches!(call.phase, Phase::Dialing { pickup: None, .. }));
+        // The Dial ends "completed" on Bob's leg: no answer, the next round rings.
+        let step = transition(
+            &sid("CA1"),
+            Some(&call),
+            &Event::DialEnded {
+                round: Some(1),
+                group: 0,
+                status: DialStatus::Completed,
+                dial_sid: Some(sid("LEG-bob-1")),
+                duration_secs: Some(8),
+                from: party(CALLER),
+                to: party(LINE),
+                line: None,
+            },
+            20_000,
+            &Policy::default(),
+            &snapshot(),
+        );
+        assert!(matches!(step.reply, Reply::Ring { round: 2, .. }), "{:?}", step.reply);
+        assert!(step.facts.is_empty() && step.marks.is_empty());
+    }
+
+    #[test]
+    fn a_screened_agent_who_presses_1_takes_the_call_and_is_busy_until_wrap_up() {
+        let script = Script::new()
+            .at(0, incoming())
+            .at(6, leg("LEG-bob-1", CallStatus::InProgress, BOB))
+            .at(6, screen_start(1, 0, "bob", "LEG-bob-1"))
+            .at(9, press(1, 0, "bob", "LEG-bob-1", Some("1")));
+        let (call, facts, replies) = script.play_all();
+        assert_eq!(replies.last(), Some(&Reply::Accept));
+        assert_eq!(answered(&facts), [Some("Bob".into())]);
+        let pickup = match call.expect("call").phase {
+            Phase::Dialing {
+                pickup: Some(p), ..
+            } => p,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(pickup.agent_id.as_deref(), Some("bob"));
+        assert_eq!(pickup.at, 9_000);
+        let (_, facts) = script
+            .at(69, dial(1, DialStatus::Completed, Some(60)))
+            .at(70, parent(CallStatus::Completed))
+            .play();
+        assert!(matches!(
+            facts.last(),
+            Some(FactKind::Ended {
+                outcome: Outcome::Answered { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn two_agents_pressing_1_at_once_make_one_winner() {
+        let script = Script::new()
+            .policy(screen_everyone())
+            .at(0, incoming())
+            .at(5, screen_start(1, 0, "ada", "LEG-ada-1"))
+            .at(5, screen_start(1, 0, "bob", "LEG-bob-1"))
+            .at(8, press(1, 0, "bob", "LEG-bob-1", Some("1")))
+            .at(8, press(1, 0, "ada", "LEG-ada-1", Some("1")))
+            // Bob's key again (a retried request): still his.
+            .at(9, press(1, 0, "bob", "LEG-bob-1", Some("1")))
+            // Ada's phone answers again late: told at once.
+            .at(10, screen_start(1, 0, "ada", "LEG-ada-1"));
+        let (_, facts, replies) = script.play_all();
+        assert_eq!(
+            replies[3..],
+            [Reply::Accept, Reply::TooLate, Reply::Accept, Reply::TooLate]
+        );
+        assert_eq!(answered(&facts), [Some("Bob".into())]);
+    }
+
+    #[test]
+    fn an_agent_pressing_1_after_the_caller_left_hears_so() {
+        let (call, facts, replies) = Script::new()
+            .at(0, incoming())
+            .at(6, screen_start(1, 0, "bob", "LEG-bob-1"))
+            .at(7, parent(CallStatus::Completed))
+            .at(9, press(1, 0, "bob", "LEG-bob-1", Some("1")))
+            .play_all();
+        assert_eq!(replies.last(), Some(&Reply::CallerGone));
+        assert!(answered(&facts).is_empty());
+        assert!(matches!(outcome(&call), Some(Outcome::Abandoned { .. })));
+        // Forgotten already: the same.
+        let step = transition(
+            &sid("CA-gone"),
+            None,
+            &press(1, 0, "bob", "LEG-bob-1", Some("1")),
+            9_000,
+            &Policy::default(),
+            &snapshot(),
+        );
+        assert_eq!((step.reply, step.next), (Reply::CallerGone, None));
+    }
+
+    #[test]
+    fn a_key_for_a_dial_already_over_or_another_key_hangs_up_that_leg() {
+        let (_, facts, replies) = Script::new()
+            .at(0, incoming())
+            .at(20, dial(1, DialStatus::NoAnswer, None))
+            .at(21, press(1, 0, "bob", "LEG-bob-1", Some("1")))
+            .at(25, press(2, 0, "bob", "LEG-bob-2", Some("2")))
+            .at(26, press(2, 0, "nobody", "LEG-x-2", Some("1")))
+            .play_all();
+        assert_eq!(
+            replies[2..],
+            [Reply::Decline, Reply::Decline, Reply::Decline]
+        );
+        assert!(answered(&facts).is_empty());
+    }
+
+    #[test]
+    fn an_unscreened_agent_answering_marks_them_busy_and_the_end_frees_them_after_wrap_up() {
+        let script = Script::new()
+            .at(0, incoming())
+            .at(5, leg("LEG-ada-1", CallStatus::InProgress, ADA))
+            .at(65, dial(1, DialStatus::Completed, Some(60)))
+            .at(67, parent(CallStatus::Completed));
+        let id = sid("CA1");
+        let policy = Policy::default();
+        let mut call = None;
+        let mut marks = Vec::new();
+        for (secs, event) in [
+            (0, incoming()),
+            (5, leg("LEG-ada-1", CallStatus::InProgress, ADA)),
+            (65, dial(1, DialStatus::Completed, Some(60))),
+            (67, parent(CallStatus::Completed)),
+        ] {
+            let step = transition(&id, call.as_ref(), &event, secs * 1000, &policy, &snapshot());
+            marks.extend(step.marks);
+            call = step.next.or(call);
+        }
+        assert_eq!(
+            marks,
+            [
+                Mark::Answered {
+                    agent: "ada".into(),
+                    call: id.clone(),
+                    at: 5_000,
+                    until: 5_000 + 14_400_000 + 15_000,
+                },
+                Mark::Ended {
+                    agent: "ada".into(),
+                    call: id,
+                    at: 65_000,
+                    wrap_up_secs: 15,
+                },
+            ]
+        );
+        assert_eq!(script.play().1.len(), 3);
+    }
+
+    fn presence_of(entries: &[(&str, routing::Presence)]) -> routing::Presences {
+        std::sync::Arc::new(
+            entries
+                .iter()
+                .map(|(id, p)| (Box::from(*id), p.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn busy_and_away_agents_are_not_rung_and_nobody_free_is_voicemail() {
+        let busy = routing::Presence {
+            busy_until: 60_000,
+            ..Default::default()
+        };
+        let away = routing::Presence {
+            away: true,
+            ..Default::default()
+        };
+        let ringing = |call: &Option<Call>| match call.as_ref().map(Call::reply) {
+            Some(Reply::Ring { targets, .. }) => {
+                targets.iter().map(|a| a.id.to_string()).collect::<Vec<_>>()
+            }
+            other => panic!("{other:?}"),
+        };
+        let (call, _) = Script::new()
+            .presence(presence_of(&[("ada", busy.clone())]))
+            .at(0, incoming())
+            .play();
+        assert_eq!(ringing(&call), ["bob"]);
+        // Round 2 at 70 s: Ada's wrap-up is over, she rings again.
+        let (call, _) = Script::new()
+            .presence(presence_of(&[("ada", busy.clone())]))
+            .at(0, incoming())
+            .at(70, dial(1, DialStatus::NoAnswer, None))
+            .play();
+        assert_eq!(ringing(&call), ["ada", "bob"]);
+        let (call, facts) = Script::new()
+            .presence(presence_of(&[("ada", busy), ("bob", away)]))
+            .at(0, incoming())
+            .play();
+        assert!(matches!(
+            call.expect("call").phase,
+            Phase::Voicemail { .. }
+        ));
+        assert_eq!(
+            facts.last(),
+            Some(&FactKind::SentToVoicemail {
+                reason: MissReason::NoAgents
+            })
+        );
+    }
+
+    fn team(n: usize) -> Targets {
+        let agents: Vec<crate::domain::Agent> = (0..n)
+            .map(|i| {
+                let e = crate::domain::Endpoint::number(&format!("+1202555{:04}", 100 + i))
+                    .expect("number");
+                crate::domain::Agent::new(&format!("Agent {i:02}"), e).expect("agent")
+            })
+            .collect();
+        Targets::new(agents.into()).expect("team")
+    }
+
+    /// Every `<Dial>` of round 1, as the ids each rings, walking the Dial actions.
+    fn waves_of(policy: Policy, available: Targets, presence: routing::Presences) -> Vec<Vec<String>> {
+        let mut script = Script::new()
+            .policy(policy)
+            .available(Some(available))
+            .presence(presence)
+            .at(0, incoming());
+        let mut waves = Vec::new();
+        for t in 1..100 {
+            match script.play().0.as_ref().map(Call::reply) {
+                Some(Reply::Ring {
+                    round: 1,
+                    group,
+                    targets,
+                    ..
+                }) => {
+                    waves.push(targets.iter().map(|a| a.id.to_string()).collect());
+                    script = script.at(t, dial_group(1, group, DialStatus::NoAnswer, None));
+                }
+                _ => break,
+            }
+        }
+        waves
+    }
+
+    #[test]
+    fn a_team_larger_than_a_dial_rings_in_waves_starting_somewhere_else_each_call() {
+        use crate::call::policy::DialLimits;
+        let policy = Policy::default().with_limits(DialLimits::twilio(false));
+        let waves = waves_of(policy.clone(), team(25), Default::default());
+        assert_eq!(waves.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 5]);
+        let mut all: Vec<String> = waves.concat();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 25, "everyone rung once in the round");
+        // The operator's own cap (Telnyx account limits).
+        let capped = Policy::default().with_limits(DialLimits::default().with_max_legs(4));
+        let waves = waves_of(capped, team(10), Default::default());
+        assert_eq!(waves.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
+        // Where the first wave starts depends on the call.
+        let first = |sid: &str| {
+            let step = transition(
+                &crate::call::testing::sid(sid),
+                None,
+                &incoming(),
+                0,
+                &policy,
+                &Snapshot::ringing(Some(team(25))),
+            );
+            match step.reply {
+                Reply::Ring { targets, .. } => targets[0].id.to_string(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let starts: std::collections::HashSet<String> =
+            (0..30).map(|i| first(&format!("CA-{i}"))).collect();
+        assert!(starts.len() > 5, "{starts:?}");
+    }
+
+    #[test]
+    fn a_wave_skips_agents_who_became_busy_meanwhile() {
+        use crate::call::policy::DialLimits;
+        let policy = Policy::default().with_limits(DialLimits::default().with_max_legs(2));
+        let first = waves_of(policy.clone(), team(4), Default::default());
+        // Someone of the second wave takes another call while the first wave rings.
+        let taken = first[1][0].clone();
+        let busy = routing::Presence {
+            busy_until: u64::MAX,
+            ..Default::default()
+        };
+        let mut script = Script::new()
+            .policy(policy)
+            .available(Some(team(4)))
+            .at(0, incoming());
+        script = script
+            .presence(presence_of(&[(&taken, busy)]))
+            .at(1, dial_group(1, 0, DialStatus::NoAnswer, None));
+        match script.play().0.as_ref().map(Call::reply) {
+            Some(Reply::Ring { group: 1, targets, .. }) => {
+                assert_eq!(targets.len(), 1);
+                assert_ne!(&*targets[0].id, taken.as_str());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_strategy_rings_in_its_order_one_at_a_time() {
+        let with = |strategy| {
+            Policy::default().with_routing(routing::Routing {
+                strategy,
+                ..Default::default()
+            })
+        };
+        let ended = |t| routing::Presence {
+            last_ended: Some(t),
+            last_answered: Some(t - 1),
+            ..Default::default()
+        };
+        let history = presence_of(&[("agent-00", ended(50)), ("agent-02", ended(10))]);
+        let order = |strategy| {
+            waves_of(with(strategy), team(4), history.clone())
+                .into_iter()
+                .map(|w| {
+                    assert_eq!(w.len(), 1, "one at a time");
+                    w[0].clone()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            order(routing::Strategy::Sequential),
+            ["agent-00", "agent-01", "agent-02", "agent-03"]
+        );
+        // Agent 00 answered last: start after them.
+        assert_eq!(
+            order(routing::Strategy::RoundRobin),
+            ["agent-01", "agent-02", "agent-03", "agent-00"]
+        );
+        assert_eq!(
+            order(routing::Strategy::LongestIdle),
+            ["agent-01", "agent-03", "agent-02", "agent-00"]
+        );
+        // Each rings for the whole ring time.
+        let (call, _) = Script::new()
+            .policy(with(routing::Strategy::Sequential))
+            .at(0, incoming())
+            .play();
+        assert!(matches!(
+            call.as_ref().map(Call::reply),
+            Some(Reply::Ring { ring_secs: 20, .. })
+        ));
+    }
+
 }

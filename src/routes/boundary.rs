@@ -19,6 +19,9 @@ use crate::webhook::{BadRequest, Params};
 pub(crate) enum Kind {
     /// The provider waits for a document (voice URL, Dial action, Record action).
     Voice,
+    /// The provider waits for a document for an agent's screened leg (its whisper, its key):
+    /// whatever goes wrong, that leg is hung up, so it never takes the call unscreened.
+    Screen,
     /// A status or recording callback (TeXML).
     Callback,
     /// A Call Control event (JSON) from an agent's connection.
@@ -30,6 +33,7 @@ impl Kind {
     fn of(path: &str) -> Kind {
         match path {
             "/texml/inbound" | "/texml/dial" | "/texml/menu" | "/texml/voicemail" => Kind::Voice,
+            "/texml/screen" | "/texml/screen/answer" => Kind::Screen,
             "/telnyx/events" => Kind::CallControl,
             _ => Kind::Callback,
         }
@@ -69,6 +73,7 @@ impl WebhookError {
                 tracing::warn!(route, error = %e, "bad webhook: counted and acknowledged");
                 match kind {
                     Kind::Voice => xml(StatusCode::OK, cx.renderer.fallback().to_vec()),
+                    Kind::Screen => hang_up(),
                     Kind::Callback => HttpResponse::Ok().finish(),
                     Kind::CallControl => text(HttpResponse::BadRequest(), format!("{self}\n")),
                 }
@@ -77,6 +82,7 @@ impl WebhookError {
                 tracing::error!(route, error = %e, "call state unavailable");
                 match kind {
                     Kind::Voice => xml(StatusCode::OK, cx.renderer.fallback().to_vec()),
+                    Kind::Screen => hang_up(),
                     _ => HttpResponse::Ok().finish(),
                 }
             }
@@ -84,11 +90,20 @@ impl WebhookError {
                 tracing::error!(route, "internal error on the call path");
                 match kind {
                     Kind::Voice => xml(StatusCode::OK, cx.renderer.fallback().to_vec()),
+                    Kind::Screen => hang_up(),
                     _ => HttpResponse::InternalServerError().finish(),
                 }
             }
         }
     }
+}
+
+/// What a screened leg gets when its request cannot be handled: hang up that leg.
+fn hang_up() -> HttpResponse {
+    let document = crate::texml::Response::new(vec![crate::texml::Verb::Hangup])
+        .to_xml()
+        .unwrap_or_else(|_| b"<Response><Hangup/></Response>".to_vec());
+    xml(StatusCode::OK, document)
 }
 
 fn forbidden(why: &Refusal) -> HttpResponse {
@@ -176,7 +191,7 @@ fn check(
         json,
     };
     let route = match kind {
-        Kind::Voice => Route::Voice,
+        Kind::Voice | Kind::Screen => Route::Voice,
         _ => Route::Callback,
     };
     let Err(why) = cx.verifier.check(&signed, route, cx.clock.now_ms()) else {

@@ -8,6 +8,8 @@
 //! | `GET`/`POST /texml/dial?round=N` | Dial action: after-call, next round, or voicemail | [`voice`] |
 //! | `GET`/`POST /texml/menu?attempt=N&line=ID` | a line's menu: the key pressed, or none | [`voice`] |
 //! | `GET`/`POST /texml/voicemail` | Record action: goodbye | [`voice`] |
+//! | `GET`/`POST /texml/screen?call=&round=&group=&agent=` | a screened leg's whisper: press 1 | [`voice`] |
+//! | `GET`/`POST /texml/screen/answer?…` | the key a screened agent pressed: connect or hang up | [`voice`] |
 //! | `POST /texml/status` | status callbacks of the call and of every dialled leg | [`callbacks`] |
 //! | `POST /texml/recording?kind=voicemail\|conversation` | recording status callbacks | [`callbacks`] |
 //! | `POST /telnyx/events` | Call Control events of the agents' own calls | [`callbacks`] |
@@ -123,6 +125,14 @@ fn configure(cfg: &mut web::ServiceConfig) {
     .route(
         "/texml/voicemail",
         web::route().guard(get_or_post()).to(voice::voicemail),
+    )
+    .route(
+        "/texml/screen",
+        web::route().guard(get_or_post()).to(voice::screen),
+    )
+    .route(
+        "/texml/screen/answer",
+        web::route().guard(get_or_post()).to(voice::screen_answer),
     )
     .route("/texml/status", web::post().to(callbacks::status))
     .route("/texml/recording", web::post().to(callbacks::recording))

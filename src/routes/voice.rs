@@ -19,6 +19,8 @@ enum Voice {
     Inbound,
     Dial,
     Menu,
+    Screen,
+    ScreenAnswer,
     RecordEnded,
 }
 
@@ -32,6 +34,18 @@ pub(super) async fn dial(req: HttpRequest, body: Verified, cx: Data<Context>) ->
 
 pub(super) async fn menu(req: HttpRequest, body: Verified, cx: Data<Context>) -> HttpResponse {
     voice(Voice::Menu, &req, &body, &cx).await
+}
+
+pub(super) async fn screen(req: HttpRequest, body: Verified, cx: Data<Context>) -> HttpResponse {
+    voice(Voice::Screen, &req, &body, &cx).await
+}
+
+pub(super) async fn screen_answer(
+    req: HttpRequest,
+    body: Verified,
+    cx: Data<Context>,
+) -> HttpResponse {
+    voice(Voice::ScreenAnswer, &req, &body, &cx).await
 }
 
 pub(super) async fn voicemail(req: HttpRequest, body: Verified, cx: Data<Context>) -> HttpResponse {
@@ -56,6 +70,8 @@ async fn document(
         Voice::Inbound => webhook::incoming(&p),
         Voice::Dial => webhook::dial_ended(&p, &own_params(req)),
         Voice::Menu => webhook::menu_input(&p, &own_params(req)),
+        Voice::Screen => webhook::screen(&p, &own_params(req), false),
+        Voice::ScreenAnswer => webhook::screen(&p, &own_params(req), true),
         Voice::RecordEnded => webhook::record_ended(&p),
     }?;
     crate::telemetry::record_call(sid.as_str());

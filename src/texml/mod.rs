@@ -56,6 +56,10 @@ pub struct ProviderSettings {
     /// Twilio only: the account has Enhanced Programmable SIP Features (several `<Sip>`, and
     /// `<Sip>` with `<Number>`, in one `<Dial>`).
     pub twilio_enhanced_sip: bool,
+    /// At most this many legs in one `<Dial>` (0: only the provider's own limits). A larger
+    /// team is rung in waves within each round.
+    #[serde(default)]
+    pub max_legs_per_dial: usize,
 }
 
 /// How agents are rung (`[dial]`).
@@ -70,6 +74,28 @@ pub struct DialSettings {
     /// empty: the provider's default.
     #[serde(default)]
     pub caller_id: String,
+    /// Whose legs must press 1 before the caller is put through (lines and agents may differ).
+    #[serde(default)]
+    pub screen: crate::domain::Screen,
+    /// How long a screened agent has to press 1 after the prompt, in seconds.
+    #[serde(default = "DialSettings::screen_timeout")]
+    pub screen_timeout_secs: u32,
+    /// The order agents are rung in (lines may differ).
+    #[serde(default)]
+    pub strategy: crate::call::routing::Strategy,
+    /// Seconds after a call before its agent is rung again (lines and agents may differ).
+    #[serde(default = "DialSettings::wrap_up")]
+    pub wrap_up_secs: u32,
+}
+
+impl DialSettings {
+    fn screen_timeout() -> u32 {
+        8
+    }
+
+    fn wrap_up() -> u32 {
+        15
+    }
 }
 
 /// How a voicemail is taken (`[voicemail]`).
@@ -144,6 +170,9 @@ pub struct Dial {
 pub struct DialNoun {
     pub endpoint: Endpoint,
     pub status_callback: String,
+    /// The whisper: a document run on the agent's leg once it answers, before the bridge
+    /// (screening). `None`: bridged as soon as it answers.
+    pub url: Option<String>,
 }
 
 /// Leg events we ask the provider to report.

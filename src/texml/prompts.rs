@@ -146,6 +146,12 @@ pub struct Prompts {
     pub turned_away: Prompt,
     /// Before a line's menu is played again after no or invalid input.
     pub menu_retry: Prompt,
+    /// To an agent whose screened leg answered: `{line}` and `{caller}` are filled in.
+    pub screen: Prompt,
+    /// To an agent who pressed 1 after another agent took the call.
+    pub screen_taken: Prompt,
+    /// To an agent whose caller is no longer waiting.
+    pub screen_gone: Prompt,
     pub display_name: Option<DisplayName>,
     /// The file's voice and language, for texts spoken from elsewhere (a line's menu).
     pub voice: Option<String>,
@@ -159,6 +165,14 @@ const AFTER_HOURS: &str = "Thank you for calling. We are closed right now.";
 const TURNED_AWAY: &str = "Sorry, this line cannot take your call. Goodbye.";
 /// Before a menu is repeated, when the file has no `[menu_retry]`.
 const MENU_RETRY: &str = "Sorry, that was not one of the choices.";
+/// What a screened agent hears, when the file has no `[screen]`.
+const SCREEN: &str = "{line} call from {caller}. Press 1 to take it.";
+/// When the file has no `[screen_taken]`.
+const SCREEN_TAKEN: &str = "Another agent took this call. Thank you.";
+/// When the file has no `[screen_gone]`.
+const SCREEN_GONE: &str = "The caller is no longer waiting. Thank you.";
+/// The placeholders `[screen]` may use.
+const SCREEN_PLACEHOLDERS: [&str; 2] = ["{line}", "{caller}"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,6 +189,9 @@ struct FileDef {
     after_hours: Option<PromptDef>,
     turned_away: Option<PromptDef>,
     menu_retry: Option<PromptDef>,
+    screen: Option<PromptDef>,
+    screen_taken: Option<PromptDef>,
+    screen_gone: Option<PromptDef>,
     #[serde(default)]
     ring: RingDef,
 }
@@ -358,10 +375,70 @@ impl Prompts {
                 Some(p) => prompt("menu_retry", p)?,
                 None => spoken(MENU_RETRY),
             },
+            screen: match &def.screen {
+                Some(p) => {
+                    let text = p.say.get_ref();
+                    let mut rest = text.clone();
+                    for known in SCREEN_PLACEHOLDERS {
+                        rest = rest.replace(known, "");
+                    }
+                    if rest.contains(['{', '}']) {
+                        return Err(src.error(
+                            Some(p.say.span()),
+                            "[screen] say may use only the placeholders {line} and {caller}",
+                        ));
+                    }
+                    if p.audio.is_some() {
+                        return Err(src.error(
+                            Some(p.say.span()),
+                            "[screen] is spoken (it names the line and the caller): remove `audio`",
+                        ));
+                    }
+                    prompt("screen", p)?
+                }
+                None => spoken(SCREEN),
+            },
+            screen_taken: match &def.screen_taken {
+                Some(p) => prompt("screen_taken", p)?,
+                None => spoken(SCREEN_TAKEN),
+            },
+            screen_gone: match &def.screen_gone {
+                Some(p) => prompt("screen_gone", p)?,
+                None => spoken(SCREEN_GONE),
+            },
             display_name,
             voice,
             language,
         })
+    }
+}
+
+/// A caller as an agent hears them: a number digit by digit (`+1 202…` becomes `1 2 0 2 …`),
+/// only its first four digits when numbers are masked; a SIP caller by user name (or `a SIP
+/// caller` when masked); an anonymous one as such.
+pub fn spoken_caller(caller: &str, masked: bool) -> String {
+    if crate::call::policy::is_anonymous(caller) {
+        return "an anonymous caller".into();
+    }
+    let is_sip = caller.starts_with("sip:") || caller.starts_with("sips:");
+    if is_sip {
+        return match masked {
+            true => "a SIP caller".into(),
+            false => display_name_text(caller),
+        };
+    }
+    let digits: Vec<String> = caller
+        .chars()
+        .filter(char::is_ascii_digit)
+        .map(String::from)
+        .collect();
+    match (masked, digits.len()) {
+        (_, 0) => "an unknown number".into(),
+        (true, n) => format!(
+            "a number starting {}",
+            digits[..n.min(4)].join(" ")
+        ),
+        (false, _) => digits.join(" "),
     }
 }
 

@@ -17,6 +17,8 @@ pub struct Urls {
     base: Url,
     dial: String,
     menu: String,
+    screen: String,
+    screen_answer: String,
     voicemail: String,
     status: String,
     recording_voicemail: String,
@@ -34,6 +36,8 @@ impl Urls {
         Ok(Urls {
             dial: abs("texml/dial")?,
             menu: abs("texml/menu")?,
+            screen: abs("texml/screen")?,
+            screen_answer: abs("texml/screen/answer")?,
             voicemail: abs("texml/voicemail")?,
             status: abs("texml/status")?,
             recording_voicemail: abs("texml/recording?kind=voicemail")?,
@@ -64,6 +68,30 @@ impl Urls {
     /// The action of `line`'s menu, played as attempt `attempt` (a late or repeated one is known).
     pub fn menu(&self, line: &LineId, attempt: u8) -> String {
         format!("{}?attempt={attempt}&line={}", self.menu, line.as_str())
+    }
+
+    /// The whisper of a screened leg of `call` (round `round`, `<Dial>` `group`) to `agent`, or
+    /// (`answer`) the action of its key: everything the answer needs rides along, as the
+    /// provider's request is about the agent's leg.
+    pub fn screen(
+        &self,
+        answer: bool,
+        call: &crate::domain::CallSid,
+        round: u8,
+        group: u8,
+        agent: &str,
+    ) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("call", call.as_str())
+            .append_pair("round", &round.to_string())
+            .append_pair("group", &group.to_string())
+            .append_pair("agent", agent)
+            .finish();
+        let base = match answer {
+            true => &self.screen_answer,
+            false => &self.screen,
+        };
+        format!("{base}?{query}")
     }
 
     /// A file of the audio folder (names are checked to be plain, see [`crate::audio`]).
@@ -102,6 +130,10 @@ pub struct Renderer {
     line_prompts: std::collections::HashMap<LineId, Prompts>,
     /// Lines with a menu: what it says, how long it waits for a key.
     menus: std::collections::HashMap<LineId, MenuText>,
+    /// Lines' names, as a screened agent hears them.
+    line_names: std::collections::HashMap<LineId, String>,
+    /// Callers' numbers masked in what agents hear (`privacy.mask_caller_numbers`).
+    mask_callers: bool,
     /// The apology document, rendered at start so that a failure while rendering can still answer
     /// the caller with something valid.
     fallback: Vec<u8>,
@@ -123,6 +155,8 @@ impl Renderer {
             prompts,
             line_prompts: Default::default(),
             menus: Default::default(),
+            line_names: Default::default(),
+            mask_callers: false,
             fallback: Vec::new(),
         };
         renderer.fallback = renderer
@@ -142,6 +176,17 @@ impl Renderer {
     /// Gives `line` its menu.
     pub fn with_menu(mut self, line: LineId, menu: MenuText) -> Renderer {
         self.menus.insert(line, menu);
+        self
+    }
+
+    /// Names lines for screened agents, and says whether callers' numbers are masked.
+    pub fn with_screening(
+        mut self,
+        line_names: std::collections::HashMap<LineId, String>,
+        mask_callers: bool,
+    ) -> Renderer {
+        self.line_names = line_names;
+        self.mask_callers = mask_callers;
         self
     }
 
@@ -222,12 +267,14 @@ impl Renderer {
                 ])
             }
             Reply::Ring {
+                call,
                 round,
                 group,
                 targets,
                 caller,
                 ring_secs,
                 lead,
+                screen,
             } => {
                 // The greeting or busy prompt opens a round; its later `<Dial>`s follow at once.
                 let lead = match (round, group, lead) {
@@ -241,6 +288,8 @@ impl Renderer {
                     .map(|agent| DialNoun {
                         endpoint: agent.endpoint.clone(),
                         status_callback: self.urls.status.clone(),
+                        url: crate::call::routing::screens(*screen, agent)
+                            .then(|| self.urls.screen(false, call, *round, *group, &agent.id)),
                     })
                     .collect();
                 let record = self.dial.record;
@@ -304,6 +353,41 @@ impl Renderer {
                 ]);
                 Response::new(verbs)
             }
+            Reply::Screen {
+                call,
+                round,
+                group,
+                agent,
+                caller,
+            } => {
+                let name = self
+                    .line_names
+                    .get(line)
+                    .map_or_else(|| line.as_str().to_owned(), Clone::clone);
+                let who = super::prompts::spoken_caller(caller.as_str(), self.mask_callers);
+                let prompt = match &p.screen {
+                    super::Prompt::Say(say) => super::Prompt::Say(Say {
+                        text: say.text.replace("{line}", &name).replace("{caller}", &who),
+                        ..say.clone()
+                    }),
+                    other => other.clone(),
+                };
+                // No key: Twilio falls through to the hangup; Telnyx may instead request the
+                // action without digits, which hangs up too.
+                Response::new(vec![
+                    Verb::Gather(super::Gather {
+                        action: self.urls.screen(true, call, *round, *group, agent),
+                        timeout_secs: self.dial.screen_timeout_secs,
+                        verbs: vec![self.verb(&prompt)],
+                    }),
+                    Verb::Hangup,
+                ])
+            }
+            // The document ends: the provider connects the agent to the caller.
+            Reply::Accept => Response::new(vec![]),
+            Reply::TooLate => Response::new(vec![self.verb(&p.screen_taken), Verb::Hangup]),
+            Reply::CallerGone => Response::new(vec![self.verb(&p.screen_gone), Verb::Hangup]),
+            Reply::Decline => Response::new(vec![Verb::Hangup]),
             Reply::AfterCall => Response::new(vec![self.verb(&p.after_call), Verb::Hangup]),
             Reply::Goodbye => Response::new(vec![self.verb(&p.goodbye), Verb::Hangup]),
             Reply::Hangup => Response::new(vec![Verb::Hangup]),

@@ -105,6 +105,10 @@ fn write_dial(w: &mut W, dial: &Dial) -> io::Result<()> {
         el.push_attribute(("statusCallback", noun.status_callback.as_str()));
         el.push_attribute(("statusCallbackEvent", LEG_EVENTS));
         el.push_attribute(("statusCallbackMethod", "POST"));
+        if let Some(url) = &noun.url {
+            el.push_attribute(("url", url.as_str()));
+            el.push_attribute(("method", "POST"));
+        }
         text_element(w, el, target)?;
     }
     w.write_event(Event::End(BytesEnd::new("Dial")))

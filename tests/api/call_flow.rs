@@ -244,9 +244,22 @@ async fn agents_on_phone_numbers_ring_with_number_nouns() {
         s.dial.ring_timeout_secs = 30;
     })
     .await;
-    assert_golden("ring_mixed", &app.inbound("CA-mixed", CALLER).await);
+    let ring = app.inbound("CA-mixed", CALLER).await;
+    assert_golden("ring_mixed", &ring);
+    // The number is screened (dial.screen = "numbers"): its answering is not yet an answer.
     app.leg("CA-mixed", "LEG-n", "in-progress", "+1 202 555 0199", "2")
         .await;
+    assert_eq!(app.notices_for("CA-mixed").len(), 1);
+    let whisper = crate::helpers::legs(&ring)[1].1.clone().expect("screened");
+    let prompt = app
+        .whisper(&whisper, "CA-mixed", "LEG-n", "+12025550199")
+        .await;
+    assert_golden("screen", &prompt);
+    let action = crate::helpers::gather_action(&prompt);
+    let accepted = app
+        .press(&action, "CA-mixed", "LEG-n", "+12025550199", Some("1"))
+        .await;
+    assert_golden("screen_accept", &accepted);
     let notices = app.notices_for("CA-mixed");
     assert!(
         matches!(&notices[1], FactKind::Answered { agent: Some(a), .. } if &**a == "Night shift"),

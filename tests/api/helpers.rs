@@ -456,3 +456,79 @@ pub fn ringing(answer: &Received) -> Vec<String> {
         .filter_map(|n| n.text().map(str::to_owned))
         .collect()
 }
+
+/// Every leg a voice document rings: its target (SIP URI or number) and its whisper URL, if the
+/// leg is screened.
+pub fn legs(answer: &Received) -> Vec<(String, Option<String>)> {
+    let doc = roxmltree::Document::parse(&answer.body).expect("well-formed XML");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("Sip") || n.has_tag_name("Number"))
+        .map(|n| {
+            (
+                n.text().unwrap_or_default().to_owned(),
+                n.attribute("url").map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// The `action` of a document's `<Gather>`.
+pub fn gather_action(answer: &Received) -> String {
+    let doc = roxmltree::Document::parse(&answer.body).expect("well-formed XML");
+    doc.descendants()
+        .find(|n| n.has_tag_name("Gather"))
+        .and_then(|n| n.attribute("action"))
+        .unwrap_or_else(|| panic!("no Gather in {}", answer.body))
+        .to_owned()
+}
+
+impl TestApp {
+    /// The provider fetching a screened leg's whisper `url` (absolute, as the document wrote it)
+    /// for leg `leg` to `to`, a child of `parent`.
+    pub async fn whisper(&self, url: &str, parent: &str, leg: &str, to: &str) -> Received {
+        self.follow(url, parent, leg, to, None).await
+    }
+
+    /// The agent on leg `leg` pressed `digits` (`None`: the provider requested the action with
+    /// none) at the whisper whose Gather action is `action`.
+    pub async fn press(
+        &self,
+        action: &str,
+        parent: &str,
+        leg: &str,
+        to: &str,
+        digits: Option<&str>,
+    ) -> Received {
+        self.follow(action, parent, leg, to, digits).await
+    }
+
+    async fn follow(
+        &self,
+        url: &str,
+        parent: &str,
+        leg: &str,
+        to: &str,
+        digits: Option<&str>,
+    ) -> Received {
+        let path = url
+            .strip_prefix(PUBLIC_URL)
+            .unwrap_or_else(|| panic!("{url} is not under {PUBLIC_URL}"));
+        let mut form = vec![
+            ("AccountSid", "ACtest"),
+            ("CallSid", leg),
+            ("ParentCallSid", parent),
+            ("CallStatus", "in-progress"),
+            ("From", "+18005550100"),
+            ("To", to),
+        ];
+        if let Some(d) = digits {
+            form.push(("Digits", d));
+        }
+        self.answer(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .form(&form),
+        )
+        .await
+    }
+}

@@ -14,6 +14,7 @@ mod outbound;
 mod outcomes;
 mod providers;
 mod replicas;
+mod screening;
 mod security;
 mod shutdown;
 mod simulate;
