@@ -81,6 +81,8 @@ fn bench(c: &mut Criterion) {
     )
     .expect("renderer");
     let reply = Reply::Ring {
+        call: switchboard::domain::CallSid::parse("CA-bench").expect("sid"),
+        screen: switchboard::domain::Screen::Numbers,
         round: 1,
         group: 0,
         ring_secs: 20,

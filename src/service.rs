@@ -240,11 +240,42 @@ impl CallService {
         }
     }
 
-    /// Every agent's presence (for the admin API).
-    pub(crate) async fn presences(
+    /// Every agent with their presence, in roster order (for the admin API).
+    pub(crate) async fn agents_now(
         &self,
-    ) -> Result<crate::call::routing::Presences, StoreError> {
-        self.presence.all().await
+    ) -> Result<Vec<(crate::domain::Agent, crate::call::routing::Presence)>, StoreError> {
+        let presences = self.presence.all().await?;
+        Ok(self
+            .agents
+            .everyone()
+            .iter()
+            .map(|a| (a.clone(), presences.get(&a.id).cloned().unwrap_or_default()))
+            .collect())
+    }
+
+    /// Sets agent `id` away (or available again) by hand, and says so to the sinks. `None`: no
+    /// such agent.
+    pub(crate) async fn set_away(
+        &self,
+        id: &str,
+        away: bool,
+        by: &str,
+    ) -> Result<Option<(crate::domain::Agent, crate::call::routing::Presence)>, StoreError> {
+        let Some(agent) = self.agents.by_id(id) else {
+            return Ok(None);
+        };
+        let mark = Mark::Away {
+            agent: agent.id.clone(),
+            away,
+        };
+        let presence = self.presence.mark(&mark).await?;
+        self.sinks.accept(Record::Away {
+            at: self.clock.now_ms(),
+            agent: agent.name.to_string(),
+            away,
+            by: by.to_owned(),
+        });
+        Ok(Some((agent, presence)))
     }
 
     /// One event of an agent's own call (Call Control): busy marking and its record.

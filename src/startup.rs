@@ -13,8 +13,8 @@ use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_cron_scheduler::JobScheduler;
 
-use crate::agents::presence::PresenceStore;
 use crate::agents::own_calls::OwnCalls;
+use crate::agents::presence::PresenceStore;
 use crate::agents::shared::{AgentSync, SharedAgents};
 use crate::agents::Agents;
 use crate::audio::AudioDir;

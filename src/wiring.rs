@@ -41,8 +41,7 @@ impl Settings {
         let renderer = line_prompts
             .into_iter()
             .fold(renderer, |r, (line, own)| r.with_line_prompts(line, own));
-        let renderer =
-            renderer.with_screening(self.line_names(), self.privacy.mask_caller_numbers);
+        let renderer = renderer.with_screening(self.line_names(), self.privacy.mask_caller_numbers);
         Ok(self
             .lines
             .iter()

@@ -1,4 +1,5 @@
-//! Any text as a caller's number, rendered into every document: the XML is always well-formed and
+//! Any text as a caller's number, rendered into every document (the whisper a screened agent
+//! hears too): the XML is always well-formed and
 //! the text comes back out as data, never as markup.
 #![no_main]
 
@@ -8,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use switchboard::audio::AudioDir;
 use switchboard::call::{Intro, Lead, Reply, Targets};
 use switchboard::config::Settings;
-use switchboard::domain::{Agent, Endpoint, Party};
+use switchboard::domain::{Agent, CallSid, Endpoint, Party, Screen};
 use switchboard::texml::prompts::{display_name_char, Prompts, EMBEDDED, MAX_DISPLAY_NAME};
 use switchboard::texml::display_name_text;
 use switchboard::texml::{Renderer, Urls};
@@ -33,7 +34,27 @@ fuzz_target!(|data: &[u8]| {
     let ada = Agent::new("Ada", Endpoint::sip("sip:ada@x.example").expect("sip")).expect("agent");
     let targets = Targets::new(Arc::from(vec![ada])).expect("one agent");
     let replies = [
-        Reply::Ring { round: 1, group: 0, targets, caller: caller.clone(), ring_secs: 20, lead: Lead::Greeting },
+        Reply::Ring {
+            call: CallSid::parse("CA-fuzz").expect("sid"),
+            round: 1,
+            group: 0,
+            targets,
+            caller: caller.clone(),
+            ring_secs: 20,
+            lead: Lead::Greeting,
+            screen: Screen::Always,
+        },
+        Reply::Screen {
+            call: CallSid::parse("CA-fuzz").expect("sid"),
+            round: 1,
+            group: 0,
+            agent: "ada".into(),
+            caller: caller.clone(),
+        },
+        Reply::Accept,
+        Reply::TooLate,
+        Reply::CallerGone,
+        Reply::Decline,
         Reply::Menu { attempt: 2 },
         Reply::Closed,
         Reply::TurnedAway,

@@ -32,6 +32,8 @@ fuzz_target!(|data: &[u8]| {
             webhook::status(&p),
             webhook::dial_ended(&p, &q),
             webhook::menu_input(&p, &q),
+            webhook::screen(&p, &q, false),
+            webhook::screen(&p, &q, true),
             webhook::record_ended(&p),
             webhook::recording(&p, &q),
         ];

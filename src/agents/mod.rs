@@ -159,6 +159,11 @@ impl Agents {
     }
 
     /// The agent whose SIP connection has this id, on any line.
+    /// The agent named `id` by lines, whatever their line.
+    pub fn by_id(&self, id: &str) -> Option<Agent> {
+        self.everyone().iter().find(|a| &*a.id == id).cloned()
+    }
+
     pub fn by_connection(&self, connection_id: &str) -> Option<Agent> {
         self.read(|i| {
             i.everyone

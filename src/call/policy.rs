@@ -231,7 +231,10 @@ impl DialLimits {
     /// (the same list) when nothing limits it.
     pub fn groups(&self, targets: &Targets) -> Vec<Targets> {
         let groups = self.provider_groups(targets);
-        let Some(max) = self.max_legs.filter(|m| groups.iter().any(|g| g.len() > *m)) else {
+        let Some(max) = self
+            .max_legs
+            .filter(|m| groups.iter().any(|g| g.len() > *m))
+        else {
             return groups;
         };
         groups

@@ -206,12 +206,7 @@ pub fn free(agents: &[Agent], presences: &Presences, now: Millis) -> Vec<Agent> 
 /// `agents` in the order `strategy` rings them. `turn` picks where a ring-all starts, so that the
 /// same agents are not always in the first wave (the call service passes a number derived from
 /// the call).
-pub fn order(
-    strategy: Strategy,
-    agents: &[Agent],
-    presences: &Presences,
-    turn: u64,
-) -> Vec<Agent> {
+pub fn order(strategy: Strategy, agents: &[Agent], presences: &Presences, turn: u64) -> Vec<Agent> {
     let mut out = agents.to_vec();
     if out.is_empty() {
         return out;
@@ -264,7 +259,10 @@ mod tests {
     }
 
     fn team() -> Vec<Agent> {
-        ["ada", "bob", "cy", "dee"].iter().map(|n| agent(n)).collect()
+        ["ada", "bob", "cy", "dee"]
+            .iter()
+            .map(|n| agent(n))
+            .collect()
     }
 
     fn ids(agents: &[Agent]) -> Vec<&str> {
@@ -375,10 +373,7 @@ mod tests {
         let bob = ended.apply(bob);
         let p = presences(&[("bob", bob.clone())]);
         assert_eq!(ids(&free(&team(), &p, 74_999)), ["ada", "cy", "dee"]);
-        assert_eq!(
-            ids(&free(&team(), &p, 75_000)),
-            ["ada", "bob", "cy", "dee"]
-        );
+        assert_eq!(ids(&free(&team(), &p, 75_000)), ["ada", "bob", "cy", "dee"]);
         // Duplicates and a late Answered change nothing.
         assert_eq!(ended.apply(bob.clone()), bob);
         assert_eq!(answered.apply(bob.clone()).busy_until, bob.busy_until);

@@ -618,7 +618,9 @@ fn dial_ended(
     let bridged = dial_sid.as_ref().and_then(|leg| call.leg(leg));
     let pickup = match pickup {
         Some(p) => Some(Pickup {
-            agent: bridged.and_then(|l| l.agent.clone()).or_else(|| p.agent.clone()),
+            agent: bridged
+                .and_then(|l| l.agent.clone())
+                .or_else(|| p.agent.clone()),
             ..p.clone()
         }),
         // A screened leg is connected only once its agent pressed 1 (then `pickup` is set): one
@@ -686,7 +688,15 @@ fn dial_ended(
             }
         }
         (None, Some(available)) if *current < policy.rounds && !forward => {
-            match first_dial(&call.sid, &call.line, current + 1, available, policy, snapshot, now) {
+            match first_dial(
+                &call.sid,
+                &call.line,
+                current + 1,
+                available,
+                policy,
+                snapshot,
+                now,
+            ) {
                 Some(phase) => next.phase = phase,
                 None => next.send_to_voicemail(Intro::PromptOnly, MissReason::NoAnswer, &mut facts),
             }
@@ -2064,7 +2074,11 @@ mod tests {
             &Policy::default(),
             &snapshot(),
         );
-        assert!(matches!(step.reply, Reply::Ring { round: 2, .. }), "{:?}", step.reply);
+        assert!(
+            matches!(step.reply, Reply::Ring { round: 2, .. }),
+            "{:?}",
+            step.reply
+        );
         assert!(step.facts.is_empty() && step.marks.is_empty());
     }
 
@@ -2176,7 +2190,14 @@ mod tests {
             (65, dial(1, DialStatus::Completed, Some(60))),
             (67, parent(CallStatus::Completed)),
         ] {
-            let step = transition(&id, call.as_ref(), &event, secs * 1000, &policy, &snapshot());
+            let step = transition(
+                &id,
+                call.as_ref(),
+                &event,
+                secs * 1000,
+                &policy,
+                &snapshot(),
+            );
             marks.extend(step.marks);
             call = step.next.or(call);
         }
@@ -2241,10 +2262,7 @@ mod tests {
             .presence(presence_of(&[("ada", busy), ("bob", away)]))
             .at(0, incoming())
             .play();
-        assert!(matches!(
-            call.expect("call").phase,
-            Phase::Voicemail { .. }
-        ));
+        assert!(matches!(call.expect("call").phase, Phase::Voicemail { .. }));
         assert_eq!(
             facts.last(),
             Some(&FactKind::SentToVoicemail {
@@ -2265,7 +2283,11 @@ mod tests {
     }
 
     /// Every `<Dial>` of round 1, as the ids each rings, walking the Dial actions.
-    fn waves_of(policy: Policy, available: Targets, presence: routing::Presences) -> Vec<Vec<String>> {
+    fn waves_of(
+        policy: Policy,
+        available: Targets,
+        presence: routing::Presences,
+    ) -> Vec<Vec<String>> {
         let mut script = Script::new()
             .policy(policy)
             .available(Some(available))
@@ -2342,7 +2364,9 @@ mod tests {
             .presence(presence_of(&[(&taken, busy)]))
             .at(1, dial_group(1, 0, DialStatus::NoAnswer, None));
         match script.play().0.as_ref().map(Call::reply) {
-            Some(Reply::Ring { group: 1, targets, .. }) => {
+            Some(Reply::Ring {
+                group: 1, targets, ..
+            }) => {
                 assert_eq!(targets.len(), 1);
                 assert_ne!(&*targets[0].id, taken.as_str());
             }
@@ -2396,5 +2420,4 @@ mod tests {
             Some(Reply::Ring { ring_secs: 20, .. })
         ));
     }
-
 }

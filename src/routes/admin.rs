@@ -200,6 +200,105 @@ async fn change(
     }
 }
 
+/// One agent as `GET /admin/agents` shows them.
+fn agent_view(
+    agent: &crate::domain::Agent,
+    p: &crate::call::routing::Presence,
+    now: Millis,
+) -> serde_json::Value {
+    let free_at = (p.busy_until > now).then(|| crate::lines::rfc3339(p.busy_until));
+    json!({
+        "id": &*agent.id,
+        "name": &*agent.name,
+        "away": p.away,
+        "on_call": p.on_call.is_some() && p.busy_until > now,
+        "busy_until": free_at,
+        "free": p.free(now),
+    })
+}
+
+pub(super) async fn agents(req: HttpRequest, cx: Data<Context>) -> HttpResponse {
+    if let Err(refused) = authorized(&req, &cx) {
+        return refused.respond();
+    }
+    let now = cx.clock.now_ms();
+    match cx.service.agents_now().await {
+        Ok(list) => {
+            let agents: Vec<_> = list.iter().map(|(a, p)| agent_view(a, p, now)).collect();
+            HttpResponse::Ok().json(json!({ "agents": agents }))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "agent presence unreadable");
+            error(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "agent state unavailable",
+            )
+        }
+    }
+}
+
+pub(super) async fn away(
+    req: HttpRequest,
+    id: Path<String>,
+    body: Bytes,
+    cx: Data<Context>,
+) -> HttpResponse {
+    presence(req, id, body, cx, true).await
+}
+
+pub(super) async fn available(
+    req: HttpRequest,
+    id: Path<String>,
+    body: Bytes,
+    cx: Data<Context>,
+) -> HttpResponse {
+    presence(req, id, body, cx, false).await
+}
+
+/// The optional body of an agent change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ByWhom {
+    by: Option<String>,
+}
+
+async fn presence(
+    req: HttpRequest,
+    id: Path<String>,
+    body: Bytes,
+    cx: Data<Context>,
+    away: bool,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    if let Err(refused) = authorized(&req, &cx) {
+        return refused.respond();
+    }
+    let whom: ByWhom = match body.iter().all(u8::is_ascii_whitespace) {
+        true => ByWhom::default(),
+        false => match serde_json::from_slice(&body) {
+            Ok(c) => c,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("the body must be JSON {{\"by\": ...}}: {e}"),
+                )
+            }
+        },
+    };
+    let by = by(whom.by.as_deref());
+    match cx.service.set_away(&id, away, &by).await {
+        Ok(Some((agent, p))) => HttpResponse::Ok().json(agent_view(&agent, &p, cx.clock.now_ms())),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such agent"),
+        Err(e) => {
+            tracing::error!(error = %e, "agent presence not saved");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the change could not be saved",
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

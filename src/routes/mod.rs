@@ -15,6 +15,7 @@
 //! | `POST /telnyx/events` | Call Control events of the agents' own calls | [`callbacks`] |
 //! | `GET /audio/{file}` | prompts from the audio folder | [`audio`] |
 //! | `GET /admin/lines`, `POST /admin/lines/{id}/close\|open` | lines' state; open or close by hand (Bearer token) | [`admin`] |
+//! | `GET /admin/agents`, `POST /admin/agents/{id}/away\|available` | agents' state; away or back by hand (Bearer token) | [`admin`] |
 //! | `GET /healthz`, `/readyz`, `/metrics` | alive; ready to take calls; Prometheus | [`health`] |
 
 mod admin;
@@ -142,6 +143,12 @@ fn configure(cfg: &mut web::ServiceConfig) {
     .route("/admin/lines", web::get().to(admin::lines))
     .route("/admin/lines/{id}/close", web::post().to(admin::close))
     .route("/admin/lines/{id}/open", web::post().to(admin::open))
+    .route("/admin/agents", web::get().to(admin::agents))
+    .route("/admin/agents/{id}/away", web::post().to(admin::away))
+    .route(
+        "/admin/agents/{id}/available",
+        web::post().to(admin::available),
+    )
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))

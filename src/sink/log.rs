@@ -129,5 +129,13 @@ fn log(record: &Record, privacy: &Privacy) {
             by,
             "line opened or closed by an operator"
         ),
+        Record::Away {
+            agent, away, by, ..
+        } => tracing::info!(
+            agent,
+            away,
+            by,
+            "agent set away or available by an operator"
+        ),
     }
 }

@@ -63,6 +63,14 @@ pub enum Record {
         until: Option<Millis>,
         by: String,
     },
+    /// An operator set an agent away, or available again (the admin API).
+    Away {
+        at: Millis,
+        /// The agent's name, for people.
+        agent: String,
+        away: bool,
+        by: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

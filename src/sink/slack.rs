@@ -448,6 +448,25 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                 format!("Switchboard · {}", when(*at)),
             )
         }
+        Record::Away {
+            at,
+            agent,
+            away,
+            by,
+        } => {
+            let (title, state) = match away {
+                true => (
+                    ":zzz: Agent away",
+                    "is away: not rung until available again",
+                ),
+                false => (":raising_hand: Agent available", "is available: rung again"),
+            };
+            (
+                title.to_owned(),
+                format!("*{}* {state} (set by {}).", escape(agent), escape(by)),
+                format!("Switchboard · {}", when(*at)),
+            )
+        }
     })
 }
 

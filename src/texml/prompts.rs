@@ -434,10 +434,7 @@ pub fn spoken_caller(caller: &str, masked: bool) -> String {
         .collect();
     match (masked, digits.len()) {
         (_, 0) => "an unknown number".into(),
-        (true, n) => format!(
-            "a number starting {}",
-            digits[..n.min(4)].join(" ")
-        ),
+        (true, n) => format!("a number starting {}", digits[..n.min(4)].join(" ")),
         (false, _) => digits.join(" "),
     }
 }

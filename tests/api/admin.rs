@@ -270,3 +270,64 @@ async fn bad_admin_requests_get_clear_answers() {
         "nothing changed"
     );
 }
+
+#[tokio::test]
+async fn an_agent_set_away_is_never_rung_until_available_and_slack_is_told() {
+    let slack = slack_ok().await;
+    let app = Spawn::default()
+        .settings(|s| {
+            with_token(s);
+            crate::helpers::use_slack(s, &slack);
+        })
+        .start()
+        .await;
+    let (status, view) = admin(
+        &app,
+        "POST",
+        "/admin/agents/ada-lovelace/away",
+        Some(json!({"by": "Ops"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(
+        (view["away"].clone(), view["free"].clone()),
+        (json!(true), json!(false))
+    );
+    for i in 0..3 {
+        let rung = ringing(&call(&app, &format!("CA-away-{i}"), "+18005550100").await);
+        assert_eq!(rung.len(), 2, "{rung:?}");
+        assert!(!rung.contains(&ADA.to_owned()));
+    }
+    let (_, list) = admin(&app, "GET", "/admin/agents", None).await;
+    let ada = list["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["id"] == "ada-lovelace")
+        .expect("listed");
+    assert_eq!(ada["away"], json!(true));
+    let (status, _) = admin(&app, "POST", "/admin/agents/ada-lovelace/available", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ringing(&call(&app, "CA-back", "+18005550100").await).contains(&ADA.to_owned()));
+    let texts: Vec<String> = wait_for_messages(&slack, 6)
+        .await
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+        .filter(|t| t.contains("Agent"))
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("*Ada Lovelace* is away") && t.contains("Ops")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("Agent available")),
+        "{texts:?}"
+    );
+    let (status, body) = admin(&app, "POST", "/admin/agents/nobody/away", None).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::NOT_FOUND, json!("no such agent"))
+    );
+}

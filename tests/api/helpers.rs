@@ -524,11 +524,7 @@ impl TestApp {
         if let Some(d) = digits {
             form.push(("Digits", d));
         }
-        self.answer(
-            self.client
-                .post(format!("{}{path}", self.base))
-                .form(&form),
-        )
-        .await
+        self.answer(self.client.post(format!("{}{path}", self.base)).form(&form))
+            .await
     }
 }

@@ -10,8 +10,7 @@ use switchboard::domain::{Agent, Endpoint, Screen};
 use switchboard::time::ManualClock;
 
 use crate::helpers::{
-    assert_golden, gather_action, legs, ringing, spawn_with, spawn_with_clock, Received,
-    TestApp,
+    assert_golden, gather_action, legs, ringing, spawn_with, spawn_with_clock, Received, TestApp,
 };
 use crate::replicas::{replica, slack_ok, Redis};
 
@@ -57,7 +56,12 @@ async fn a_screened_agent_who_does_not_press_1_never_gets_the_caller() {
     app.leg("CA-vm", "LEG-mo", "in-progress", "+12025550101", "2")
         .await;
     let prompt = app
-        .whisper(&whisper_url(&ring, "+12025550101"), "CA-vm", "LEG-mo", "+12025550101")
+        .whisper(
+            &whisper_url(&ring, "+12025550101"),
+            "CA-vm",
+            "LEG-mo",
+            "+12025550101",
+        )
         .await;
     // ...hears the prompt and presses nothing: Telnyx may request the action with no digits
     // (Twilio falls through to the <Hangup/> after the Gather). Either way the leg hangs up.
@@ -88,9 +92,19 @@ async fn a_screened_agent_who_presses_1_takes_the_call() {
     let ring = app.inbound("CA-yes", CALLER).await;
     let url = whisper_url(&ring, "+12025550102");
     let prompt = app.whisper(&url, "CA-yes", "LEG-cel", "+12025550102").await;
-    assert!(prompt.body.contains("Press 1 to take it"), "{}", prompt.body);
+    assert!(
+        prompt.body.contains("Press 1 to take it"),
+        "{}",
+        prompt.body
+    );
     let accepted = app
-        .press(&gather_action(&prompt), "CA-yes", "LEG-cel", "+12025550102", Some("1"))
+        .press(
+            &gather_action(&prompt),
+            "CA-yes",
+            "LEG-cel",
+            "+12025550102",
+            Some("1"),
+        )
         .await;
     assert_golden("screen_accept", &accepted);
     assert_eq!(answered(&app, "CA-yes"), [Some("Cel Lular".into())]);
@@ -183,10 +197,15 @@ async fn twenty_five_numbers_under_twilio_ring_in_waves_of_ten_within_the_round(
         }
         let nouns = legs(&answer);
         assert!(nouns.len() <= 10, "{} numbers in one <Dial>", nouns.len());
-        assert!(nouns.iter().all(|(_, url)| url.is_some()), "numbers are screened");
+        assert!(
+            nouns.iter().all(|(_, url)| url.is_some()),
+            "numbers are screened"
+        );
         rung.extend(nouns.into_iter().map(|(n, _)| n));
         dials += 1;
-        answer = app.dial_action_group("CA-25", 1, group - 1, "no-answer").await;
+        answer = app
+            .dial_action_group("CA-25", 1, group - 1, "no-answer")
+            .await;
     }
     assert_eq!(dials, 3);
     rung.sort();
@@ -220,14 +239,17 @@ async fn an_agent_on_a_call_is_not_rung_until_it_ends_plus_wrap_up() {
 
 #[tokio::test]
 async fn sequential_rings_one_agent_at_a_time_in_the_configured_order() {
-    let app = spawn_with(|s| s.dial.strategy = switchboard::call::routing::Strategy::Sequential)
-        .await;
+    let app =
+        spawn_with(|s| s.dial.strategy = switchboard::call::routing::Strategy::Sequential).await;
     let mut order = Vec::new();
     let mut answer = app.inbound("CA-seq", CALLER).await;
     for group in 0..3u8 {
         let rung = ringing(&answer);
         assert_eq!(rung.len(), 1, "{}", answer.body);
-        assert!(answer.body.contains("timeout=\"20\""), "each for the whole ring time");
+        assert!(
+            answer.body.contains("timeout=\"20\""),
+            "each for the whole ring time"
+        );
         order.extend(rung);
         answer = app.dial_action_group("CA-seq", 1, group, "no-answer").await;
     }
@@ -251,7 +273,8 @@ async fn round_robin_starts_after_the_agent_who_answered_last() {
     let grace = app.dial_action_group("CA-rr-1", 1, 0, "no-answer").await;
     assert!(ringing(&grace)[0].contains("grace"));
     let grace_uri = ringing(&grace)[0].clone();
-    app.leg("CA-rr-1", "LEG-g", "in-progress", &grace_uri, "2").await;
+    app.leg("CA-rr-1", "LEG-g", "in-progress", &grace_uri, "2")
+        .await;
     app.dial_action_group("CA-rr-1", 1, 1, "completed").await;
     app.call_status("CA-rr-1", "completed").await;
     // The next call starts after Grace: Alan.
