@@ -86,13 +86,7 @@ impl Change {
 
     /// Nothing changes; the agent's leg gets `reply`.
     fn answer(reply: Reply) -> Change {
-        Change {
-            next: None,
-            facts: Vec::new(),
-            ignored: None,
-            reply: Some(reply),
-            marks: Vec::new(),
-        }
+        Change::gone(Vec::new(), reply)
     }
 
     /// With these marks.

@@ -85,6 +85,17 @@ fn authorized<'a>(req: &HttpRequest, cx: &'a Context) -> Result<&'a Admin, Refus
     Ok(admin)
 }
 
+/// An optional JSON body (empty: the default), or why it is not `shape`.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+    shape: &str,
+) -> Result<T, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("the body must be JSON {shape}: {e}"))
+}
+
 /// `until` as an instant: RFC 3339, or a duration from `now`.
 fn until(text: &str, now: Millis) -> Result<Millis, String> {
     let text = text.trim();
@@ -164,17 +175,9 @@ async fn change(
         Ok(a) => a,
         Err(refused) => return refused.respond(),
     };
-    let change: Change = match body.iter().all(u8::is_ascii_whitespace) {
-        true => Change::default(),
-        false => match serde_json::from_slice(&body) {
-            Ok(c) => c,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("the body must be JSON {{\"until\": ..., \"by\": ...}}: {e}"),
-                )
-            }
-        },
+    let change: Change = match optional_json(&body, "{\"until\": ..., \"by\": ...}") {
+        Ok(c) => c,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
     };
     let until = match change.until.as_deref().map(|u| until(u, cx.clock.now_ms())) {
         None => None,
@@ -273,17 +276,9 @@ async fn presence(
     if let Err(refused) = authorized(&req, &cx) {
         return refused.respond();
     }
-    let whom: ByWhom = match body.iter().all(u8::is_ascii_whitespace) {
-        true => ByWhom::default(),
-        false => match serde_json::from_slice(&body) {
-            Ok(c) => c,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("the body must be JSON {{\"by\": ...}}: {e}"),
-                )
-            }
-        },
+    let whom: ByWhom = match optional_json(&body, "{\"by\": ...}") {
+        Ok(c) => c,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
     };
     let by = by(whom.by.as_deref());
     match cx.service.set_away(&id, away, &by).await {
