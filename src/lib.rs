@@ -24,9 +24,11 @@
 //!   off the request path
 //! - [`audio`]: the prompt files, served safely
 //! - [`simulate`]: `switchboard simulate`, a provider stand-in that plays calls
+//! - [`admin_client`]: the admin API from a terminal (`switchboard lines`, `switchboard agents`)
 
 #![warn(unreachable_pub)]
 
+pub mod admin_client;
 pub mod agents;
 pub mod audio;
 pub mod call;

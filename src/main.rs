@@ -22,14 +22,20 @@ enum Command {
     Simulate(switchboard::simulate::SimulateArgs),
     /// See and steer a running server's lines through its admin API (open, close, why).
     Lines(switchboard::lines::cli::LinesArgs),
+    /// See a running server's agents (free, on a call, wrap-up, away) and set one away or back.
+    Agents(switchboard::agents::cli::AgentsArgs),
 }
 
-fn lines(args: switchboard::lines::cli::LinesArgs) -> ExitCode {
+/// Runs an admin command (`lines`, `agents`) and prints its table.
+fn admin<F>(tool: &str, run: F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<String, String>>,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
     let done = match runtime {
-        Ok(rt) => rt.block_on(switchboard::lines::cli::run(args)),
+        Ok(rt) => rt.block_on(run),
         Err(e) => Err(e.to_string()),
     };
     match done {
@@ -38,7 +44,7 @@ fn lines(args: switchboard::lines::cli::LinesArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("switchboard lines: {e}");
+            eprintln!("switchboard {tool}: {e}");
             ExitCode::from(1)
         }
     }
@@ -91,7 +97,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Simulate(args)) => return simulate(args),
-        Some(Command::Lines(args)) => return lines(args),
+        Some(Command::Lines(args)) => return admin("lines", switchboard::lines::cli::run(args)),
+        Some(Command::Agents(args)) => return admin("agents", switchboard::agents::cli::run(args)),
         None => {}
     }
     let settings = match Settings::load(cli.config.as_deref()) {

@@ -11,6 +11,7 @@
 //! computed once per change: a call reads it with one `Arc` clone, a ringing call keeps the list
 //! it rang (its [`Targets`]), and a new call sees the new list.
 
+pub mod cli;
 pub mod own_calls;
 pub mod presence;
 pub mod shared;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use switchboard::admin_client::Server;
+use switchboard::agents::cli::{AgentsAction, AgentsArgs, Change as AgentChange};
 use switchboard::lines::cli::{Change, LinesAction, LinesArgs};
 use switchboard::time::ManualClock;
 
@@ -172,8 +174,10 @@ async fn an_operator_closes_and_reopens_a_line_on_two_replicas_sharing_redis() {
 
     // The CLI, against replica B.
     let args = |action| LinesArgs {
-        url: b.base.clone(),
-        token: Some(TOKEN.into()),
+        server: Server {
+            url: b.base.clone(),
+            token: Some(TOKEN.into()),
+        },
         action,
     };
     let table = switchboard::lines::cli::run(args(None))
@@ -196,8 +200,11 @@ async fn an_operator_closes_and_reopens_a_line_on_two_replicas_sharing_redis() {
     let (_, list) = admin(a, "GET", "/admin/lines", None).await;
     assert_eq!(line(&list, "hotline")["override"]["by"], "cli test");
     let wrong = LinesArgs {
-        token: Some("wrong-token-wrong-token".into()),
-        ..args(None)
+        server: Server {
+            url: b.base.clone(),
+            token: Some("wrong-token-wrong-token".into()),
+        },
+        action: None,
     };
     let refused = switchboard::lines::cli::run(wrong).await;
     assert!(refused.is_err_and(|e| e.starts_with("401")));
@@ -306,8 +313,34 @@ async fn an_agent_set_away_is_never_rung_until_available_and_slack_is_told() {
         .find(|a| a["id"] == "ada-lovelace")
         .expect("listed");
     assert_eq!(ada["away"], json!(true));
-    let (status, _) = admin(&app, "POST", "/admin/agents/ada-lovelace/available", None).await;
-    assert_eq!(status, StatusCode::OK);
+
+    // The CLI lists her away, and sets her available again.
+    let cli = |action| AgentsArgs {
+        server: Server {
+            url: app.base.clone(),
+            token: Some(TOKEN.into()),
+        },
+        action,
+    };
+    let table = switchboard::agents::cli::run(cli(None))
+        .await
+        .expect("list");
+    assert!(table.starts_with("AGENT"), "{table}");
+    assert!(
+        table.contains("ada-lovelace  Ada Lovelace  away"),
+        "{table}"
+    );
+    let back = AgentsAction::Available(AgentChange {
+        agent: "ada-lovelace".into(),
+        by: Some("cli test".into()),
+    });
+    let table = switchboard::agents::cli::run(cli(Some(back)))
+        .await
+        .expect("available");
+    assert!(
+        table.contains("ada-lovelace  Ada Lovelace  free"),
+        "{table}"
+    );
     assert!(ringing(&call(&app, "CA-back", "+18005550100").await).contains(&ADA.to_owned()));
     let texts: Vec<String> = wait_for_messages(&slack, 6)
         .await
@@ -322,9 +355,17 @@ async fn an_agent_set_away_is_never_rung_until_available_and_slack_is_told() {
         "{texts:?}"
     );
     assert!(
-        texts.iter().any(|t| t.contains("Agent available")),
+        texts
+            .iter()
+            .any(|t| t.contains("Agent available") && t.contains("cli test")),
         "{texts:?}"
     );
+    let gone = AgentsAction::Away(AgentChange {
+        agent: "nobody".into(),
+        by: None,
+    });
+    let refused = switchboard::agents::cli::run(cli(Some(gone))).await;
+    assert_eq!(refused, Err("404 Not Found: no such agent".into()));
     let (status, body) = admin(&app, "POST", "/admin/agents/nobody/away", None).await;
     assert_eq!(
         (status, body["error"].clone()),
