@@ -2,7 +2,9 @@
 //! It requests the voice URL, interprets each document (Say, Play, Pause, Gather, Dial with
 //! Number/Sip, Record, Redirect, Hangup, Reject; anything else is reported), sends the status
 //! callbacks a provider sends for each dialled leg, follows action URLs and redirects, and ends
-//! with the call's own status callback. It only ever contacts the hosts of the URLs it was given.
+//! with the call's own status callback. A screened leg that answers fetches its whisper and
+//! presses 1 (or nothing, when a machine answered; two at once in a race). It only ever contacts
+//! the hosts of the URLs it was given.
 
 pub mod doc;
 mod report;
@@ -37,6 +39,12 @@ pub enum Scenario {
     Gather,
     /// Only the voice request: the call stays ringing (to measure memory per live call).
     Hold,
+    /// On round `--round`, agent `--agent`'s voicemail answers and never presses a key: a
+    /// screened leg is hung up and the ringing goes on (an unscreened one takes the call).
+    Machine,
+    /// On round `--round`, agent `--agent` and the next one answer and press 1 at the same
+    /// moment: exactly one must be connected.
+    Race,
     /// For load: answered on round 1 (50%), answered on round 2 (20%), voicemail (20%),
     /// abandoned (10%), seeded by `--seed`.
     Mix,
@@ -67,10 +75,12 @@ pub struct SimulateArgs {
     pub status_url: Option<String>,
     #[arg(long, value_enum, default_value = "answer")]
     pub scenario: Scenario,
-    /// With `answer`: the round of ringing that is answered (1 = the first Dial).
+    /// With `answer`, `machine`, `race`: the round of ringing that is answered (1 = the first;
+    /// a round rung in waves answers in its first).
     #[arg(long, default_value_t = 1)]
     pub round: u32,
-    /// With `answer`: which dialled agent answers (1 = the first noun of the Dial).
+    /// With `answer`, `machine`, `race`: which dialled agent answers (1 = the first noun of the
+    /// Dial). A screened agent (a noun with a whisper `url`) presses 1 unless a machine answers.
     #[arg(long, default_value_t = 1)]
     pub agent: usize,
     /// The keys pressed at each Gather in turn, comma-separated; an empty entry (or running out)
@@ -134,6 +144,10 @@ struct Plan {
     abandon: bool,
     gather: bool,
     hold: bool,
+    /// The answering phone is a voicemail box: it never presses a key at a whisper.
+    machine: bool,
+    /// Two agents answer and press 1 at once.
+    race: bool,
 }
 
 fn plan(args: &SimulateArgs, call: u64) -> Plan {
@@ -144,6 +158,8 @@ fn plan(args: &SimulateArgs, call: u64) -> Plan {
         abandon: false,
         gather: false,
         hold: false,
+        machine: false,
+        race: false,
     };
     match args.scenario {
         Scenario::Answer => base,
@@ -165,6 +181,16 @@ fn plan(args: &SimulateArgs, call: u64) -> Plan {
         Scenario::Hold => Plan {
             name: "hold",
             hold: true,
+            ..base
+        },
+        Scenario::Machine => Plan {
+            name: "machine",
+            machine: true,
+            ..base
+        },
+        Scenario::Race => Plan {
+            name: "race",
+            race: true,
             ..base
         },
         Scenario::Mix => {
@@ -236,6 +262,29 @@ impl Walk {
 
     fn path(&self) -> String {
         self.steps.join(" → ")
+    }
+}
+
+/// The round a `<Dial>` belongs to, from its action URL (`round=`), when it says.
+fn dial_round(dial: &Element) -> Option<u32> {
+    let action = Url::parse("http://x/")
+        .ok()?
+        .join(dial.attr("action")?)
+        .ok()?;
+    let round = action.query_pairs().find(|(k, _)| k == "round")?.1;
+    round.parse().ok()
+}
+
+/// Which of a `<Dial>`'s `nouns` legs go off-hook in `round`: agent `--agent` (the last if
+/// fewer), and in a race the one after it too.
+fn answerers(plan: &Plan, round: u32, nouns: usize) -> Vec<usize> {
+    if plan.answer_round != round || nouns == 0 {
+        return Vec::new();
+    }
+    let first = (plan.agent - 1).min(nouns - 1);
+    match plan.race && first + 1 < nouns {
+        true => vec![first, first + 1],
+        false => vec![first],
     }
 }
 
@@ -580,7 +629,7 @@ impl Sim {
                         continue 'documents;
                     }
                     "Dial" => {
-                        round += 1;
+                        round = dial_round(verb).unwrap_or(round + 1);
                         let nouns: Vec<&Element> = verb
                             .children
                             .iter()
@@ -596,7 +645,7 @@ impl Sim {
                             self.unsupported(&other.name);
                         }
                         let legs: Vec<String> = (0..nouns.len())
-                            .map(|i| format!("{sid}-R{round}-L{i}"))
+                            .map(|i| format!("{sid}-R{round}-D{documents}-L{i}"))
                             .collect();
                         for (i, noun) in nouns.iter().enumerate() {
                             self.leg(&url, noun, &legs[i], &sid, "initiated", 0).await?;
@@ -615,20 +664,23 @@ impl Sim {
                             .await?;
                             return Ok("abandoned".into());
                         }
-                        let answerer = (plan.answer_round == round && !nouns.is_empty())
-                            .then(|| (plan.agent - 1).min(nouns.len() - 1));
+                        let answerers = answerers(&plan, round, nouns.len());
+                        let winner = self
+                            .answer(&url, &nouns, &legs, &sid, &answerers, &plan, &mut walk)
+                            .await?;
                         for (i, noun) in nouns.iter().enumerate() {
-                            let status = match answerer {
-                                Some(k) if k == i => "in-progress",
+                            let status = match winner {
+                                Some(k) if k == i => continue,
+                                _ if answerers.contains(&i) => "completed",
                                 Some(_) => "canceled",
                                 None => "no-answer",
                             };
-                            self.leg(&url, noun, &legs[i], &sid, status, 2).await?;
+                            self.leg(&url, noun, &legs[i], &sid, status, 3).await?;
                         }
                         let mut params = common("in-progress");
-                        match answerer {
+                        match winner {
                             Some(k) => {
-                                self.leg(&url, nouns[k], &legs[k], &sid, "completed", 3)
+                                self.leg(&url, nouns[k], &legs[k], &sid, "completed", 4)
                                     .await?;
                                 params.push(("DialCallStatus", "completed".into()));
                                 params.push(("DialCallSid", legs[k].clone()));
@@ -710,6 +762,145 @@ impl Sim {
             self.request("recording", &cb, method, &params).await?;
         }
         Ok(outcome)
+    }
+
+    /// The legs in `answerers` go off-hook. An unscreened one is connected at once; a screened
+    /// one (a whisper `url`) hears the whisper and presses 1, or nothing if a machine answered;
+    /// in a race both press at the same moment. Returns the leg connected, if any.
+    #[allow(clippy::too_many_arguments)]
+    async fn answer(
+        &self,
+        base: &Url,
+        nouns: &[&Element],
+        legs: &[String],
+        parent: &str,
+        answerers: &[usize],
+        plan: &Plan,
+        walk: &mut Walk,
+    ) -> Result<Option<usize>, String> {
+        for &i in answerers {
+            self.leg(base, nouns[i], &legs[i], parent, "in-progress", 2)
+                .await?;
+        }
+        if let Some(&i) = answerers.iter().find(|&&i| nouns[i].attr("url").is_none()) {
+            return Ok(Some(i));
+        }
+        if answerers.is_empty() {
+            return Ok(None);
+        }
+        let press = (!plan.machine).then_some("1");
+        let mut whispers = Vec::new();
+        for &i in answerers {
+            whispers.push((i, self.whisper(base, nouns[i], &legs[i], parent).await?));
+        }
+        let presses = whispers.iter().map(|(i, (url, doc))| async move {
+            let heard = self.press(url, doc, &legs[*i], parent, press).await;
+            (*i, heard)
+        });
+        let mut connected = Vec::new();
+        for (i, heard) in futures_util::future::join_all(presses).await {
+            if heard? {
+                connected.push(i);
+            }
+        }
+        let key = press.map_or("no key".to_owned(), |k| format!("pressed {k}"));
+        match (answerers.len(), connected.as_slice()) {
+            (_, [_, _, ..]) => {
+                return Err(format!(
+                    "call {parent}: {} agents connected to one call",
+                    connected.len()
+                ))
+            }
+            (1, []) => walk.step(format!("screened, {key}, hung up")),
+            (1, [_]) => walk.step(format!("screened, {key}")),
+            (n, [_]) => walk.step(format!("{n} pressed 1 at once, 1 connected")),
+            (n, []) => walk.step(format!("{n} screened, {key}, none connected")),
+        }
+        if plan.race && answerers.len() > 1 && connected.is_empty() {
+            return Err(format!("call {parent}: a race of accepts connected nobody"));
+        }
+        Ok(connected.first().copied())
+    }
+
+    /// The whisper document a screened leg's phone fetches once it answers.
+    async fn whisper(
+        &self,
+        base: &Url,
+        noun: &Element,
+        leg: &str,
+        parent: &str,
+    ) -> Result<(Url, Element), String> {
+        let target = noun.attr("url").unwrap_or_default();
+        let params = self.leg_params(leg, parent, "in-progress", &noun.text);
+        self.follow(
+            "screen",
+            base,
+            target,
+            Self::method_of(noun, "method"),
+            &params,
+        )
+        .await
+    }
+
+    /// Plays a whisper document as the agent's phone: presses `key` at its Gather (or nothing)
+    /// and follows the answer. True when the leg is left connected (the documents end without
+    /// `<Hangup>`).
+    async fn press(
+        &self,
+        url: &Url,
+        doc: &Element,
+        leg: &str,
+        parent: &str,
+        key: Option<&str>,
+    ) -> Result<bool, String> {
+        let (mut url, mut doc) = (url.clone(), doc.clone());
+        for _ in 0..4 {
+            let mut next = None;
+            for verb in &doc.children {
+                match verb.name.as_str() {
+                    "Gather" => {
+                        if key.is_none() && self.args.no_input == NoInput::FallThrough {
+                            continue;
+                        }
+                        let target = verb.attr("action").unwrap_or(url.as_str()).to_owned();
+                        let mut params = self.leg_params(leg, parent, "in-progress", "");
+                        params.push(("Digits", key.unwrap_or_default().to_owned()));
+                        next = Some((target, Self::method_of(verb, "method"), params));
+                        break;
+                    }
+                    "Hangup" | "Reject" => return Ok(false),
+                    "Say" | "Play" | "Pause" => {}
+                    other => self.unsupported(other),
+                }
+            }
+            let Some((target, method, params)) = next else {
+                return Ok(true);
+            };
+            (url, doc) = self
+                .follow("screen-answer", &url, &target, method, &params)
+                .await?;
+        }
+        Err(format!(
+            "call {parent}: leg {leg}: more than 4 whisper documents"
+        ))
+    }
+
+    fn leg_params(
+        &self,
+        leg: &str,
+        parent: &str,
+        status: &str,
+        to: &str,
+    ) -> Vec<(&'static str, String)> {
+        vec![
+            ("AccountSid", "ACsimulator".to_owned()),
+            ("CallSid", leg.to_owned()),
+            ("ParentCallSid", parent.to_owned()),
+            ("CallStatus", status.to_owned()),
+            ("Direction", "outbound-dial".to_owned()),
+            ("From", self.args.to.clone()),
+            ("To", to.to_owned()),
+        ]
     }
 
     fn unsupported(&self, verb: &str) {

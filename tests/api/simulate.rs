@@ -302,3 +302,101 @@ async fn a_call_to_a_line_with_a_menu_reports_its_line_keys_and_branch() {
         ["line support → pressed 9 → no key → ring 2 → ring 2 → voicemail"]
     );
 }
+
+/// Agents on phone numbers (screened by default), rung again at once after a call.
+fn mobiles(count: usize) -> impl FnOnce(&mut switchboard::config::Settings) {
+    move |s| {
+        s.dial.wrap_up_secs = 0;
+        s.agents = (0..count)
+            .map(|i| {
+                let number = format!("+1202555{:04}", 300 + i);
+                let phone = switchboard::domain::Endpoint::number(&number).expect("number");
+                switchboard::domain::Agent::new(&format!("Mobile {i:02}"), phone).expect("agent")
+            })
+            .collect();
+    }
+}
+
+fn answered_by(app: &TestApp) -> Vec<Option<Box<str>>> {
+    kinds(app, "SIM")
+        .into_iter()
+        .filter_map(|k| match k {
+            FactKind::Answered { agent, .. } => Some(agent),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_simulator_plays_screening_an_answering_machine_and_two_accepts_at_once() {
+    let app = spawn_self_addressed(mobiles(3)).await;
+    // An agent who presses 1 is connected.
+    let report = run(args(&app, Scenario::Answer)).await.expect("runs");
+    assert_eq!(report.errors, 0, "{:?}", report.first_errors);
+    assert_eq!(
+        report.paths.keys().collect::<Vec<_>>(),
+        ["ring 3 → screened, pressed 1 → answered"]
+    );
+    assert_eq!(answered_by(&app), [Some("Mobile 00".into())]);
+
+    // A voicemail box answers round 1 and presses nothing, either way the provider reports it:
+    // hung up, round 2 rings, the caller leaves a message, and nobody "answered".
+    for no_input in [
+        switchboard::simulate::NoInput::FallThrough,
+        switchboard::simulate::NoInput::Empty,
+    ] {
+        let mut a = args(&app, Scenario::Machine);
+        a.no_input = no_input;
+        let report = run(a).await.expect("runs");
+        assert_eq!(report.errors, 0, "{:?}", report.first_errors);
+        assert_eq!(
+            report.paths.keys().collect::<Vec<_>>(),
+            ["ring 3 → screened, no key, hung up → ring 3 → voicemail"],
+            "{no_input:?}"
+        );
+        assert!(answered_by(&app).is_empty(), "{no_input:?}");
+    }
+
+    // Two agents press 1 at the same moment, ten times: always exactly one is connected (the
+    // simulator fails the call if both are), the other hears "another agent took this call".
+    let mut a = args(&app, Scenario::Race);
+    a.calls = 10;
+    a.concurrency = 2;
+    a.trace = true;
+    let report = run(a).await.expect("runs");
+    assert_eq!(report.errors, 0, "{:?}", report.first_errors);
+    assert_eq!(
+        report.paths.keys().collect::<Vec<_>>(),
+        ["ring 3 → 2 pressed 1 at once, 1 connected → answered"]
+    );
+    assert_eq!(answered_by(&app).len(), 10, "one answered notice per call");
+    let trace = report.trace.join("\n");
+    assert_eq!(trace.matches("Another agent took this call").count(), 10);
+    assert_eq!(app.live().await, 0);
+}
+
+#[tokio::test]
+async fn the_simulator_rings_a_large_team_in_waves() {
+    let app = spawn_self_addressed(|s| {
+        mobiles(25)(s);
+        s.provider.kind = switchboard::config::Provider::Twilio;
+    })
+    .await;
+    let report = run(args(&app, Scenario::Voicemail)).await.expect("runs");
+    assert_eq!(report.errors, 0, "{:?}", report.first_errors);
+    assert_eq!(
+        report.paths.keys().collect::<Vec<_>>(),
+        ["ring 10 → ring 10 → ring 5 → ring 10 → ring 10 → ring 5 → voicemail"]
+    );
+    // Round 2's first wave: its third agent presses 1.
+    let mut a = args(&app, Scenario::Answer);
+    a.round = 2;
+    a.agent = 3;
+    let report = run(a).await.expect("runs");
+    assert_eq!(report.errors, 0, "{:?}", report.first_errors);
+    assert_eq!(
+        report.paths.keys().collect::<Vec<_>>(),
+        ["ring 10 → ring 10 → ring 5 → ring 10 → screened, pressed 1 → answered"]
+    );
+    assert_eq!(answered_by(&app).len(), 1);
+}
