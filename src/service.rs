@@ -279,13 +279,16 @@ impl CallService {
     }
 
     /// One event of an agent's own call (Call Control): busy marking and its record.
-    pub(crate) fn agent_call(&self, event: &Data) -> Result<Handled, BadEvent> {
+    pub(crate) async fn agent_call(&self, event: &Data) -> Result<Handled, BadEvent> {
         let now = self.clock.now_ms();
-        let (handled, records) = self.own_calls.apply(event, now, &self.agents)?;
-        for record in records {
+        let applied = self.own_calls.apply(event, now, &self.agents)?;
+        for mark in &applied.marks {
+            self.mark(mark).await;
+        }
+        for record in applied.records {
             self.sinks.accept(record);
         }
-        Ok(handled)
+        Ok(applied.handled)
     }
 
     /// Keeps a callback the store could not take (it did not answer), to apply it, as of `at`,
@@ -404,7 +407,10 @@ impl CallService {
             }
             Err(e) => tracing::warn!(error = %e, "sweep failed; will try again"),
         }
-        let stale_own = self.own_calls.sweep(now, &self.agents);
+        let (stale_own, marks) = self.own_calls.sweep(now, &self.agents);
+        for mark in &marks {
+            self.mark(mark).await;
+        }
         if stale_own > 0 {
             tracing::warn!(
                 stale_own,

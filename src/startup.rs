@@ -161,7 +161,7 @@ impl Application {
         let parts = crate::service::Parts {
             store,
             agents: agents.clone(),
-            own_calls: OwnCalls::new(expiry),
+            own_calls: OwnCalls::new(expiry, policy.routing, policy.time_limit_secs),
             policy: policy.clone(),
             overrides: line_overrides.clone(),
             presence,

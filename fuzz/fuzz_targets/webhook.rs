@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(envelope) = serde_json::from_slice::<Envelope>(data) {
         let roster = Agents::new(LineId::main(), agents().to_vec());
-        let calls = OwnCalls::new(Expiry::from_secs(60, 3600));
+        let calls = OwnCalls::new(Expiry::from_secs(60, 3600), Default::default(), 14_400);
         let _ = calls.apply(&envelope.data, 0, &roster);
         let _ = calls.sweep(u64::MAX, &roster);
     }

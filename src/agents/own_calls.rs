@@ -1,7 +1,9 @@
 //! Agents' own calls, reported by their SIP connections as Telnyx Call Control v2 webhooks
 //! (`POST /telnyx/events`): `call.initiated` (direction `outgoing`), `call.answered`,
 //! `call.hangup`. Each becomes one record, whatever duplicates arrive; an agent on such a call is
-//! busy and is not rung for inbound calls until it ends.
+//! busy and is not rung for inbound calls until it ends plus their wrap-up: at once on this
+//! replica (the roster's busy marking), and on every replica through the presence marks the
+//! call service writes.
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
@@ -10,8 +12,9 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::Agents;
+use crate::call::routing::{Mark, Routing};
 use crate::call::Expiry;
-use crate::domain::Party;
+use crate::domain::{CallSid, Party};
 use crate::provider::json_text;
 use crate::sink::{AgentCallKind, Record};
 use crate::time::{secs_between, Millis};
@@ -69,9 +72,36 @@ fn parse_time(s: Option<&str>) -> Option<Millis> {
     u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
+/// What one event changed: what to tell, and the agent's presence.
+#[derive(Debug)]
+pub struct Applied {
+    pub handled: Handled,
+    pub records: Vec<Record>,
+    pub marks: Vec<Mark>,
+}
+
+impl Applied {
+    fn not_ours() -> Applied {
+        Applied::with(Handled::NotOurs, Vec::new())
+    }
+
+    fn with(handled: Handled, records: Vec<Record>) -> Applied {
+        Applied {
+            handled,
+            records,
+            marks: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct OutCall {
     agent: Box<str>,
+    /// The agent's id, for their presence.
+    agent_id: Box<str>,
+    /// The call as presence names it (`None`: an id presence cannot hold).
+    presence_id: Option<CallSid>,
+    wrap_up_secs: u32,
     to: Party,
     started_at: Millis,
     answered_at: Option<Millis>,
@@ -86,31 +116,46 @@ pub struct OwnCalls {
     expiry: Expiry,
     /// Connections already said to park their calls (said once each).
     parking_said: DashMap<Box<str>, ()>,
+    /// Agents' wrap-up after their own calls (the default line's, or their own).
+    routing: Routing,
+    /// The longest a call may last: an agent whose hangup never comes is free after it.
+    longest_ms: Millis,
 }
 
 impl OwnCalls {
-    pub fn new(expiry: Expiry) -> OwnCalls {
+    /// `routing` gives the wrap-up after an own call; `time_limit_secs` caps how long one keeps
+    /// its agent busy when its hangup never comes.
+    pub fn new(expiry: Expiry, routing: Routing, time_limit_secs: u32) -> OwnCalls {
         OwnCalls {
             calls: DashMap::new(),
             expiry,
             parking_said: DashMap::new(),
+            routing,
+            longest_ms: u64::from(time_limit_secs) * 1000,
         }
     }
 
+    fn ended(call: &OutCall, at: Millis) -> Vec<Mark> {
+        let Some(id) = &call.presence_id else {
+            return Vec::new();
+        };
+        vec![Mark::Ended {
+            agent: call.agent_id.clone(),
+            call: id.clone(),
+            at,
+            wrap_up_secs: call.wrap_up_secs,
+        }]
+    }
+
     /// Applies one event at `now`: updates the busy agents in `roster` and returns the records to
-    /// tell. An agent's call that arrives *parked* hangs in ringback until a Call Control command
+    /// tell and the presence marks to write. An agent's call that arrives *parked* hangs in ringback until a Call Control command
     /// comes, and Switchboard sends none: the connection has call parking enabled; that is said
     /// once per connection, before the call's own record.
-    pub fn apply(
-        &self,
-        event: &Data,
-        now: Millis,
-        roster: &Agents,
-    ) -> Result<(Handled, Vec<Record>), BadEvent> {
+    pub fn apply(&self, event: &Data, now: Millis, roster: &Agents) -> Result<Applied, BadEvent> {
         let p = &event.payload;
         let kind = event.event_type.as_str();
         if !matches!(kind, "call.initiated" | "call.answered" | "call.hangup") {
-            return Ok((Handled::NotOurs, Vec::new()));
+            return Ok(Applied::not_ours());
         }
         let call_id: Box<str> = p
             .call_control_id
@@ -131,7 +176,7 @@ impl OwnCalls {
         match kind {
             "call.initiated" => {
                 if p.direction.as_deref() != Some("outgoing") {
-                    return Ok((Handled::NotOurs, Vec::new()));
+                    return Ok(Applied::not_ours());
                 }
                 let connection = p
                     .connection_id
@@ -139,7 +184,7 @@ impl OwnCalls {
                     .and_then(|v| json_text(Some(v)))
                     .ok_or(BadEvent::NoConnection)?;
                 let Some(agent) = roster.by_connection(&connection) else {
-                    return Ok((Handled::NotOurs, Vec::new()));
+                    return Ok(Applied::not_ours());
                 };
                 let to =
                     p.to.as_deref()
@@ -156,11 +201,26 @@ impl OwnCalls {
                     records.push(notification(&agent.name, &to, AgentCallKind::Parked));
                 }
                 match self.calls.entry(call_id.clone()) {
-                    Entry::Occupied(_) => Ok((Handled::Duplicate, records)),
+                    Entry::Occupied(_) => Ok(Applied::with(Handled::Duplicate, records)),
                     Entry::Vacant(slot) => {
                         let started_at = parse_time(p.start_time.as_deref()).unwrap_or(at);
+                        let presence_id = CallSid::parse(&call_id).ok();
+                        let wrap_up_secs = self.routing.wrap_up_of(&agent);
+                        // Presence runs on this server's clock, as every other mark does.
+                        let marks = presence_id.iter().map(|id| Mark::Busy {
+                            agent: agent.id.clone(),
+                            call: id.clone(),
+                            at: now,
+                            until: now
+                                .saturating_add(self.longest_ms)
+                                .saturating_add(u64::from(wrap_up_secs) * 1000),
+                        });
+                        let marks = marks.collect();
                         slot.insert(OutCall {
                             agent: agent.name.clone(),
+                            agent_id: agent.id.clone(),
+                            presence_id,
+                            wrap_up_secs,
                             to: to.clone(),
                             started_at,
                             answered_at: None,
@@ -169,36 +229,38 @@ impl OwnCalls {
                         });
                         roster.set_busy(&call_id, &connection);
                         records.push(notification(&agent.name, &to, AgentCallKind::Started));
-                        Ok((Handled::Applied, records))
+                        Ok(Applied {
+                            handled: Handled::Applied,
+                            records,
+                            marks,
+                        })
                     }
                 }
             }
             "call.answered" => {
                 let Some(mut call) = self.calls.get_mut(&call_id) else {
                     // Not an outbound call we saw start (e.g. a leg we dialled to an agent).
-                    return Ok((Handled::NotOurs, Vec::new()));
+                    return Ok(Applied::not_ours());
                 };
                 if call.answered_at.is_some() || call.ended {
-                    return Ok((Handled::Duplicate, Vec::new()));
+                    return Ok(Applied::with(Handled::Duplicate, Vec::new()));
                 }
                 call.answered_at = Some(at);
                 call.expires_at = self.expiry.while_live(now);
                 let after_secs = secs_between(call.started_at, at);
-                Ok((
-                    Handled::Applied,
-                    vec![notification(
-                        &call.agent,
-                        &call.to,
-                        AgentCallKind::Answered { after_secs },
-                    )],
-                ))
+                let told = notification(
+                    &call.agent,
+                    &call.to,
+                    AgentCallKind::Answered { after_secs },
+                );
+                Ok(Applied::with(Handled::Applied, vec![told]))
             }
             _ => {
                 let Some(mut call) = self.calls.get_mut(&call_id) else {
-                    return Ok((Handled::NotOurs, Vec::new()));
+                    return Ok(Applied::not_ours());
                 };
                 if call.ended {
-                    return Ok((Handled::Duplicate, Vec::new()));
+                    return Ok(Applied::with(Handled::Duplicate, Vec::new()));
                 }
                 call.ended = true;
                 call.expires_at = self.expiry.after_end(now);
@@ -211,22 +273,26 @@ impl OwnCalls {
                     .as_deref()
                     .filter(|c| !c.is_empty() && c.len() <= 64)
                     .map(Box::from);
-                Ok((
-                    Handled::Applied,
-                    vec![notification(
-                        &call.agent,
-                        &call.to,
-                        AgentCallKind::Finished { talk_secs, cause },
-                    )],
-                ))
+                let told = notification(
+                    &call.agent,
+                    &call.to,
+                    AgentCallKind::Finished { talk_secs, cause },
+                );
+                Ok(Applied {
+                    handled: Handled::Applied,
+                    records: vec![told],
+                    marks: OwnCalls::ended(&call, now),
+                })
             }
         }
     }
 
     /// Forgets ended calls after their grace period and calls whose hangup never came after the
-    /// TTL (freeing their agents). Returns how many of the latter there were.
-    pub fn sweep(&self, now: Millis, roster: &Agents) -> usize {
+    /// TTL (freeing their agents). Returns how many of the latter there were, and the marks that
+    /// free their agents everywhere.
+    pub fn sweep(&self, now: Millis, roster: &Agents) -> (usize, Vec<Mark>) {
         let mut stale = 0;
+        let mut marks = Vec::new();
         self.calls.retain(|id, call| {
             if call.expires_at > now {
                 return true;
@@ -234,10 +300,11 @@ impl OwnCalls {
             if !call.ended {
                 stale += 1;
                 roster.clear_busy(id);
+                marks.extend(OwnCalls::ended(call, now));
             }
             false
         });
-        stale
+        (stale, marks)
     }
 
     pub fn len(&self) -> usize {

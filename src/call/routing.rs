@@ -136,6 +136,14 @@ pub enum Mark {
         at: Millis,
         until: Millis,
     },
+    /// `agent` is on a call of their own, `call`, from `at`; busy until `until` unless it ends
+    /// first. Unlike `Answered`, it is no turn taken at the line (`round_robin` ignores it).
+    Busy {
+        agent: Box<str>,
+        call: CallSid,
+        at: Millis,
+        until: Millis,
+    },
     /// `agent`'s conversation on `call` ended at `at`: free after `wrap_up_secs`.
     Ended {
         agent: Box<str>,
@@ -150,9 +158,10 @@ pub enum Mark {
 impl Mark {
     pub fn agent(&self) -> &str {
         match self {
-            Mark::Answered { agent, .. } | Mark::Ended { agent, .. } | Mark::Away { agent, .. } => {
-                agent
-            }
+            Mark::Answered { agent, .. }
+            | Mark::Busy { agent, .. }
+            | Mark::Ended { agent, .. }
+            | Mark::Away { agent, .. } => agent,
         }
     }
 
@@ -162,13 +171,18 @@ impl Mark {
         match self {
             Mark::Answered {
                 call, at, until, ..
+            }
+            | Mark::Busy {
+                call, at, until, ..
             } => {
                 let ended_after = p.last_ended.is_some_and(|e| e >= *at);
                 if !ended_after {
                     p.on_call = Some(call.clone());
                     p.busy_until = p.busy_until.max(*until);
                 }
-                p.last_answered = Some(p.last_answered.map_or(*at, |a| a.max(*at)));
+                if let Mark::Answered { .. } = self {
+                    p.last_answered = Some(p.last_answered.map_or(*at, |a| a.max(*at)));
+                }
             }
             Mark::Ended {
                 call,
@@ -397,6 +411,30 @@ mod tests {
         .apply(Presence::default());
         assert!(!bob.free(99_999));
         assert!(bob.free(100_000));
+    }
+
+    #[test]
+    fn an_own_call_makes_busy_without_taking_a_turn() {
+        let call = CallSid::parse("v3:out-1").expect("sid");
+        let busy = Mark::Busy {
+            agent: "bob".into(),
+            call: call.clone(),
+            at: 5_000,
+            until: 100_000,
+        };
+        let bob = busy.apply(Presence::default());
+        assert!(!bob.free(50_000));
+        assert_eq!(bob.last_answered, None, "round_robin does not count it");
+        let ended = Mark::Ended {
+            agent: "bob".into(),
+            call,
+            at: 60_000,
+            wrap_up_secs: 10,
+        };
+        let bob = ended.apply(bob);
+        assert!(!bob.free(69_999) && bob.free(70_000));
+        assert_eq!(bob.last_ended, Some(60_000), "longest_idle counts it");
+        assert_eq!(busy.apply(bob.clone()), bob, "a late start after its end");
     }
 
     #[test]

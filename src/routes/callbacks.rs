@@ -66,16 +66,16 @@ pub(super) async fn telnyx_events(
     body: Verified,
     cx: Data<Context>,
 ) -> HttpResponse {
-    let handled = serde_json::from_slice::<Envelope>(&body.body)
-        .map_err(|e| BadRequest::Json(e.to_string()))
-        .and_then(|envelope| {
-            let handled = cx
-                .service
-                .agent_call(&envelope.data)
-                .map_err(|e| BadRequest::Json(e.to_string()))?;
-            tracing::debug!(event_type = %envelope.data.event_type, id = envelope.data.id.as_deref(), ?handled, "Call Control event");
-            Ok(())
-        });
+    let handled = match serde_json::from_slice::<Envelope>(&body.body) {
+        Ok(envelope) => match cx.service.agent_call(&envelope.data).await {
+            Ok(handled) => {
+                tracing::debug!(event_type = %envelope.data.event_type, id = envelope.data.id.as_deref(), ?handled, "Call Control event");
+                Ok(())
+            }
+            Err(e) => Err(BadRequest::Json(e.to_string())),
+        },
+        Err(e) => Err(BadRequest::Json(e.to_string())),
+    };
     match handled {
         Ok(()) => HttpResponse::Ok().finish(),
         Err(e) => WebhookError::from(e).respond(body.kind, &req, &cx),

@@ -71,8 +71,13 @@ async fn ringing_agents(app: &TestApp, sid: &str) -> Vec<String> {
     ringing(&app.inbound(sid, "+12025550142").await)
 }
 
-/// A server whose two agents have connection ids, with Slack answering 200.
+/// A server whose two agents have connection ids, with Slack answering 200, on a clock at T0.
 async fn spawn_with_agents() -> (TestApp, MockServer) {
+    let (app, slack, _) = spawn_with_agents_at(Arc::new(ManualClock::at(T0))).await;
+    (app, slack)
+}
+
+async fn spawn_with_agents_at(clock: Arc<ManualClock>) -> (TestApp, MockServer, Arc<ManualClock>) {
     let slack = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200))
@@ -83,15 +88,15 @@ async fn spawn_with_agents() -> (TestApp, MockServer) {
             use_slack(s, &slack);
             agents_with_connections(s);
         },
-        Arc::new(ManualClock::at(T0)),
+        clock.clone(),
     )
     .await;
-    (app, slack)
+    (app, slack, clock)
 }
 
 #[tokio::test]
 async fn an_agents_outbound_call_is_reported_once_and_keeps_them_off_inbound_calls() {
-    let (app, slack) = spawn_with_agents().await;
+    let (app, slack, clock) = spawn_with_agents_at(Arc::new(ManualClock::at(T0))).await;
 
     let initiated = event(
         "ev-1",
@@ -131,10 +136,14 @@ async fn an_agents_outbound_call_is_reported_once_and_keeps_them_off_inbound_cal
             json!({"hangup_cause": "normal_clearing", "hangup_source": "callee", "sip_hangup_cause": "200"}),
         ),
     );
+    clock.advance_secs(200);
     assert_eq!(post_event(&app, &hangup).await, StatusCode::OK);
     assert_eq!(post_event(&app, &hangup).await, StatusCode::OK, "duplicate");
-    // Ada is free again.
-    assert_eq!(ringing_agents(&app, "CA-in-2").await.len(), 2);
+    // Ada wraps up for 15 s (the default), then is free again.
+    clock.advance_secs(14);
+    assert_eq!(ringing_agents(&app, "CA-in-2").await.len(), 1);
+    clock.advance_secs(1);
+    assert_eq!(ringing_agents(&app, "CA-in-3").await.len(), 2);
 
     let messages = wait_for_messages(&slack, 5).await;
     let outbound: Vec<Value> = messages
@@ -304,4 +313,39 @@ async fn calls_that_arrive_parked_are_flagged_once_per_connection() {
         body.contains("*Ada Lovelace*") && body.contains("Disable call parking"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn an_outbound_call_reported_to_one_replica_keeps_the_agent_off_the_others() {
+    use crate::replicas::{replica, slack_ok, Redis};
+    let redis = Redis::start();
+    let slack = slack_ok().await;
+    let clock = Arc::new(ManualClock::at(T0));
+    let a = replica(&redis, &slack, clock.clone(), agents_with_connections).await;
+    let b = replica(&redis, &slack, clock.clone(), agents_with_connections).await;
+    let (a, b) = (&a.app, &b.app);
+    let initiated = event(
+        "ev-1",
+        "call.initiated",
+        "2026-11-21T12:00:00.000000Z",
+        payload(json!({"direction": "outgoing", "state": "bridging"})),
+    );
+    assert_eq!(post_event(a, &initiated).await, StatusCode::OK);
+    assert_eq!(
+        ringing_agents(b, "CA-b-1").await,
+        ["sip:grace@switchboard-demo.sip.example.com"],
+        "B knows Ada is on her own call"
+    );
+    clock.advance_secs(60);
+    let hangup = event(
+        "ev-3",
+        "call.hangup",
+        "2026-11-21T12:01:00.000000Z",
+        payload(json!({"hangup_cause": "normal_clearing"})),
+    );
+    assert_eq!(post_event(a, &hangup).await, StatusCode::OK);
+    clock.advance_secs(14);
+    assert_eq!(ringing_agents(b, "CA-b-2").await.len(), 1, "wrap-up");
+    clock.advance_secs(1);
+    assert_eq!(ringing_agents(b, "CA-b-3").await.len(), 2);
 }
