@@ -51,6 +51,49 @@ pub struct Settings {
     pub unknown_number: UnknownNumberSettings,
     pub blocking: BlockingSettings,
     pub admin: AdminSettings,
+    pub ledger: LedgerSettings,
+}
+
+/// `[ledger]`: the call history.
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    pub enabled: bool,
+    /// `postgres://…` (a secret: it may hold a password); `None`: SQLite in `paths.data`.
+    pub url: Option<SecretString>,
+    /// Writes waiting for the database, at most (more are dropped, counted and logged).
+    pub queue_capacity: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLedger {
+    enabled: bool,
+    url: SecretString,
+    queue_capacity: usize,
+}
+
+impl RawLedger {
+    fn parse(self, p: &mut Problems) -> LedgerSettings {
+        let url = optional_secret(self.url);
+        if let Some(u) = &url {
+            let u = u.expose_secret().trim();
+            p.check(
+                u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:"),
+                "ledger.url",
+                "must be a postgres:// (or sqlite:) URL, or empty for SQLite in paths.data (its value is not shown)",
+            );
+        }
+        p.check(
+            self.queue_capacity >= 1,
+            "ledger.queue_capacity",
+            "must be at least 1",
+        );
+        LedgerSettings {
+            enabled: self.enabled,
+            url,
+            queue_capacity: self.queue_capacity,
+        }
+    }
 }
 
 /// `[admin]`: the admin API (`/admin/...`) and where line overrides are kept.
@@ -252,6 +295,8 @@ impl Check for LogSettings {
 pub struct PathSettings {
     pub templates: PathBuf,
     pub audio: PathBuf,
+    /// Where Switchboard keeps its own files (the SQLite ledger); created on first start.
+    pub data: PathBuf,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -489,6 +534,18 @@ impl Check for SlackSettings {
 #[serde(deny_unknown_fields)]
 pub struct PrivacySettings {
     pub mask_caller_numbers: bool,
+    /// Under `mask_caller_numbers`: how the ledger keeps caller numbers.
+    pub ledger_numbers: crate::ledger::Numbers,
+}
+
+impl PrivacySettings {
+    /// How the ledger keeps caller numbers: as received unless privacy mode says otherwise.
+    pub fn ledger(&self) -> crate::ledger::Numbers {
+        match self.mask_caller_numbers {
+            true => self.ledger_numbers,
+            false => crate::ledger::Numbers::Full,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1192,6 +1249,7 @@ struct RawSettings {
     #[serde(default)]
     blocking: BlockingSettings,
     admin: RawAdmin,
+    ledger: RawLedger,
 }
 
 impl RawSettings {
@@ -1270,6 +1328,7 @@ impl RawSettings {
             unknown_number: self.unknown_number,
             blocking: self.blocking,
             admin: self.admin.parse(&mut p),
+            ledger: self.ledger.parse(&mut p),
         };
         settings.blocking.check(&mut p);
         settings.cross_section().check(&mut p);

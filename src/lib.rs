@@ -16,6 +16,7 @@
 //! - [`sink`]: where facts go: log, outcome metrics, Slack, over one generic delivery queue
 //! - [`provider`], [`jobs`]: the Telnyx REST API, and the scheduled jobs that use it
 //! - [`lease`]: which replica runs the jobs
+//! - [`ledger`]: the call history in SQLite or PostgreSQL, written by a sink
 //! - [`lines`]: lines' state for operators, and the overrides they set (memory + file, or Redis)
 //! - `service`: the call path: snapshot → store + transition → facts to sinks → reply
 //! - `routes`: the HTTP boundary and its context; `metrics`: the registry and HTTP metrics
@@ -36,6 +37,7 @@ pub mod config;
 pub mod domain;
 pub mod jobs;
 pub mod lease;
+pub mod ledger;
 pub mod lines;
 mod metrics;
 pub mod provider;

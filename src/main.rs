@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use switchboard::config::Settings;
 use switchboard::startup::Application;
+use switchboard::time::Clock;
 
 /// Switchboard: serves TeXML to your provider and rings every available agent.
 #[derive(Parser)]
@@ -24,6 +25,8 @@ enum Command {
     Lines(switchboard::lines::cli::LinesArgs),
     /// See a running server's agents (free, on a call, wrap-up, away) and set one away or back.
     Agents(switchboard::agents::cli::AgentsArgs),
+    /// The call history, from the ledger the configuration names (a table, or --csv).
+    Calls(switchboard::ledger::cli::CallsArgs),
 }
 
 /// Runs an admin command (`lines`, `agents`) and prints its table.
@@ -99,7 +102,7 @@ fn main() -> ExitCode {
         Some(Command::Simulate(args)) => return simulate(args),
         Some(Command::Lines(args)) => return admin("lines", switchboard::lines::cli::run(args)),
         Some(Command::Agents(args)) => return admin("agents", switchboard::agents::cli::run(args)),
-        None => {}
+        _ => {}
     }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
@@ -108,6 +111,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Calls(args)) = cli.command {
+        let now = switchboard::time::SystemClock.now_ms();
+        return admin("calls", async move {
+            switchboard::ledger::cli::run(&settings, args, now).await
+        });
+    }
     let _logs = switchboard::telemetry::init(&settings.log);
     let served = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await?;

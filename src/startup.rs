@@ -54,6 +54,8 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("admin.overrides_file: {0}")]
     Overrides(#[from] crate::lines::OverrideError),
+    #[error("ledger: {0}")]
+    Ledger(#[from] crate::ledger::OpenError),
 }
 
 /// What tests and tools may add: more sinks (after the built-in ones), and another clock.
@@ -157,7 +159,19 @@ impl Application {
         let agents = Arc::new(Agents::for_lines(members, agents));
         agents.register(&mut registry);
 
-        let sinks = crate::sink::build(&settings, overrides.sinks, &mut registry);
+        let ledger = crate::ledger::Ledger::open(&settings).await?;
+        let mut extra = overrides.sinks;
+        if let Some(ledger) = &ledger {
+            let sink = crate::ledger::sink::LedgerSink::start(
+                ledger.clone(),
+                settings.privacy.ledger(),
+                settings.ledger.queue_capacity,
+                clock.clone(),
+                &mut registry,
+            );
+            extra.insert(0, Arc::new(sink));
+        }
+        let sinks = crate::sink::build(&settings, extra, &mut registry);
         let parts = crate::service::Parts {
             store,
             agents: agents.clone(),
@@ -217,6 +231,8 @@ impl Application {
                 sinks.clone(),
                 clock.clone(),
             ),
+            ledger,
+            mask_callers: settings.privacy.mask_caller_numbers,
         });
         let context = Data::new(Context {
             service: service.clone(),

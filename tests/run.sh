@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine too: installs what the tests need when it is missing
-# (redis-server, for the multi-replica tests; each test starts its own on a free port), then runs
-# `cargo test --locked`. Extra arguments go to cargo test.
+# (redis-server for the multi-replica tests, PostgreSQL for the ledger tests; each test starts its
+# own server on a free port), then runs `cargo test --locked`. Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "tests/run.sh: installing redis-server (needed by the multi-replica tests)" >&2
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "tests/run.sh: installing ${missing[*]} (needed by the replica and ledger tests)" >&2
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq redis-server >/dev/null
+  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 exec cargo test --locked "$@"

@@ -20,6 +20,10 @@ use crate::time::Millis;
 pub(crate) struct Admin {
     pub(crate) token: SecretString,
     pub(crate) lines: LineControl,
+    /// The call history (`None`: `ledger.enabled = false`).
+    pub(crate) ledger: Option<crate::ledger::Ledger>,
+    /// Privacy mode: caller numbers are masked in what the API shows.
+    pub(crate) mask_callers: bool,
 }
 
 /// The optional body of a change.
@@ -30,12 +34,12 @@ struct Change {
     by: Option<String>,
 }
 
-fn error(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
+pub(super) fn error(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": message }))
 }
 
 /// Why an admin request is refused.
-enum Refusal {
+pub(super) enum Refusal {
     /// No token configured: the admin API is off.
     Off,
     /// No token, or the wrong one.
@@ -43,7 +47,7 @@ enum Refusal {
 }
 
 impl Refusal {
-    fn respond(self) -> HttpResponse {
+    pub(super) fn respond(self) -> HttpResponse {
         match self {
             Refusal::Off => error(
                 actix_web::http::StatusCode::NOT_FOUND,
@@ -60,7 +64,7 @@ impl Refusal {
 }
 
 /// The admin part of the context when the request may use it.
-fn authorized<'a>(req: &HttpRequest, cx: &'a Context) -> Result<&'a Admin, Refusal> {
+pub(super) fn authorized<'a>(req: &HttpRequest, cx: &'a Context) -> Result<&'a Admin, Refusal> {
     let Some(admin) = &cx.admin else {
         return Err(Refusal::Off);
     };

@@ -16,6 +16,7 @@
 //! | `GET /audio/{file}` | prompts from the audio folder | [`audio`] |
 //! | `GET /admin/lines`, `POST /admin/lines/{id}/close\|open` | lines' state; open or close by hand (Bearer token) | [`admin`] |
 //! | `GET /admin/agents`, `POST /admin/agents/{id}/away\|available` | agents' state; away or back by hand (Bearer token) | [`admin`] |
+//! | `GET /admin/calls`, `GET /admin/calls/{sid}` | the call history, one call with its events (Bearer token) | [`history`] |
 //! | `GET /healthz`, `/readyz`, `/metrics` | alive; ready to take calls; Prometheus | [`health`] |
 
 mod admin;
@@ -23,6 +24,7 @@ mod audio;
 mod boundary;
 mod callbacks;
 pub(crate) mod health;
+mod history;
 mod voice;
 
 use std::net::TcpListener;
@@ -144,6 +146,8 @@ fn configure(cfg: &mut web::ServiceConfig) {
     .route("/admin/lines/{id}/close", web::post().to(admin::close))
     .route("/admin/lines/{id}/open", web::post().to(admin::open))
     .route("/admin/agents", web::get().to(admin::agents))
+    .route("/admin/calls", web::get().to(history::calls))
+    .route("/admin/calls/{sid}", web::get().to(history::call))
     .route("/admin/agents/{id}/away", web::post().to(admin::away))
     .route(
         "/admin/agents/{id}/available",

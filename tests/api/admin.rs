@@ -15,14 +15,14 @@ use crate::helpers::{ringing, wait_for_messages, Spawn, TestApp};
 use crate::lines::{call, config, lines_from, MONDAY_MORNING_NY, SUPPORT};
 use crate::replicas::{replica, slack_ok, Redis};
 
-const TOKEN: &str = "test-admin-token-0123456789";
+pub(crate) const TOKEN: &str = "test-admin-token-0123456789";
 const ADA: &str = "sip:ada@switchboard-demo.sip.example.com";
 
-fn with_token(s: &mut switchboard::config::Settings) {
+pub(crate) fn with_token(s: &mut switchboard::config::Settings) {
     s.admin.token = Some(TOKEN.to_owned().into());
 }
 
-async fn admin(
+pub(crate) async fn admin(
     app: &TestApp,
     method: &str,
     path: &str,

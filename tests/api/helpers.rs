@@ -58,7 +58,19 @@ pub fn test_settings() -> Settings {
     s.paths.audio = repo_path("audio");
     // Tests that keep line overrides in a file choose their own.
     s.admin.overrides_file = None;
+    // Each server its own SQLite ledger.
+    s.paths.data = scratch_dir("data");
     s
+}
+
+/// A new empty directory under the system's temporary directory, unique to this test run.
+pub fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sb-{tag}-{}-{n}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
 }
 
 /// How to start a test server: settings tweaks, a clock, extra sinks. Every `spawn_*` below is

@@ -8,6 +8,7 @@ mod call_flow;
 mod callbacks;
 mod helpers;
 mod jobs;
+mod ledger;
 mod lines;
 mod menus;
 mod outbound;

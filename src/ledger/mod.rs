@@ -1,0 +1,438 @@
+//! The call ledger: every inbound call's row (line, caller, when it started, was answered and
+//! ended, by whom, its outcome, wait and talk time) and its events, in SQLite (a file under
+//! `paths.data`, no setup) or PostgreSQL (`ledger.url`, for several replicas). The same SQL and
+//! the same embedded migrations (`migrations/`) serve both, through sqlx's `Any` driver.
+//!
+//! Facts reach it through [`sink::LedgerSink`], a bounded queue off the call path. Each fact is
+//! one transaction: its event (keyed `<call>/<kind>`: inserted once, a duplicate is ignored) and
+//! an upsert of the call's row whose every column only ever fills in or settles, so a fact
+//! written twice, or by two replicas, leaves the same row.
+
+pub mod cli;
+pub mod sink;
+
+use serde::Serialize;
+use sqlx::any::{install_default_drivers, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::call::{Fact, FactKind, Outcome};
+use crate::domain::CallSid;
+use crate::time::Millis;
+
+/// How caller numbers are kept in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Numbers {
+    /// As received.
+    #[default]
+    Full,
+    /// `+1202•••0142`, as Slack shows them under privacy mode.
+    Masked,
+}
+
+impl Numbers {
+    fn keep(self, number: &str) -> String {
+        match self {
+            Numbers::Full => number.to_owned(),
+            Numbers::Masked => crate::sink::mask::mask(number),
+        }
+    }
+}
+
+/// What one fact writes: its event, and what it tells of the call's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub call_sid: String,
+    pub at: Millis,
+    pub kind: &'static str,
+    pub line: String,
+    pub caller: String,
+    pub called: String,
+    /// When the call started, as this fact shows it (its own time, less any wait it reports).
+    pub started_at: Millis,
+    pub answered_at: Option<Millis>,
+    pub answered_by: Option<String>,
+    pub ended_at: Option<Millis>,
+    /// Only a final outcome (a settled end, or the settling).
+    pub outcome: Option<&'static str>,
+    pub wait_secs: Option<u64>,
+    pub talk_secs: Option<u64>,
+    pub detail: Option<String>,
+    /// The event's JSON.
+    pub data: String,
+}
+
+impl Entry {
+    /// The entry of `fact`, decided for call `sid` at `at`.
+    pub fn of(sid: &CallSid, at: Millis, fact: &Fact, numbers: Numbers) -> Entry {
+        let secs = |s: u64| at.saturating_sub(s.saturating_mul(1000));
+        let mut e = Entry {
+            call_sid: sid.as_str().to_owned(),
+            at,
+            kind: "",
+            line: fact.line.as_str().to_owned(),
+            caller: numbers.keep(fact.from.as_str()),
+            called: fact.to.as_str().to_owned(),
+            started_at: at,
+            answered_at: None,
+            answered_by: None,
+            ended_at: None,
+            outcome: fact.kind.final_outcome().map(Outcome::label),
+            wait_secs: None,
+            talk_secs: None,
+            detail: None,
+            data: String::new(),
+        };
+        let data = match &fact.kind {
+            FactKind::Ringing { agents } => {
+                e.kind = "ringing";
+                serde_json::json!({ "agents": agents })
+            }
+            FactKind::Answered { agent, after_secs } => {
+                e.kind = "answered";
+                e.started_at = secs(*after_secs);
+                e.answered_at = Some(at);
+                e.answered_by = agent.as_deref().map(str::to_owned);
+                e.wait_secs = Some(*after_secs);
+                serde_json::json!({ "agent": agent, "after_secs": after_secs })
+            }
+            FactKind::SentToVoicemail { reason } => {
+                e.kind = "sent_to_voicemail";
+                e.detail = Some(reason.describe().to_owned());
+                serde_json::json!({ "reason": reason.describe() })
+            }
+            FactKind::VoicemailLeft { duration_secs, .. } => {
+                e.kind = "voicemail_left";
+                serde_json::json!({ "duration_secs": duration_secs })
+            }
+            FactKind::Ended { outcome, settled } => {
+                e.kind = "ended";
+                e.ended_at = Some(at);
+                e.apply(outcome, at);
+                serde_json::json!({ "outcome": outcome.label(), "settled": settled })
+            }
+            FactKind::Settled { outcome } => {
+                e.kind = "settled";
+                e.apply(outcome, at);
+                serde_json::json!({ "outcome": outcome.label() })
+            }
+            FactKind::Refused { live_calls } => {
+                e.kind = "refused";
+                e.ended_at = Some(at);
+                e.outcome = Some("refused");
+                e.detail = Some(format!("{live_calls} live calls"));
+                serde_json::json!({ "live_calls": live_calls })
+            }
+            FactKind::AfterHours { action } => {
+                e.kind = "after_hours";
+                e.detail = Some(format!("after hours: {action}"));
+                serde_json::json!({ "action": action })
+            }
+            FactKind::TurnedAway { reason } => {
+                e.kind = "turned_away";
+                e.detail = Some((*reason).to_owned());
+                serde_json::json!({ "reason": reason })
+            }
+        };
+        e.data = data.to_string();
+        e
+    }
+
+    /// What an outcome tells of the row (an `Ended`'s, or a `Settled`'s).
+    fn apply(&mut self, outcome: &Outcome, at: Millis) {
+        match outcome {
+            Outcome::Answered { talk_secs, .. } => self.talk_secs = Some(*talk_secs),
+            Outcome::Abandoned { waited_secs } => {
+                self.wait_secs = Some(*waited_secs);
+                self.started_at = at.saturating_sub(waited_secs.saturating_mul(1000));
+            }
+            Outcome::TurnedAway { reason } => self.detail = Some(reason.label().to_owned()),
+            _ => {}
+        }
+    }
+}
+
+/// One call as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallRow {
+    pub call_sid: String,
+    pub line: String,
+    pub caller: String,
+    pub called: String,
+    pub started_at: Millis,
+    pub answered_at: Option<Millis>,
+    pub answered_by: Option<String>,
+    pub ended_at: Option<Millis>,
+    pub outcome: Option<String>,
+    pub wait_secs: Option<u64>,
+    pub talk_secs: Option<u64>,
+    pub detail: Option<String>,
+}
+
+/// One event of a call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRow {
+    pub at: Millis,
+    pub kind: String,
+    pub data: serde_json::Value,
+}
+
+/// Which calls to list: started in `[from, to)`, on `line`, with `outcome`; newest first, at
+/// most `limit`.
+#[derive(Debug, Clone, Default)]
+pub struct CallQuery {
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    pub line: Option<String>,
+    pub outcome: Option<String>,
+    pub limit: u32,
+}
+
+const UPSERT: &str = "
+INSERT INTO calls (call_sid, line, caller, called, started_at, answered_at, answered_by,
+                   ended_at, outcome, wait_secs, talk_secs, detail, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (call_sid) DO UPDATE SET
+    started_at  = CASE WHEN excluded.started_at < calls.started_at
+                       THEN excluded.started_at ELSE calls.started_at END,
+    answered_at = COALESCE(calls.answered_at, excluded.answered_at),
+    answered_by = COALESCE(calls.answered_by, excluded.answered_by),
+    ended_at    = COALESCE(calls.ended_at, excluded.ended_at),
+    outcome     = COALESCE(excluded.outcome, calls.outcome),
+    wait_secs   = COALESCE(calls.wait_secs, excluded.wait_secs),
+    talk_secs   = COALESCE(excluded.talk_secs, calls.talk_secs),
+    detail      = COALESCE(calls.detail, excluded.detail),
+    updated_at  = CASE WHEN excluded.updated_at > calls.updated_at
+                       THEN excluded.updated_at ELSE calls.updated_at END";
+
+const INSERT_EVENT: &str = "
+INSERT INTO events (event_id, call_sid, at, kind, data) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (event_id) DO NOTHING";
+
+const COLUMNS: &str = "call_sid, line, caller, called, started_at, answered_at, answered_by, \
+                       ended_at, outcome, wait_secs, talk_secs, detail";
+
+/// An instant as a filter names it: RFC 3339 (`2026-11-22T09:00:00-05:00`), or a duration back
+/// from `now` (`24h`, `7d` is not a duration: write `168h`).
+pub fn instant(text: &str, now: Millis) -> Result<Millis, String> {
+    let text = text.trim();
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return u64::try_from(ts.as_millisecond()).map_err(|_| "is before 1970".to_owned());
+    }
+    match text.parse::<jiff::SignedDuration>() {
+        Ok(d) if d.is_positive() => {
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            Ok(now.saturating_sub(ms))
+        }
+        _ => Err(format!(
+            "must be an RFC 3339 instant (2026-11-22T09:00:00-05:00) or a duration back from now (24h), not `{}`",
+            text.chars().take(40).collect::<String>()
+        )),
+    }
+}
+
+/// A row as people read it: caller masked when `mask`.
+pub fn shown(row: &CallRow, mask: bool) -> CallRow {
+    let mut row = row.clone();
+    if mask {
+        row.caller = crate::sink::mask::mask(&row.caller);
+    }
+    row
+}
+
+fn db_int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn from_db(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// The ledger's database.
+#[derive(Clone)]
+pub struct Ledger {
+    pool: AnyPool,
+}
+
+/// Why the ledger could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("paths.data {0}: {1}")]
+    Dir(std::path::PathBuf, std::io::Error),
+    /// The message of the driver (never the URL, which may hold a password).
+    #[error("{0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl Ledger {
+    /// The ledger the configuration names: `ledger.url`, else SQLite in `paths.data`. `None`
+    /// when `ledger.enabled` is false.
+    pub async fn open(settings: &crate::config::Settings) -> Result<Option<Ledger>, OpenError> {
+        use secrecy::ExposeSecret;
+        if !settings.ledger.enabled {
+            return Ok(None);
+        }
+        let url = match &settings.ledger.url {
+            Some(url) => url.expose_secret().trim().to_owned(),
+            None => Ledger::sqlite_in(&settings.paths.data)
+                .map_err(|e| OpenError::Dir(settings.paths.data.clone(), e))?,
+        };
+        Ok(Some(Ledger::connect(&url).await?))
+    }
+
+    /// Connects to `url` (`sqlite://…?mode=rwc` or `postgres://…`) and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Ledger, sqlx::Error> {
+        install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // Readers (the admin API, the CLI) never wait for the writer.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Ledger { pool })
+    }
+
+    /// The SQLite URL of the ledger file in `dir`, which is created if missing.
+    pub fn sqlite_in(dir: &std::path::Path) -> std::io::Result<String> {
+        std::fs::create_dir_all(dir)?;
+        Ok(format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("switchboard.db").display()
+        ))
+    }
+
+    /// Writes one fact's entry, at once, idempotently.
+    pub async fn write(&self, e: &Entry, now: Millis) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(UPSERT)
+            .bind(&e.call_sid)
+            .bind(&e.line)
+            .bind(&e.caller)
+            .bind(&e.called)
+            .bind(db_int(e.started_at))
+            .bind(e.answered_at.map(db_int))
+            .bind(e.answered_by.as_deref())
+            .bind(e.ended_at.map(db_int))
+            .bind(e.outcome)
+            .bind(e.wait_secs.map(db_int))
+            .bind(e.talk_secs.map(db_int))
+            .bind(e.detail.as_deref())
+            .bind(db_int(now))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(INSERT_EVENT)
+            .bind(format!("{}/{}", e.call_sid, e.kind))
+            .bind(&e.call_sid)
+            .bind(db_int(e.at))
+            .bind(e.kind)
+            .bind(&e.data)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// The calls `q` asks for, newest first.
+    pub async fn calls(&self, q: &CallQuery) -> Result<Vec<CallRow>, sqlx::Error> {
+        let mut sql = format!("SELECT {COLUMNS} FROM calls WHERE 1 = 1");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if q.from.is_some() {
+            sql += &format!(" AND started_at >= {}", next());
+        }
+        if q.to.is_some() {
+            sql += &format!(" AND started_at < {}", next());
+        }
+        if q.line.is_some() {
+            sql += &format!(" AND line = {}", next());
+        }
+        if q.outcome.is_some() {
+            sql += &format!(" AND outcome = {}", next());
+        }
+        sql += &format!(" ORDER BY started_at DESC, call_sid LIMIT {}", next());
+        let mut query = sqlx::query(&sql);
+        if let Some(from) = q.from {
+            query = query.bind(db_int(from));
+        }
+        if let Some(to) = q.to {
+            query = query.bind(db_int(to));
+        }
+        if let Some(line) = &q.line {
+            query = query.bind(line.clone());
+        }
+        if let Some(outcome) = &q.outcome {
+            query = query.bind(outcome.clone());
+        }
+        let rows = query
+            .bind(i64::from(q.limit.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(call_row).collect()
+    }
+
+    /// Call `sid`'s row, if the ledger has it.
+    pub async fn call(&self, sid: &str) -> Result<Option<CallRow>, sqlx::Error> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM calls WHERE call_sid = $1"))
+            .bind(sid)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(call_row).transpose()
+    }
+
+    /// Every event of call `sid`, in order.
+    pub async fn events(&self, sid: &str) -> Result<Vec<EventRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT at, kind, data FROM events WHERE call_sid = $1 ORDER BY at, event_id",
+        )
+        .bind(sid)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let data: String = r.try_get("data")?;
+                Ok(EventRow {
+                    at: from_db(r.try_get("at")?),
+                    kind: r.try_get("kind")?,
+                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect()
+    }
+}
+
+fn call_row(r: &AnyRow) -> Result<CallRow, sqlx::Error> {
+    let opt = |name: &str| -> Result<Option<u64>, sqlx::Error> {
+        Ok(r.try_get::<Option<i64>, _>(name)?.map(from_db))
+    };
+    Ok(CallRow {
+        call_sid: r.try_get("call_sid")?,
+        line: r.try_get("line")?,
+        caller: r.try_get("caller")?,
+        called: r.try_get("called")?,
+        started_at: from_db(r.try_get("started_at")?),
+        answered_at: opt("answered_at")?,
+        answered_by: r.try_get("answered_by")?,
+        ended_at: opt("ended_at")?,
+        outcome: r.try_get("outcome")?,
+        wait_secs: opt("wait_secs")?,
+        talk_secs: opt("talk_secs")?,
+        detail: r.try_get("detail")?,
+    })
+}

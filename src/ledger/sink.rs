@@ -1,0 +1,72 @@
+//! The ledger as a sink: each call fact becomes an [`Entry`], queued (bounded, ordered, off the
+//! call path) and written by one worker, retried while the database does not answer. Whatever
+//! is dropped is counted in `ledger_writes_total{state}` and logged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use prometheus_client::registry::Registry;
+
+use super::{Entry, Ledger, Numbers};
+use crate::sink::queue::{Attempt, Deliver, DeliveryPolicy, DeliveryQueue};
+use crate::sink::{Record, Sink};
+use crate::time::Clock;
+
+pub struct LedgerSink {
+    queue: DeliveryQueue<Entry>,
+    numbers: Numbers,
+}
+
+impl LedgerSink {
+    pub fn start(
+        ledger: Ledger,
+        numbers: Numbers,
+        capacity: usize,
+        clock: Arc<dyn Clock>,
+        registry: &mut Registry,
+    ) -> LedgerSink {
+        let policy = DeliveryPolicy {
+            capacity,
+            max_attempts: 10,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+        };
+        let writer = Writer { ledger, clock };
+        LedgerSink {
+            queue: DeliveryQueue::start("ledger", policy, writer, registry, "ledger_writes"),
+            numbers,
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for LedgerSink {
+    fn accept(&self, record: &Record) {
+        if let Record::Call { sid, at, fact } = record {
+            self.queue.push(Entry::of(sid, *at, fact, self.numbers));
+        }
+    }
+
+    async fn flush(&self, deadline: Duration) {
+        self.queue.shutdown(deadline).await;
+    }
+}
+
+struct Writer {
+    ledger: Ledger,
+    clock: Arc<dyn Clock>,
+}
+
+#[async_trait]
+impl Deliver<Entry> for Writer {
+    async fn attempt(&self, entry: &Entry) -> Attempt {
+        match self.ledger.write(entry, self.clock.now_ms()).await {
+            Ok(()) => Attempt::Delivered,
+            Err(e) => Attempt::Retry {
+                after: None,
+                reason: e.to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The call ledger over HTTP, on SQLite and on a real PostgreSQL: a mixed run (answered,
+//! answered on the retry, voicemail, abandoned, refused; duplicated and reordered callbacks)
+//! leaves exactly one row per call with its outcome, who answered, wait and talk time, and its
+//! events; `GET /admin/calls` and `switchboard calls` read it; two replicas sharing Redis and
+//! PostgreSQL write each call once; a restart keeps the SQLite file.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use switchboard::config::Settings;
+use switchboard::time::ManualClock;
+
+use crate::admin::admin;
+use crate::helpers::{scratch_dir, Spawn, TestApp, T0};
+use crate::replicas::{replica, slack_ok, Redis};
+
+const CALLER: &str = "+12025550142";
+const ADA: &str = "sip:ada@switchboard-demo.sip.example.com";
+const GRACE: &str = "sip:grace@switchboard-demo.sip.example.com";
+
+/// A PostgreSQL server of this test's own, on a free port, in a scratch directory; stopped
+/// when dropped. Run as the `postgres` user when the tests run as root (initdb refuses root).
+pub(crate) struct Postgres {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+fn pg_bin(name: &str) -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed (tests/run.sh installs it)")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found.pop().expect("a PostgreSQL bin directory")
+}
+
+fn as_postgres(program: PathBuf) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    match root {
+        true => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        }
+        false => Command::new(program),
+    }
+}
+
+impl Postgres {
+    pub(crate) fn start() -> Postgres {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = scratch_dir("pg");
+        let _ = Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(&dir)
+            .status();
+        let data = dir.join("data");
+        let init = as_postgres(pg_bin("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("initdb runs");
+        assert!(init.success(), "initdb failed");
+        let child = as_postgres(pg_bin("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&dir)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postgres starts");
+        Postgres { child, port, dir }
+    }
+
+    /// A new empty database `name`; its URL.
+    pub(crate) async fn database(&self, name: &str) -> String {
+        sqlx::any::install_default_drivers();
+        let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
+        let mut last = None;
+        for _ in 0..100 {
+            match sqlx::AnyPool::connect(&admin).await {
+                Ok(pool) => {
+                    sqlx::query(&format!("CREATE DATABASE {name}"))
+                        .execute(&pool)
+                        .await
+                        .expect("database created");
+                    pool.close().await;
+                    return format!("postgres://postgres@127.0.0.1:{}/{name}", self.port);
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("PostgreSQL never answered: {last:?}");
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn with_ledger(url: Option<String>) -> impl FnOnce(&mut Settings) {
+    move |s| {
+        crate::admin::with_token(s);
+        s.limits.max_active_calls = 4;
+        s.ledger.url = url.map(Into::into);
+    }
+}
+
+/// The calls the ledger lists, once `n` of them have an outcome (the writes are queued).
+async fn settled(app: &TestApp, n: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let (status, body) =
+            admin(app, "GET", "/admin/calls?from=2026-01-01T00:00:00Z", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let calls = body["calls"].as_array().cloned().unwrap_or_default();
+        if calls.iter().filter(|c| !c["outcome"].is_null()).count() >= n {
+            return calls;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the ledger never had {n} settled calls");
+}
+
+fn row<'a>(calls: &'a [Value], sid: &str) -> &'a Value {
+    let rows: Vec<&Value> = calls.iter().filter(|c| c["call_sid"] == sid).collect();
+    assert_eq!(rows.len(), 1, "one row for {sid}: {calls:#?}");
+    rows[0]
+}
+
+/// Plays the mixed run on `app`, moving `clock`.
+async fn mixed_run(app: &TestApp, clock: &ManualClock) {
+    // Answered by Ada after 4 s, 60 s of talk; the leg callback and the final status twice.
+    app.inbound("CA-answered", CALLER).await;
+    clock.advance_secs(4);
+    app.leg("CA-answered", "LEG-ada", "in-progress", ADA, "2")
+        .await;
+    app.leg("CA-answered", "LEG-ada", "in-progress", ADA, "2")
+        .await;
+    clock.advance_secs(60);
+    app.dial_action("CA-answered", 1, "completed", Some(("LEG-ada", "60")))
+        .await;
+    app.call_status("CA-answered", "completed").await;
+    app.call_status("CA-answered", "completed").await;
+
+    // Nobody in round 1; Grace answers round 2 (after 25 s), talks 30 s.
+    app.inbound("CA-retry", CALLER).await;
+    clock.advance_secs(20);
+    app.dial_action("CA-retry", 1, "no-answer", None).await;
+    clock.advance_secs(5);
+    app.leg("CA-retry", "LEG-grace", "in-progress", GRACE, "2")
+        .await;
+    clock.advance_secs(30);
+    app.dial_action("CA-retry", 2, "completed", Some(("LEG-grace", "30")))
+        .await;
+    app.call_status("CA-retry", "completed").await;
+
+    // Voicemail, the recording's callback before the call's final status (reordered).
+    app.inbound("CA-voicemail", CALLER).await;
+    app.dial_action("CA-voicemail", 1, "no-answer", None).await;
+    app.dial_action("CA-voicemail", 2, "no-answer", None).await;
+    app.record_action("CA-voicemail").await;
+    app.recording(
+        "CA-voicemail",
+        "voicemail",
+        "https://rec.example/vm.mp3",
+        "14",
+    )
+    .await;
+    app.call_status("CA-voicemail", "completed").await;
+
+    // The caller hangs up after 7 s of ringing.
+    app.inbound("CA-abandoned", CALLER).await;
+    clock.advance_secs(7);
+    app.call_status("CA-abandoned", "completed").await;
+
+    // Four calls held, the fifth refused.
+    for i in 0..4 {
+        app.inbound(&format!("CA-held-{i}"), CALLER).await;
+    }
+    app.inbound("CA-refused", CALLER).await;
+    for i in 0..4 {
+        app.call_status(&format!("CA-held-{i}"), "completed").await;
+    }
+}
+
+async fn a_mixed_run_leaves_one_row_per_call(url: Option<String>) {
+    let clock = Arc::new(ManualClock::at(T0));
+    let app = Spawn::default()
+        .settings(with_ledger(url))
+        .clock(clock.clone())
+        .start()
+        .await;
+    mixed_run(&app, &clock).await;
+    let calls = settled(&app, 9).await;
+    assert_eq!(calls.len(), 9, "{calls:#?}");
+
+    let answered = row(&calls, "CA-answered");
+    assert_eq!(answered["outcome"], "answered");
+    assert_eq!(answered["answered_by"], "Ada Lovelace");
+    assert_eq!(
+        (answered["wait_secs"].clone(), answered["talk_secs"].clone()),
+        (4.into(), 60.into())
+    );
+    assert_eq!(answered["started_at"], "2026-11-21T12:00:00Z");
+    assert_eq!(answered["line"], "main");
+    assert_eq!(answered["caller"], CALLER);
+
+    let retry = row(&calls, "CA-retry");
+    assert_eq!(retry["outcome"], "answered");
+    assert_eq!(retry["answered_by"], "Grace Hopper");
+    assert_eq!(
+        (retry["wait_secs"].clone(), retry["talk_secs"].clone()),
+        (25.into(), 30.into())
+    );
+
+    let vm = row(&calls, "CA-voicemail");
+    assert_eq!(vm["outcome"], "voicemail");
+    assert_eq!(vm["detail"], "nobody answered");
+    assert!(vm["answered_by"].is_null());
+
+    let abandoned = row(&calls, "CA-abandoned");
+    assert_eq!(
+        (abandoned["outcome"].clone(), abandoned["wait_secs"].clone()),
+        ("abandoned".into(), 7.into())
+    );
+    assert_eq!(row(&calls, "CA-refused")["outcome"], "refused");
+
+    // One call with its events, in order, each once.
+    let (status, one) = admin(&app, "GET", "/admin/calls/CA-answered", None).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    let kinds: Vec<&str> = one["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["ringing", "answered", "ended"]);
+    let (_, vm) = admin(&app, "GET", "/admin/calls/CA-voicemail", None).await;
+    let kinds: Vec<&str> = vm["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        kinds.contains(&"voicemail_left") && kinds.contains(&"sent_to_voicemail"),
+        "{kinds:?}"
+    );
+
+    // Filters, and clear answers to bad ones.
+    let (_, only) = admin(
+        &app,
+        "GET",
+        "/admin/calls?from=2026-01-01T00:00:00Z&outcome=answered",
+        None,
+    )
+    .await;
+    assert_eq!(only["calls"].as_array().map(Vec::len), Some(2));
+    let (status, body) = admin(&app, "GET", "/admin/calls?from=yesterday", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = admin(&app, "GET", "/admin/calls/CA-nobody", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let refused = app
+        .client
+        .get(format!("{}/admin/calls", app.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_mixed_run_on_sqlite_leaves_one_row_per_call() {
+    a_mixed_run_leaves_one_row_per_call(None).await;
+}
+
+#[tokio::test]
+async fn a_mixed_run_on_postgresql_leaves_one_row_per_call() {
+    let pg = Postgres::start();
+    let url = pg.database("mixed").await;
+    a_mixed_run_leaves_one_row_per_call(Some(url)).await;
+}
+
+#[tokio::test]
+async fn two_replicas_on_redis_and_postgresql_write_each_call_once() {
+    let pg = Postgres::start();
+    let url = pg.database("replicas").await;
+    let redis = Redis::start();
+    let slack = slack_ok().await;
+    let clock = Arc::new(ManualClock::at(T0));
+    let a = replica(
+        &redis,
+        &slack,
+        clock.clone(),
+        with_ledger(Some(url.clone())),
+    )
+    .await;
+    let b = replica(&redis, &slack, clock.clone(), with_ledger(Some(url))).await;
+    let (a, b) = (&a.app, &b.app);
+    // Every callback delivered to both replicas: only the winning transition's facts are
+    // written, so each fact is written once between them.
+    for i in 0..5 {
+        let sid = format!("CA-both-{i}");
+        a.inbound(&sid, CALLER).await;
+        b.inbound(&sid, CALLER).await;
+        clock.advance_secs(3);
+        for app in [a, b] {
+            app.leg(&sid, &format!("LEG-{i}"), "in-progress", ADA, "2")
+                .await;
+        }
+        clock.advance_secs(10);
+        for app in [b, a] {
+            app.dial_action(&sid, 1, "completed", Some((&format!("LEG-{i}"), "10")))
+                .await;
+            app.call_status(&sid, "completed").await;
+        }
+    }
+    let calls = settled(b, 5).await;
+    assert_eq!(calls.len(), 5);
+    for c in &calls {
+        assert_eq!(
+            (c["outcome"].clone(), c["talk_secs"].clone()),
+            ("answered".into(), 10.into())
+        );
+    }
+    let sample = "switchboard_ledger_writes_total{state=\"sent\"}";
+    let sent = a.metric(sample).await.unwrap_or(0.0) + b.metric(sample).await.unwrap_or(0.0);
+    // ringing, answered, ended: three facts per call, written once in all.
+    assert_eq!(sent, 15.0);
+}
+
+#[tokio::test]
+async fn the_sqlite_ledger_survives_a_restart_and_the_cli_reads_it() {
+    let data = scratch_dir("restart");
+    let clock = Arc::new(ManualClock::at(T0));
+    let start = || {
+        let data = data.clone();
+        Spawn::default()
+            .settings(move |s| {
+                with_ledger(None)(s);
+                s.paths.data = data;
+            })
+            .clock(clock.clone())
+            .start()
+    };
+    let app = start().await;
+    app.inbound("CA-before", CALLER).await;
+    clock.advance_secs(9);
+    app.call_status("CA-before", "completed").await;
+    settled(&app, 1).await;
+    drop(app);
+    let app = start().await;
+    let calls = settled(&app, 1).await;
+    assert_eq!(row(&calls, "CA-before")["outcome"], "abandoned");
+
+    // The CLI reads the same file, masked under privacy mode.
+    let mut settings = crate::helpers::test_settings();
+    settings.paths.data = data.clone();
+    settings.privacy.mask_caller_numbers = true;
+    let args = |csv| switchboard::ledger::cli::CallsArgs {
+        since: "2026-11-21T00:00:00Z".into(),
+        until: None,
+        line: None,
+        outcome: None,
+        limit: 10,
+        csv,
+    };
+    let table = switchboard::ledger::cli::run(&settings, args(false), T0 + 60_000)
+        .await
+        .expect("table");
+    assert!(table.starts_with("STARTED"), "{table}");
+    assert!(
+        table.contains("2026-11-21T12:00:00Z  main  +1202•••0142  abandoned"),
+        "{table}"
+    );
+    let csv = switchboard::ledger::cli::run(&settings, args(true), T0 + 60_000)
+        .await
+        .expect("csv");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("call_sid,line,caller,called,started_at,answered_at,answered_by,ended_at,outcome,wait_secs,talk_secs,detail"));
+    assert_eq!(
+        lines.next(),
+        Some("CA-before,main,+1202•••0142,+18005550100,2026-11-21T12:00:00Z,,,2026-11-21T12:00:09Z,abandoned,9,,")
+    );
+}
