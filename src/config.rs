@@ -52,6 +52,87 @@ pub struct Settings {
     pub blocking: BlockingSettings,
     pub admin: AdminSettings,
     pub ledger: LedgerSettings,
+    pub recordings: RecordingSettings,
+}
+
+/// `[recordings]`: the archive of recordings (with the ledger).
+#[derive(Debug, Clone)]
+pub struct RecordingSettings {
+    pub archive: bool,
+    /// Where archived files go (`None`: `recordings/` under `paths.data`).
+    pub dir: Option<PathBuf>,
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub max_bytes: u64,
+    /// Days to keep each kind (0: keep).
+    pub retention_days: RetentionDays,
+    pub retention_check_secs: u64,
+    /// Signs `/recordings/{id}` links for Slack (`None`: the admin token signs them).
+    pub link_key: Option<SecretString>,
+    pub link_ttl_hours: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionDays {
+    pub voicemail: u32,
+    pub conversation: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecordings {
+    archive: bool,
+    dir: String,
+    max_attempts: u32,
+    retry_base_ms: u64,
+    max_bytes: u64,
+    retention_days: RetentionDays,
+    retention_check_secs: u64,
+    link_key: SecretString,
+    link_ttl_hours: u64,
+}
+
+impl RawRecordings {
+    fn parse(self, p: &mut Problems) -> RecordingSettings {
+        p.within(self.max_attempts, 1..=20, "recordings.max_attempts");
+        p.within(self.retry_base_ms, 1..=60_000, "recordings.retry_base_ms");
+        p.check(
+            self.max_bytes >= 1024,
+            "recordings.max_bytes",
+            "must be at least 1024",
+        );
+        p.within(
+            self.retention_check_secs,
+            1..=86_400,
+            "recordings.retention_check_secs",
+        );
+        p.within(
+            self.link_ttl_hours,
+            1..=24 * 366,
+            "recordings.link_ttl_hours",
+        );
+        let link_key = optional_secret(self.link_key);
+        if let Some(k) = &link_key {
+            p.check(
+                k.expose_secret().len() >= 16,
+                "recordings.link_key",
+                "must be at least 16 characters (its value is not shown)",
+            );
+        }
+        let dir = self.dir.trim();
+        RecordingSettings {
+            archive: self.archive,
+            dir: (!dir.is_empty()).then(|| PathBuf::from(dir)),
+            max_attempts: self.max_attempts,
+            retry_base_ms: self.retry_base_ms,
+            max_bytes: self.max_bytes,
+            retention_days: self.retention_days,
+            retention_check_secs: self.retention_check_secs,
+            link_key,
+            link_ttl_hours: self.link_ttl_hours,
+        }
+    }
 }
 
 /// `[ledger]`: the call history.
@@ -1250,6 +1331,7 @@ struct RawSettings {
     blocking: BlockingSettings,
     admin: RawAdmin,
     ledger: RawLedger,
+    recordings: RawRecordings,
 }
 
 impl RawSettings {
@@ -1329,6 +1411,7 @@ impl RawSettings {
             blocking: self.blocking,
             admin: self.admin.parse(&mut p),
             ledger: self.ledger.parse(&mut p),
+            recordings: self.recordings.parse(&mut p),
         };
         settings.blocking.check(&mut p);
         settings.cross_section().check(&mut p);

@@ -4,11 +4,13 @@
 //! Nothing here decides anything about calls.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::web::Data;
+use prometheus_client::registry::Registry;
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_cron_scheduler::JobScheduler;
@@ -56,6 +58,29 @@ pub enum StartError {
     Overrides(#[from] crate::lines::OverrideError),
     #[error("ledger: {0}")]
     Ledger(#[from] crate::ledger::OpenError),
+    #[error("recordings.dir {0}: {1}")]
+    Recordings(PathBuf, std::io::Error),
+}
+
+/// The recordings archive: in `recordings.dir` (else `recordings/` under `paths.data`), its links
+/// signed with `recordings.link_key`, else the admin token (else no links).
+fn archive(
+    ledger: crate::ledger::Ledger,
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    registry: &mut Registry,
+) -> Result<Arc<crate::ledger::archive::Archive>, StartError> {
+    let r = &settings.recordings;
+    let dir = r
+        .dir
+        .clone()
+        .unwrap_or_else(|| settings.paths.data.join("recordings"));
+    let key = r.link_key.clone().or_else(|| settings.admin.token.clone());
+    let links = key.map(|key| {
+        crate::ledger::archive::Links::new(key, &settings.server.public_url, r.link_ttl_hours)
+    });
+    crate::ledger::archive::Archive::start(ledger, dir.clone(), r.clone(), links, clock, registry)
+        .map_err(|e| StartError::Recordings(dir, e))
 }
 
 /// What tests and tools may add: more sinks (after the built-in ones), and another clock.
@@ -73,6 +98,7 @@ struct Tasks {
     agent_sync: Option<AgentSync>,
     scheduler: Option<JobScheduler>,
     sinks: Sinks,
+    archive: Option<Arc<crate::ledger::archive::Archive>>,
 }
 
 pub struct Application {
@@ -160,18 +186,31 @@ impl Application {
         agents.register(&mut registry);
 
         let ledger = crate::ledger::Ledger::open(&settings).await?;
+        let archive = match &ledger {
+            Some(ledger) if settings.recordings.archive => Some(archive(
+                ledger.clone(),
+                &settings,
+                clock.clone(),
+                &mut registry,
+            )?),
+            _ => None,
+        };
         let mut extra = overrides.sinks;
         if let Some(ledger) = &ledger {
             let sink = crate::ledger::sink::LedgerSink::start(
                 ledger.clone(),
                 settings.privacy.ledger(),
                 settings.ledger.queue_capacity,
+                archive.clone(),
                 clock.clone(),
                 &mut registry,
             );
             extra.insert(0, Arc::new(sink));
         }
         let sinks = crate::sink::build(&settings, extra, &mut registry);
+        if let Some(archive) = &archive {
+            archive.set_sinks(sinks.clone());
+        }
         let parts = crate::service::Parts {
             store,
             agents: agents.clone(),
@@ -244,6 +283,7 @@ impl Application {
             metrics: Arc::new(registry),
             clock,
             http: http_metrics.clone(),
+            recordings: archive.clone(),
         });
 
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
@@ -264,6 +304,7 @@ impl Application {
                 agent_sync,
                 scheduler,
                 sinks,
+                archive,
             },
             shutdown: ShutdownHandle::default(),
             shutdown_delay: Duration::from_secs(settings.server.shutdown_delay_secs),
@@ -294,6 +335,7 @@ impl Application {
             agent_sync,
             scheduler,
             sinks,
+            archive,
         } = self.tasks;
         let mut background: Vec<JoinHandle<()>> = vec![
             tokio::spawn(service.clone().keep_swept(sweep_every)),
@@ -302,6 +344,9 @@ impl Application {
         ];
         if let Some(sync) = agent_sync {
             background.push(tokio::spawn(sync.keep_in_step()));
+        }
+        if let Some(archive) = archive {
+            background.push(tokio::spawn(archive.keep_expiring()));
         }
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);

@@ -8,6 +8,7 @@
 //! an upsert of the call's row whose every column only ever fills in or settles, so a fact
 //! written twice, or by two replicas, leaves the same row.
 
+pub mod archive;
 pub mod cli;
 pub mod sink;
 
@@ -415,6 +416,204 @@ impl Ledger {
             })
             .collect()
     }
+}
+
+/// One recording as the archive holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordingRow {
+    pub id: String,
+    pub call_sid: String,
+    pub kind: String,
+    pub state: String,
+    pub attempts: u64,
+    pub last_error: Option<String>,
+    pub path: Option<String>,
+    pub content_type: Option<String>,
+    pub bytes: Option<u64>,
+    pub sha256: Option<String>,
+    pub duration_secs: Option<u64>,
+    pub received_at: Millis,
+    pub archived_at: Option<Millis>,
+    pub delete_after: Option<Millis>,
+    pub deleted_at: Option<Millis>,
+}
+
+/// Where an archived file is, and what it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub path: String,
+    pub content_type: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+const RECORDING_COLUMNS: &str = "id, call_sid, kind, state, attempts, last_error, path, \
+    content_type, bytes, sha256, duration_secs, received_at, archived_at, delete_after, deleted_at";
+
+impl Ledger {
+    /// Notes a recording to archive. False when it was already noted (a duplicate callback, or
+    /// another replica's): then nobody downloads it twice.
+    pub async fn recording_received(
+        &self,
+        id: &str,
+        call_sid: &str,
+        kind: &str,
+        url: &str,
+        duration_secs: Option<u64>,
+        now: Millis,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "INSERT INTO recordings (id, call_sid, kind, provider_url, duration_secs, state, \
+             received_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(call_sid)
+        .bind(kind)
+        .bind(url)
+        .bind(duration_secs.map(db_int))
+        .bind(db_int(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Recording `id` is stored; retention deletes it at `delete_after`.
+    pub async fn recording_archived(
+        &self,
+        id: &str,
+        stored: &Stored,
+        attempts: u32,
+        delete_after: Option<Millis>,
+        now: Millis,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE recordings SET state = 'archived', path = $2, content_type = $3, bytes = $4, \
+             sha256 = $5, attempts = $6, archived_at = $7, delete_after = $8, last_error = NULL, \
+             updated_at = $7 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&stored.path)
+        .bind(&stored.content_type)
+        .bind(db_int(stored.bytes))
+        .bind(&stored.sha256)
+        .bind(i64::from(attempts))
+        .bind(db_int(now))
+        .bind(delete_after.map(db_int))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Recording `id` could not be downloaded after `attempts`.
+    pub async fn recording_failed(
+        &self,
+        id: &str,
+        attempts: u32,
+        error: &str,
+        now: Millis,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE recordings SET state = 'failed', attempts = $2, last_error = $3, \
+             updated_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(i64::from(attempts))
+        .bind(error)
+        .bind(db_int(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Recording `id`'s file was deleted (retention).
+    pub async fn recording_deleted(&self, id: &str, now: Millis) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE recordings SET state = 'deleted', deleted_at = $2, updated_at = $2 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(db_int(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn recording(&self, id: &str) -> Result<Option<RecordingRow>, sqlx::Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(recording_row).transpose()
+    }
+
+    /// Archived recordings whose retention ended by `now`.
+    pub async fn expired_recordings(&self, now: Millis) -> Result<Vec<RecordingRow>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RECORDING_COLUMNS} FROM recordings \
+             WHERE state = 'archived' AND delete_after IS NOT NULL AND delete_after <= $1 \
+             ORDER BY delete_after LIMIT 500"
+        ))
+        .bind(db_int(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(recording_row).collect()
+    }
+
+    /// Recordings of call `sid`.
+    pub async fn recordings_of(&self, sid: &str) -> Result<Vec<RecordingRow>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RECORDING_COLUMNS} FROM recordings WHERE call_sid = $1 ORDER BY id"
+        ))
+        .bind(sid)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(recording_row).collect()
+    }
+
+    /// An event of call `sid` that is not a call fact (`recording.archived`, …), once per kind.
+    pub async fn note(
+        &self,
+        sid: &str,
+        kind: &str,
+        at: Millis,
+        data: &serde_json::Value,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(INSERT_EVENT)
+            .bind(format!("{sid}/{kind}"))
+            .bind(sid)
+            .bind(db_int(at))
+            .bind(kind)
+            .bind(data.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn recording_row(r: &AnyRow) -> Result<RecordingRow, sqlx::Error> {
+    let opt = |name: &str| -> Result<Option<u64>, sqlx::Error> {
+        Ok(r.try_get::<Option<i64>, _>(name)?.map(from_db))
+    };
+    Ok(RecordingRow {
+        id: r.try_get("id")?,
+        call_sid: r.try_get("call_sid")?,
+        kind: r.try_get("kind")?,
+        state: r.try_get("state")?,
+        attempts: from_db(r.try_get("attempts")?),
+        last_error: r.try_get("last_error")?,
+        path: r.try_get("path")?,
+        content_type: r.try_get("content_type")?,
+        bytes: opt("bytes")?,
+        sha256: r.try_get("sha256")?,
+        duration_secs: opt("duration_secs")?,
+        received_at: from_db(r.try_get("received_at")?),
+        archived_at: opt("archived_at")?,
+        delete_after: opt("delete_after")?,
+        deleted_at: opt("deleted_at")?,
+    })
 }
 
 fn call_row(r: &AnyRow) -> Result<CallRow, sqlx::Error> {

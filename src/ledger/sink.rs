@@ -8,7 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use prometheus_client::registry::Registry;
 
+use super::archive::{Archive, Job};
 use super::{Entry, Ledger, Numbers};
+use crate::call::FactKind;
 use crate::sink::queue::{Attempt, Deliver, DeliveryPolicy, DeliveryQueue};
 use crate::sink::{Record, Sink};
 use crate::time::Clock;
@@ -16,6 +18,8 @@ use crate::time::Clock;
 pub struct LedgerSink {
     queue: DeliveryQueue<Entry>,
     numbers: Numbers,
+    /// Where voicemail recordings go to be downloaded (`None`: not archived).
+    archive: Option<Arc<Archive>>,
 }
 
 impl LedgerSink {
@@ -23,6 +27,7 @@ impl LedgerSink {
         ledger: Ledger,
         numbers: Numbers,
         capacity: usize,
+        archive: Option<Arc<Archive>>,
         clock: Arc<dyn Clock>,
         registry: &mut Registry,
     ) -> LedgerSink {
@@ -36,6 +41,7 @@ impl LedgerSink {
         LedgerSink {
             queue: DeliveryQueue::start("ledger", policy, writer, registry, "ledger_writes"),
             numbers,
+            archive,
         }
     }
 }
@@ -45,6 +51,18 @@ impl Sink for LedgerSink {
     fn accept(&self, record: &Record) {
         if let Record::Call { sid, at, fact } = record {
             self.queue.push(Entry::of(sid, *at, fact, self.numbers));
+            if let (Some(archive), FactKind::VoicemailLeft { url, duration_secs }) =
+                (&self.archive, &fact.kind)
+            {
+                archive.submit(Job {
+                    call: sid.clone(),
+                    line: fact.line.clone(),
+                    from: fact.from.clone(),
+                    kind: "voicemail",
+                    url: url.to_string(),
+                    duration_secs: Some(*duration_secs),
+                });
+            }
         }
     }
 

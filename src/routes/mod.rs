@@ -17,6 +17,7 @@
 //! | `GET /admin/lines`, `POST /admin/lines/{id}/close\|open` | lines' state; open or close by hand (Bearer token) | [`admin`] |
 //! | `GET /admin/agents`, `POST /admin/agents/{id}/away\|available` | agents' state; away or back by hand (Bearer token) | [`admin`] |
 //! | `GET /admin/calls`, `GET /admin/calls/{sid}` | the call history, one call with its events (Bearer token) | [`history`] |
+//! | `GET /recordings/{id}` | an archived recording (Bearer token, or a signed link that expires) | [`recordings`] |
 //! | `GET /healthz`, `/readyz`, `/metrics` | alive; ready to take calls; Prometheus | [`health`] |
 
 mod admin;
@@ -25,6 +26,7 @@ mod boundary;
 mod callbacks;
 pub(crate) mod health;
 mod history;
+mod recordings;
 mod voice;
 
 use std::net::TcpListener;
@@ -68,6 +70,8 @@ pub(crate) struct Context {
     pub(crate) clock: Arc<dyn Clock>,
     /// Requests by route and status; bad webhooks.
     pub(crate) http: HttpMetrics,
+    /// The recordings archive (`None`: off).
+    pub(crate) recordings: Option<Arc<crate::ledger::archive::Archive>>,
 }
 
 /// Largest webhook body accepted (Telnyx callbacks are about 2 KiB).
@@ -148,6 +152,7 @@ fn configure(cfg: &mut web::ServiceConfig) {
     .route("/admin/agents", web::get().to(admin::agents))
     .route("/admin/calls", web::get().to(history::calls))
     .route("/admin/calls/{sid}", web::get().to(history::call))
+    .route("/recordings/{id}", web::get().to(recordings::recording))
     .route("/admin/agents/{id}/away", web::post().to(admin::away))
     .route(
         "/admin/agents/{id}/available",

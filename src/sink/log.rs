@@ -129,6 +129,36 @@ fn log(record: &Record, privacy: &Privacy) {
             by,
             "line opened or closed by an operator"
         ),
+        Record::Recording {
+            call, kind, fate, ..
+        } => match fate {
+            crate::sink::RecordingFate::Archived {
+                id, bytes, sha256, ..
+            } => tracing::info!(
+                call_sid = %call,
+                kind,
+                id,
+                bytes,
+                sha256,
+                "recording archived"
+            ),
+            crate::sink::RecordingFate::Failed {
+                id,
+                attempts,
+                reason,
+                ..
+            } => tracing::error!(
+                call_sid = %call,
+                kind,
+                id,
+                attempts,
+                reason,
+                "recording NOT archived: the provider's copy expires soon"
+            ),
+            crate::sink::RecordingFate::Deleted { id } => {
+                tracing::info!(call_sid = %call, kind, id, "recording deleted (retention)")
+            }
+        },
         Record::Away {
             agent, away, by, ..
         } => tracing::info!(

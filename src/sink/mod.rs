@@ -63,6 +63,17 @@ pub enum Record {
         until: Option<Millis>,
         by: String,
     },
+    /// What became of a recording the ledger archives.
+    Recording {
+        at: Millis,
+        call: CallSid,
+        line: crate::domain::LineId,
+        /// The caller, as the call's facts name them.
+        from: crate::domain::Party,
+        /// `voicemail` or `conversation`.
+        kind: &'static str,
+        fate: RecordingFate,
+    },
     /// An operator set an agent away, or available again (the admin API).
     Away {
         at: Millis,
@@ -71,6 +82,27 @@ pub enum Record {
         away: bool,
         by: String,
     },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordingFate {
+    /// Stored: `link` is our signed link for people, when links can be signed.
+    Archived {
+        id: String,
+        bytes: u64,
+        sha256: String,
+        link: Option<String>,
+        link_expires: Option<Millis>,
+    },
+    /// Still not downloaded after `attempts`: the provider's link is the only copy, for now.
+    Failed {
+        id: String,
+        attempts: u32,
+        reason: String,
+        provider_url: String,
+    },
+    /// Retention deleted the file.
+    Deleted { id: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]

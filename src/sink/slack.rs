@@ -18,7 +18,7 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 use super::queue::{Attempt, Deliver, DeliveryPolicy, DeliveryQueue};
-use super::{AgentCallKind, JobNotice, Privacy, Record, Sink};
+use super::{AgentCallKind, JobNotice, Privacy, Record, RecordingFate, Sink};
 use crate::call::{FactKind, MissReason, Outcome};
 pub use crate::config::Mention;
 use crate::retry::retry_after;
@@ -448,6 +448,62 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                 format!("Switchboard · {}", when(*at)),
             )
         }
+        Record::Recording {
+            at,
+            call,
+            line,
+            from,
+            kind,
+            fate,
+        } => {
+            let from = escape(&privacy.party(from.as_str()));
+            let (title, body) = match fate {
+                RecordingFate::Archived {
+                    link: Some(link),
+                    link_expires,
+                    ..
+                } => (
+                    format!(":floppy_disk: {} saved", capitalised(kind)),
+                    format!(
+                        "*{from}*'s {kind} is archived: <{}|listen to our copy>{}.",
+                        escape(link),
+                        link_expires.map_or_else(String::new, |t| format!(
+                            " (this link works until {})",
+                            when(t)
+                        ))
+                    ),
+                ),
+                RecordingFate::Archived { id, .. } => (
+                    format!(":floppy_disk: {} saved", capitalised(kind)),
+                    format!(
+                        "*{from}*'s {kind} is archived as `{}` (GET /recordings/{{id}} with the admin token).",
+                        escape(id)
+                    ),
+                ),
+                RecordingFate::Failed {
+                    attempts,
+                    reason,
+                    provider_url,
+                    ..
+                } => (
+                    format!(":warning: {} not archived", capitalised(kind)),
+                    format!(
+                        "{mention}*{from}*'s {kind} could not be downloaded after {attempts} \
+                         attempts ({}). The provider's copy is the only one and its link expires \
+                         soon: <{}|download it now>.",
+                        escape(reason),
+                        escape(provider_url)
+                    ),
+                ),
+                RecordingFate::Deleted { .. } => return None,
+            };
+            let line = match style.line_names.get(line) {
+                Some(name) => escape(name),
+                None => format!("Line {}", escape(line.as_str())),
+            };
+            let context = format!("{line} · Call `{}` · {}", escape(call.as_str()), when(*at));
+            (title, body, context)
+        }
         Record::Away {
             at,
             agent,
@@ -467,6 +523,14 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                 format!("Switchboard · {}", when(*at)),
             )
         }
+    })
+}
+
+/// `voicemail` → `Voicemail`.
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map_or_else(String::new, |c| {
+        c.to_uppercase().chain(chars).collect::<String>()
     })
 }
 

@@ -58,8 +58,10 @@ pub fn test_settings() -> Settings {
     s.paths.audio = repo_path("audio");
     // Tests that keep line overrides in a file choose their own.
     s.admin.overrides_file = None;
-    // Each server its own SQLite ledger.
+    // Each server its own SQLite ledger. Recordings are archived only where a test serves them
+    // (their URLs in the other tests point nowhere).
     s.paths.data = scratch_dir("data");
+    s.recordings.archive = false;
     s
 }
 

@@ -405,3 +405,198 @@ async fn the_sqlite_ledger_survives_a_restart_and_the_cli_reads_it() {
         Some("CA-before,main,+1202•••0142,+18005550100,2026-11-21T12:00:00Z,,,2026-11-21T12:00:09Z,abandoned,9,,")
     );
 }
+
+/// The Slack message whose text contains `needle`, once it came.
+async fn slack_message(slack: &wiremock::MockServer, needle: &str) -> String {
+    for _ in 0..200 {
+        let received = slack.received_requests().await.unwrap_or_default();
+        for r in received {
+            let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            if let Some(text) = body["text"].as_str().filter(|t| t.contains(needle)) {
+                return text.to_owned();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no Slack message with {needle:?}");
+}
+
+#[tokio::test]
+async fn a_voicemail_is_archived_served_to_a_signed_link_and_deleted_after_retention() {
+    use sha2::{Digest, Sha256};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    // The provider's copy: the first download fails (503), the retry gets it.
+    let audio: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let provider = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/rec/vm.mp3"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rec/vm.mp3"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(audio.clone(), "audio/mpeg"))
+        .with_priority(2)
+        .mount(&provider)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rec/gone.mp3"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&provider)
+        .await;
+    let slack = slack_ok().await;
+    let clock = Arc::new(ManualClock::at(T0));
+    let app = Spawn::default()
+        .settings(|s| {
+            with_ledger(None)(s);
+            crate::helpers::use_slack(s, &slack);
+            s.recordings.archive = true;
+            s.recordings.retry_base_ms = 10;
+            s.recordings.max_attempts = 3;
+            s.recordings.retention_days.voicemail = 30;
+            s.recordings.retention_check_secs = 1;
+        })
+        .clock(clock.clone())
+        .start()
+        .await;
+
+    let leave = |sid: &'static str, file: &'static str| {
+        let app = &app;
+        let url = format!("{}/rec/{file}", provider.uri());
+        async move {
+            app.inbound(sid, CALLER).await;
+            app.dial_action(sid, 1, "no-answer", None).await;
+            app.dial_action(sid, 2, "no-answer", None).await;
+            app.record_action(sid).await;
+            app.call_status(sid, "completed").await;
+            app.recording(sid, "voicemail", &url, "14").await;
+            // The provider delivers it again: still one download.
+            app.recording(sid, "voicemail", &url, "14").await;
+        }
+    };
+    leave("CA-vm", "vm.mp3").await;
+
+    // Slack links to our copy, signed, for a week.
+    let text = slack_message(&slack, "Voicemail saved").await;
+    // Slack's mrkdwn escapes `&` as `&amp;` (and shows it as `&`).
+    let start = text
+        .find("https://switchboard.test/recordings/")
+        .expect("our link");
+    let end = start + text[start..].find('|').expect("link end");
+    let link = text[start..end].replace("&amp;", "&");
+    assert!(
+        text.contains("this link works until <!date^1795867200^"),
+        "{text}"
+    );
+    assert!(
+        link.starts_with("https://switchboard.test/recordings/CA-vm-voicemail?expires="),
+        "{link}"
+    );
+    let local = link.replace("https://switchboard.test", &app.base);
+    let got = app.client.get(&local).send().await.expect("sent");
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.headers()["content-type"], "audio/mpeg");
+    assert_eq!(got.headers()["cache-control"], "private, no-store");
+    let body = got.bytes().await.expect("body");
+    assert_eq!(body.as_ref(), audio.as_slice());
+    // Ranges, for players that seek.
+    let part = app
+        .client
+        .get(&local)
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().await.expect("body").as_ref(), &audio[10..20]);
+
+    // The ledger has it, with its SHA-256; downloaded once, after one retry.
+    let (_, call) = admin(&app, "GET", "/admin/calls/CA-vm", None).await;
+    let kinds: Vec<&str> = call["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert!(kinds.contains(&"recording.archived"), "{kinds:?}");
+    let archived = call["events"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["kind"] == "recording.archived"))
+        .expect("archived event");
+    let sha = Sha256::digest(&audio);
+    let sha: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(archived["data"]["sha256"], sha.as_str());
+    assert_eq!(archived["data"]["bytes"], 5000);
+    let downloads = provider
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/rec/vm.mp3")
+        .count();
+    assert_eq!(downloads, 2, "one failure, one success");
+
+    // Without a valid link or the token: refused.
+    let plain = format!("{}/recordings/CA-vm-voicemail", app.base);
+    let refused = app.client.get(&plain).send().await.expect("sent");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let forged = local.replace("&sig=", "&sig=00");
+    assert_eq!(
+        app.client.get(&forged).send().await.expect("sent").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let with_token = app
+        .client
+        .get(&plain)
+        .bearer_auth(crate::admin::TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(with_token.status(), StatusCode::OK);
+
+    // A recording that cannot be downloaded is reported and counted.
+    leave("CA-gone", "gone.mp3").await;
+    let text = slack_message(&slack, "Voicemail not archived").await;
+    assert!(
+        text.contains("after 3 attempts") && text.contains("/rec/gone.mp3"),
+        "{text}"
+    );
+    let failed = app
+        .metric("switchboard_recordings_total{fate=\"failed\"}")
+        .await;
+    assert_eq!(failed, Some(1.0));
+
+    // Thirty days later, retention deletes it: the link answers 410, the ledger says so.
+    clock.advance_secs(30 * 86_400 + 1);
+    let mut status = StatusCode::OK;
+    for _ in 0..100 {
+        status = app
+            .client
+            .get(&plain)
+            .bearer_auth(crate::admin::TOKEN)
+            .send()
+            .await
+            .expect("sent")
+            .status();
+        if status == StatusCode::GONE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, StatusCode::GONE);
+    let (_, call) = admin(&app, "GET", "/admin/calls/CA-vm", None).await;
+    assert!(call["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .any(|e| e["kind"] == "recording.deleted"));
+    assert_eq!(
+        app.metric("switchboard_recordings_total{fate=\"deleted\"}")
+            .await,
+        Some(1.0)
+    );
+}
