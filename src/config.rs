@@ -53,6 +53,57 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub ledger: LedgerSettings,
     pub recordings: RecordingSettings,
+    pub reports: ReportSettings,
+}
+
+/// `[reports]`: how the call reports count.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    /// A caller who hangs up sooner is a short abandon: shown apart, not held against the line.
+    pub short_abandon_secs: u64,
+    /// Answered within this many seconds counts for the service level.
+    pub service_level_secs: u64,
+    /// The day of a line without a schedule (and of the agents' figures).
+    pub timezone: jiff::tz::TimeZone,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReports {
+    short_abandon_secs: u64,
+    service_level_secs: u64,
+    timezone: String,
+}
+
+impl RawReports {
+    fn parse(self, p: &mut Problems) -> ReportSettings {
+        p.within(
+            self.short_abandon_secs,
+            0..=600,
+            "reports.short_abandon_secs",
+        );
+        p.within(
+            self.service_level_secs,
+            1..=3600,
+            "reports.service_level_secs",
+        );
+        let timezone = match jiff::tz::TimeZone::get(self.timezone.trim()) {
+            Ok(tz) => tz,
+            Err(_) => {
+                p.check(
+                    false,
+                    "reports.timezone",
+                    "is not an IANA time zone (e.g. Europe/Berlin)",
+                );
+                jiff::tz::TimeZone::UTC
+            }
+        };
+        ReportSettings {
+            short_abandon_secs: self.short_abandon_secs,
+            service_level_secs: self.service_level_secs,
+            timezone,
+        }
+    }
 }
 
 /// `[recordings]`: the archive of recordings (with the ledger).
@@ -1332,6 +1383,7 @@ struct RawSettings {
     admin: RawAdmin,
     ledger: RawLedger,
     recordings: RawRecordings,
+    reports: RawReports,
 }
 
 impl RawSettings {
@@ -1412,6 +1464,7 @@ impl RawSettings {
             admin: self.admin.parse(&mut p),
             ledger: self.ledger.parse(&mut p),
             recordings: self.recordings.parse(&mut p),
+            reports: self.reports.parse(&mut p),
         };
         settings.blocking.check(&mut p);
         settings.cross_section().check(&mut p);

@@ -27,10 +27,12 @@ enum Command {
     Agents(switchboard::agents::cli::AgentsArgs),
     /// The call history, from the ledger the configuration names (a table, or --csv).
     Calls(switchboard::ledger::cli::CallsArgs),
+    /// Per line and agent: offered, answered, abandoned, answer rate, ASA, service level, talk.
+    Report(switchboard::ledger::cli::ReportArgs),
 }
 
-/// Runs an admin command (`lines`, `agents`) and prints its table.
-fn admin<F>(tool: &str, run: F) -> ExitCode
+/// Runs a command that prints a table (`lines`, `agents`, `calls`, `report`).
+fn printed<F>(tool: &str, run: F) -> ExitCode
 where
     F: std::future::Future<Output = Result<String, String>>,
 {
@@ -100,8 +102,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Simulate(args)) => return simulate(args),
-        Some(Command::Lines(args)) => return admin("lines", switchboard::lines::cli::run(args)),
-        Some(Command::Agents(args)) => return admin("agents", switchboard::agents::cli::run(args)),
+        Some(Command::Lines(args)) => return printed("lines", switchboard::lines::cli::run(args)),
+        Some(Command::Agents(args)) => {
+            return printed("agents", switchboard::agents::cli::run(args))
+        }
         _ => {}
     }
     let settings = match Settings::load(cli.config.as_deref()) {
@@ -111,11 +115,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(Command::Calls(args)) = cli.command {
-        let now = switchboard::time::SystemClock.now_ms();
-        return admin("calls", async move {
-            switchboard::ledger::cli::run(&settings, args, now).await
-        });
+    let now = switchboard::time::SystemClock.now_ms();
+    match cli.command {
+        Some(Command::Calls(args)) => {
+            return printed("calls", async move {
+                switchboard::ledger::cli::run(&settings, args, now).await
+            })
+        }
+        Some(Command::Report(args)) => {
+            return printed("report", async move {
+                switchboard::ledger::cli::report(&settings, args, now).await
+            })
+        }
+        _ => {}
     }
     let _logs = switchboard::telemetry::init(&settings.log);
     let served = actix_web::rt::System::new().block_on(async move {

@@ -272,6 +272,7 @@ impl Application {
             ),
             ledger,
             mask_callers: settings.privacy.mask_caller_numbers,
+            report: crate::ledger::report::Spec::of(&settings),
         });
         let context = Data::new(Context {
             service: service.clone(),

@@ -134,6 +134,11 @@ fn index(day: Weekday) -> usize {
 }
 
 impl Schedule {
+    /// The schedule's time zone.
+    pub fn zone(&self) -> &TimeZone {
+        &self.zone
+    }
+
     /// A schedule in the IANA zone `zone`.
     pub fn new(
         zone: &str,

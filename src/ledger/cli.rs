@@ -125,3 +125,54 @@ fn table(rows: &[CallRow]) -> String {
         cells,
     )
 }
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// A calendar day, in each line's time zone (its schedule's, else reports.timezone).
+    #[arg(long, conflicts_with = "from")]
+    pub day: Option<String>,
+    /// Or a range: from (RFC 3339, or a duration back from now)...
+    #[arg(long)]
+    pub from: Option<String>,
+    /// ...to [default: now].
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+    /// Only this line (its id).
+    #[arg(long)]
+    pub line: Option<String>,
+    /// The report as JSON (as GET /admin/report answers).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `switchboard report` at `now`.
+pub async fn report(settings: &Settings, args: ReportArgs, now: Millis) -> Result<String, String> {
+    use super::report::{render, report, Period, Spec};
+    let day = match (&args.day, &args.from) {
+        (None, None) => Some(
+            jiff::Timestamp::from_millisecond(now as i64)
+                .map_err(|e| e.to_string())?
+                .to_zoned(settings.reports.timezone.clone())
+                .date()
+                .to_string(),
+        ),
+        (day, _) => day.clone(),
+    };
+    let period = Period::parse(
+        day.as_deref(),
+        args.from.as_deref(),
+        args.to.as_deref(),
+        now,
+    )?;
+    let ledger = Ledger::open(settings)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the call ledger is off (ledger.enabled = false)")?;
+    let done = report(&ledger, &Spec::of(settings), &period, args.line.as_deref()).await?;
+    match args.json {
+        true => serde_json::to_string_pretty(&done)
+            .map(|j| j + "\n")
+            .map_err(|e| e.to_string()),
+        false => Ok(render(&done)),
+    }
+}

@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod cli;
+pub mod report;
 pub mod sink;
 
 use serde::Serialize;

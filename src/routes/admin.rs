@@ -24,6 +24,8 @@ pub(crate) struct Admin {
     pub(crate) ledger: Option<crate::ledger::Ledger>,
     /// Privacy mode: caller numbers are masked in what the API shows.
     pub(crate) mask_callers: bool,
+    /// The lines reports cover, their time zones and counting rules.
+    pub(crate) report: crate::ledger::report::Spec,
 }
 
 /// The optional body of a change.

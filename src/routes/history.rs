@@ -69,10 +69,10 @@ pub(crate) fn view(row: &CallRow, mask: bool) -> Value {
 fn ledger_of<'a>(
     req: &HttpRequest,
     cx: &'a Context,
-) -> Result<(&'a Ledger, bool), Box<HttpResponse>> {
+) -> Result<(&'a Ledger, &'a super::Admin), Box<HttpResponse>> {
     let admin = authorized(req, cx).map_err(|r| Box::new(r.respond()))?;
     match &admin.ledger {
-        Some(ledger) => Ok((ledger, admin.mask_callers)),
+        Some(ledger) => Ok((ledger, admin)),
         None => Err(Box::new(error(
             StatusCode::NOT_FOUND,
             "the call ledger is off (ledger.enabled = false)",
@@ -90,7 +90,7 @@ fn unavailable(e: &sqlx::Error) -> HttpResponse {
 
 pub(super) async fn calls(req: HttpRequest, cx: Data<Context>) -> HttpResponse {
     let (ledger, mask) = match ledger_of(&req, &cx) {
-        Ok(found) => found,
+        Ok((ledger, admin)) => (ledger, admin.mask_callers),
         Err(refused) => return *refused,
     };
     let filter = match Query::<Filter>::from_query(req.query_string()) {
@@ -112,7 +112,7 @@ pub(super) async fn calls(req: HttpRequest, cx: Data<Context>) -> HttpResponse {
 
 pub(super) async fn call(req: HttpRequest, sid: Path<String>, cx: Data<Context>) -> HttpResponse {
     let (ledger, mask) = match ledger_of(&req, &cx) {
-        Ok(found) => found,
+        Ok((ledger, admin)) => (ledger, admin.mask_callers),
         Err(refused) => return *refused,
     };
     let row = match ledger.call(&sid).await {
@@ -131,5 +131,47 @@ pub(super) async fn call(req: HttpRequest, sid: Path<String>, cx: Data<Context>)
             HttpResponse::Ok().json(body)
         }
         Err(e) => unavailable(&e),
+    }
+}
+
+/// `?day=2026-11-22` (each line's own day) or `?from=&to=`, and `&line=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReportQuery {
+    day: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    line: Option<String>,
+}
+
+pub(super) async fn report(req: HttpRequest, cx: Data<Context>) -> HttpResponse {
+    let (ledger, admin) = match ledger_of(&req, &cx) {
+        Ok(found) => found,
+        Err(refused) => return *refused,
+    };
+    let q = match Query::<ReportQuery>::from_query(req.query_string()) {
+        Ok(q) => q.into_inner(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let now = cx.clock.now_ms();
+    let period = match crate::ledger::report::Period::parse(
+        q.day.as_deref(),
+        q.from.as_deref(),
+        q.to.as_deref(),
+        now,
+    ) {
+        Ok(p) => p,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+    };
+    match crate::ledger::report::report(ledger, &admin.report, &period, q.line.as_deref()).await {
+        Ok(report) => HttpResponse::Ok().json(report),
+        Err(why) if why.starts_with("no line") => error(StatusCode::NOT_FOUND, &why),
+        Err(why) => {
+            tracing::error!(error = %why, "report failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the call ledger is unavailable",
+            )
+        }
     }
 }

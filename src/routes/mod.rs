@@ -16,7 +16,7 @@
 //! | `GET /audio/{file}` | prompts from the audio folder | [`audio`] |
 //! | `GET /admin/lines`, `POST /admin/lines/{id}/close\|open` | lines' state; open or close by hand (Bearer token) | [`admin`] |
 //! | `GET /admin/agents`, `POST /admin/agents/{id}/away\|available` | agents' state; away or back by hand (Bearer token) | [`admin`] |
-//! | `GET /admin/calls`, `GET /admin/calls/{sid}` | the call history, one call with its events (Bearer token) | [`history`] |
+//! | `GET /admin/calls`, `GET /admin/calls/{sid}`, `GET /admin/report` | the call history, one call with its events, reports (Bearer token) | [`history`] |
 //! | `GET /recordings/{id}` | an archived recording (Bearer token, or a signed link that expires) | [`recordings`] |
 //! | `GET /healthz`, `/readyz`, `/metrics` | alive; ready to take calls; Prometheus | [`health`] |
 
@@ -152,6 +152,7 @@ fn configure(cfg: &mut web::ServiceConfig) {
     .route("/admin/agents", web::get().to(admin::agents))
     .route("/admin/calls", web::get().to(history::calls))
     .route("/admin/calls/{sid}", web::get().to(history::call))
+    .route("/admin/report", web::get().to(history::report))
     .route("/recordings/{id}", web::get().to(recordings::recording))
     .route("/admin/agents/{id}/away", web::post().to(admin::away))
     .route(

@@ -269,6 +269,43 @@ async fn a_mixed_run_leaves_one_row_per_call(url: Option<String>) {
         "{kinds:?}"
     );
 
+    // The day's report: short abandons (under 10 s: the one that waited 7 s and the four held
+    // calls) apart; 2 answered of 3 counted, both within 60 s.
+    let (status, report) = admin(&app, "GET", "/admin/report?day=2026-11-21", None).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let main = &report["lines"][0];
+    assert_eq!(main["line"], "main");
+    assert_eq!(main["from"], "2026-11-21T00:00:00Z");
+    let counts: Vec<i64> = [
+        "offered",
+        "answered",
+        "abandoned",
+        "short_abandoned",
+        "voicemail",
+        "missed",
+        "refused",
+    ]
+    .iter()
+    .map(|k| main[*k].as_i64().unwrap_or(-1))
+    .collect();
+    assert_eq!(counts, [8, 2, 0, 5, 1, 0, 1], "{main}");
+    assert_eq!(main["answer_rate"], 0.6667);
+    assert_eq!(main["service_level"], 0.6667);
+    assert_eq!(main["asa_secs"], 14.5);
+    assert_eq!(main["avg_talk_secs"], 45.0);
+    let agents = report["agents"].as_array().expect("agents");
+    assert_eq!(agents.len(), 2);
+    assert_eq!(
+        (agents[0]["agent"].clone(), agents[0]["talk_secs"].clone()),
+        ("Ada Lovelace".into(), 60.into())
+    );
+    let (status, _) = admin(&app, "GET", "/admin/report?day=2026-11-20", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = admin(&app, "GET", "/admin/report?day=tomorrow", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = admin(&app, "GET", "/admin/report?day=2026-11-21&line=nope", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     // Filters, and clear answers to bad ones.
     let (_, only) = admin(
         &app,
@@ -398,6 +435,24 @@ async fn the_sqlite_ledger_survives_a_restart_and_the_cli_reads_it() {
     let csv = switchboard::ledger::cli::run(&settings, args(true), T0 + 60_000)
         .await
         .expect("csv");
+    let report = switchboard::ledger::cli::report(
+        &settings,
+        switchboard::ledger::cli::ReportArgs {
+            day: Some("2026-11-21".into()),
+            from: None,
+            to: None,
+            line: None,
+            json: false,
+        },
+        T0 + 60_000,
+    )
+    .await
+    .expect("report");
+    assert!(report.starts_with("LINE"), "{report}");
+    assert!(
+        report.contains("main  1        0         0 (+1 short)"),
+        "{report}"
+    );
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("call_sid,line,caller,called,started_at,answered_at,answered_by,ended_at,outcome,wait_secs,talk_secs,detail"));
     assert_eq!(

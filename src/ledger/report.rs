@@ -1,0 +1,441 @@
+//! Call reports from the ledger: per line and per agent, for a day (in the line's time zone) or a
+//! range. The figures are a pure function of the calls' rows ([`summarize`]):
+//!
+//! - offered: calls that reached the line's agents or voicemail (answered, voicemail, missed,
+//!   abandoned); closed, turned away and refused are counted apart;
+//! - abandoned: the caller hung up before an answer, after `short_abandon_secs` or more; short
+//!   abandons are shown apart and left out of the rates;
+//! - answer rate and service level: answered (within `service_level_secs`) over offered less
+//!   short abandons; ASA: the mean wait of answered calls; talk: their mean talk time.
+
+use serde::Serialize;
+
+use super::{CallQuery, CallRow, Ledger};
+use crate::config::Settings;
+use crate::domain::LineId;
+use crate::time::Millis;
+
+/// What a report counts by.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub short_abandon_secs: u64,
+    pub service_level_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LineFigures {
+    pub offered: u64,
+    pub answered: u64,
+    pub abandoned: u64,
+    pub short_abandoned: u64,
+    pub voicemail: u64,
+    pub missed: u64,
+    pub closed: u64,
+    pub turned_away: u64,
+    pub refused: u64,
+    /// Still live (or not settled yet) when the report was made.
+    pub open: u64,
+    pub answer_rate: Option<f64>,
+    pub service_level: Option<f64>,
+    pub asa_secs: Option<f64>,
+    pub avg_talk_secs: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AgentFigures {
+    pub agent: String,
+    pub answered: u64,
+    pub talk_secs: u64,
+    pub avg_talk_secs: Option<f64>,
+}
+
+fn ratio(n: u64, d: u64) -> Option<f64> {
+    (d > 0).then(|| (n as f64 / d as f64 * 10_000.0).round() / 10_000.0)
+}
+
+fn mean(values: &[u64]) -> Option<f64> {
+    (!values.is_empty())
+        .then(|| (values.iter().sum::<u64>() as f64 / values.len() as f64 * 10.0).round() / 10.0)
+}
+
+/// A line's figures from its calls' rows.
+pub fn summarize(rows: &[CallRow], rules: &Rules) -> LineFigures {
+    let mut f = LineFigures::default();
+    let (mut waits, mut talks) = (Vec::new(), Vec::new());
+    let mut within = 0;
+    for r in rows {
+        match r.outcome.as_deref() {
+            Some("answered") => {
+                f.answered += 1;
+                let wait = r.wait_secs.unwrap_or(0);
+                waits.push(wait);
+                talks.push(r.talk_secs.unwrap_or(0));
+                if wait <= rules.service_level_secs {
+                    within += 1;
+                }
+            }
+            Some("abandoned") if r.wait_secs.unwrap_or(0) < rules.short_abandon_secs => {
+                f.short_abandoned += 1
+            }
+            Some("abandoned") => f.abandoned += 1,
+            Some("voicemail") => f.voicemail += 1,
+            Some("missed") => f.missed += 1,
+            Some("closed") => f.closed += 1,
+            Some("turned_away") => f.turned_away += 1,
+            Some("refused") => f.refused += 1,
+            _ => f.open += 1,
+        }
+    }
+    f.offered = f.answered + f.abandoned + f.short_abandoned + f.voicemail + f.missed;
+    let counted = f.offered - f.short_abandoned;
+    f.answer_rate = ratio(f.answered, counted);
+    f.service_level = ratio(within, counted);
+    f.asa_secs = mean(&waits);
+    f.avg_talk_secs = mean(&talks);
+    f
+}
+
+/// Answered calls and talk time per agent, most answered first.
+pub fn by_agent(rows: &[CallRow]) -> Vec<AgentFigures> {
+    let mut agents: Vec<AgentFigures> = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.outcome.as_deref() == Some("answered"))
+    {
+        let name = r
+            .answered_by
+            .clone()
+            .unwrap_or_else(|| "(unknown)".to_owned());
+        let i = match agents.iter().position(|a| a.agent == name) {
+            Some(i) => i,
+            None => {
+                agents.push(AgentFigures {
+                    agent: name,
+                    ..AgentFigures::default()
+                });
+                agents.len() - 1
+            }
+        };
+        agents[i].answered += 1;
+        agents[i].talk_secs += r.talk_secs.unwrap_or(0);
+    }
+    for a in &mut agents {
+        a.avg_talk_secs = ratio(a.talk_secs, a.answered).map(|v| (v * 10.0).round() / 10.0);
+    }
+    agents.sort_by(|a, b| b.answered.cmp(&a.answered).then(a.agent.cmp(&b.agent)));
+    agents
+}
+
+/// The lines a report covers, each with its time zone.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub lines: Vec<(LineId, String, jiff::tz::TimeZone)>,
+    pub agents_zone: jiff::tz::TimeZone,
+    pub rules: Rules,
+}
+
+impl Spec {
+    pub fn of(settings: &Settings) -> Spec {
+        let default = settings.reports.timezone.clone();
+        let lines = match settings.lines.is_empty() {
+            true => vec![(LineId::main(), "Main line".to_owned(), default.clone())],
+            false => settings
+                .lines
+                .iter()
+                .map(|l| {
+                    let zone = l
+                        .schedule
+                        .as_ref()
+                        .and_then(|s| settings.schedules.get(s))
+                        .map_or_else(|| default.clone(), |s| s.zone().clone());
+                    (l.id.clone(), l.name.clone(), zone)
+                })
+                .collect(),
+        };
+        Spec {
+            lines,
+            agents_zone: default,
+            rules: Rules {
+                short_abandon_secs: settings.reports.short_abandon_secs,
+                service_level_secs: settings.reports.service_level_secs,
+            },
+        }
+    }
+}
+
+/// Which period: a calendar day (in each line's zone), or an explicit range.
+#[derive(Debug, Clone)]
+pub enum Period {
+    Day(jiff::civil::Date),
+    Range { from: Millis, to: Millis },
+}
+
+impl Period {
+    /// `[from, to)` in `zone`.
+    fn window(&self, zone: &jiff::tz::TimeZone) -> Result<(Millis, Millis), String> {
+        match self {
+            Period::Range { from, to } => Ok((*from, *to)),
+            Period::Day(day) => {
+                let start = day.to_zoned(zone.clone()).map_err(|e| e.to_string())?;
+                let end = start.tomorrow().map_err(|e| e.to_string())?;
+                let ms =
+                    |z: &jiff::Zoned| u64::try_from(z.timestamp().as_millisecond()).unwrap_or(0);
+                Ok((ms(&start), ms(&end)))
+            }
+        }
+    }
+
+    /// `2026-11-22`, or an instant (RFC 3339 or a duration back from `now`) pair.
+    pub fn parse(
+        day: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+        now: Millis,
+    ) -> Result<Period, String> {
+        match (day, from) {
+            (Some(day), None) => day
+                .trim()
+                .parse::<jiff::civil::Date>()
+                .map(Period::Day)
+                .map_err(|_| {
+                    format!(
+                        "day: `{}` is not a date (2026-11-22)",
+                        day.chars().take(20).collect::<String>()
+                    )
+                }),
+            (None, Some(from)) => {
+                let from = super::instant(from, now).map_err(|e| format!("from {e}"))?;
+                let to = match to {
+                    Some(t) => super::instant(t, now).map_err(|e| format!("to {e}"))?,
+                    None => now,
+                };
+                Ok(Period::Range { from, to })
+            }
+            (Some(_), Some(_)) => Err("give a day, or from (and to), not both".into()),
+            (None, None) => Err("give a day (2026-11-22), or from (and to)".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LineReport {
+    pub line: String,
+    pub name: String,
+    pub timezone: String,
+    pub from: String,
+    pub to: String,
+    #[serde(flatten)]
+    pub figures: LineFigures,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub rules: RulesView,
+    pub lines: Vec<LineReport>,
+    /// Over the lines reported, each in its own window.
+    pub agents: Vec<AgentFigures>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RulesView {
+    pub short_abandon_secs: u64,
+    pub service_level_secs: u64,
+}
+
+/// The report of `period`, for `line` or every line.
+pub async fn report(
+    ledger: &Ledger,
+    spec: &Spec,
+    period: &Period,
+    line: Option<&str>,
+) -> Result<Report, String> {
+    let lines: Vec<_> = spec
+        .lines
+        .iter()
+        .filter(|(id, ..)| line.is_none_or(|l| id.as_str() == l))
+        .collect();
+    if lines.is_empty() {
+        return Err(format!("no line `{}`", line.unwrap_or_default()));
+    }
+    let mut reports = Vec::new();
+    let mut everyone = Vec::new();
+    for (id, name, zone) in lines {
+        let (from, to) = period.window(zone)?;
+        let query = CallQuery {
+            from: Some(from),
+            to: Some(to),
+            line: Some(id.as_str().to_owned()),
+            outcome: None,
+            limit: u32::MAX,
+        };
+        let rows = ledger.calls(&query).await.map_err(|e| e.to_string())?;
+        reports.push(LineReport {
+            line: id.as_str().to_owned(),
+            name: name.clone(),
+            timezone: zone.iana_name().unwrap_or("UTC").to_owned(),
+            from: crate::lines::rfc3339(from),
+            to: crate::lines::rfc3339(to),
+            figures: summarize(&rows, &spec.rules),
+        });
+        everyone.extend(rows);
+    }
+    Ok(Report {
+        rules: RulesView {
+            short_abandon_secs: spec.rules.short_abandon_secs,
+            service_level_secs: spec.rules.service_level_secs,
+        },
+        lines: reports,
+        agents: by_agent(&everyone),
+    })
+}
+
+/// The report as people read it.
+pub fn render(report: &Report) -> String {
+    let pct = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{:.0}%", v * 100.0));
+    let secs = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}s"));
+    let lines = report
+        .lines
+        .iter()
+        .map(|l| {
+            let f = &l.figures;
+            [
+                l.line.clone(),
+                f.offered.to_string(),
+                f.answered.to_string(),
+                format!("{} (+{} short)", f.abandoned, f.short_abandoned),
+                f.voicemail.to_string(),
+                f.missed.to_string(),
+                pct(f.answer_rate),
+                secs(f.asa_secs),
+                pct(f.service_level),
+                secs(f.avg_talk_secs),
+                format!("{} {}", &l.from[..10.min(l.from.len())], l.timezone),
+            ]
+        })
+        .collect();
+    let sl = format!("SL {}s", report.rules.service_level_secs);
+    let mut out = crate::admin_client::table(
+        [
+            "LINE",
+            "OFFERED",
+            "ANSWERED",
+            "ABANDONED",
+            "VOICEMAIL",
+            "MISSED",
+            "ANSWER RATE",
+            "ASA",
+            &sl,
+            "AVG TALK",
+            "FROM",
+        ],
+        lines,
+    );
+    let agents = report
+        .agents
+        .iter()
+        .map(|a| {
+            [
+                a.agent.clone(),
+                a.answered.to_string(),
+                format!("{}s", a.talk_secs),
+                secs(a.avg_talk_secs),
+            ]
+        })
+        .collect();
+    out.push('\n');
+    out.push_str(&crate::admin_client::table(
+        ["AGENT", "ANSWERED", "TALK", "AVG TALK"],
+        agents,
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(outcome: &str, wait: Option<u64>, talk: Option<u64>, by: Option<&str>) -> CallRow {
+        CallRow {
+            call_sid: "CA".into(),
+            line: "main".into(),
+            caller: "+1".into(),
+            called: "+2".into(),
+            started_at: 0,
+            answered_at: None,
+            answered_by: by.map(str::to_owned),
+            ended_at: None,
+            outcome: (!outcome.is_empty()).then(|| outcome.to_owned()),
+            wait_secs: wait,
+            talk_secs: talk,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn figures_follow_the_definitions() {
+        let rules = Rules {
+            short_abandon_secs: 10,
+            service_level_secs: 20,
+        };
+        let rows = vec![
+            call("answered", Some(5), Some(60), Some("Ada")),
+            call("answered", Some(30), Some(120), Some("Grace")),
+            call("answered", Some(10), Some(30), Some("Ada")),
+            call("abandoned", Some(4), None, None),
+            call("abandoned", Some(45), None, None),
+            call("voicemail", None, None, None),
+            call("missed", None, None, None),
+            call("closed", None, None, None),
+            call("refused", None, None, None),
+            call("", None, None, None),
+        ];
+        let f = summarize(&rows, &rules);
+        assert_eq!(
+            (
+                f.offered,
+                f.answered,
+                f.abandoned,
+                f.short_abandoned,
+                f.voicemail,
+                f.missed
+            ),
+            (7, 3, 1, 1, 1, 1)
+        );
+        assert_eq!((f.closed, f.refused, f.open), (1, 1, 1));
+        // 3 answered of 6 (7 offered less 1 short abandon); 2 within 20 s.
+        assert_eq!(f.answer_rate, Some(0.5));
+        assert_eq!(f.service_level, Some(0.3333));
+        assert_eq!(f.asa_secs, Some(15.0));
+        assert_eq!(f.avg_talk_secs, Some(70.0));
+        let agents = by_agent(&rows);
+        assert_eq!(agents[0].agent, "Ada");
+        assert_eq!((agents[0].answered, agents[0].talk_secs), (2, 90));
+        assert_eq!(agents[0].avg_talk_secs, Some(45.0));
+        assert_eq!(agents[1].agent, "Grace");
+        let none = summarize(&[], &rules);
+        assert_eq!((none.answer_rate, none.asa_secs), (None, None));
+    }
+
+    #[test]
+    fn a_day_is_the_lines_own() {
+        let day = Period::parse(Some("2026-11-22"), None, None, 0).expect("day");
+        let ny = jiff::tz::TimeZone::get("America/New_York").expect("zone");
+        let (from, to) = day.window(&ny).expect("window");
+        assert_eq!(crate::lines::rfc3339(from), "2026-11-22T05:00:00Z");
+        assert_eq!(to - from, 86_400_000);
+        // The day DST ends is 25 hours long.
+        let fall = Period::parse(Some("2026-11-01"), None, None, 0).expect("day");
+        let (from, to) = fall.window(&ny).expect("window");
+        assert_eq!(to - from, 25 * 3_600_000);
+        assert!(Period::parse(Some("22/11/2026"), None, None, 0).is_err());
+        assert!(Period::parse(None, None, None, 0).is_err());
+        let range = Period::parse(None, Some("24h"), None, 86_400_000).expect("range");
+        assert!(matches!(
+            range,
+            Period::Range {
+                from: 0,
+                to: 86_400_000
+            }
+        ));
+    }
+}
