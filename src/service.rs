@@ -228,6 +228,14 @@ impl CallService {
                 fact,
             });
         }
+        for fact in applied.legs {
+            self.sinks.accept(Record::Leg {
+                sid: sid.clone(),
+                at: now,
+                line: applied.line.clone(),
+                fact,
+            });
+        }
         Ok((applied.reply, applied.line))
     }
 

@@ -34,4 +34,4 @@ pub use fact::{Fact, FactKind, Ignored, MissReason};
 pub use policy::{Policy, Snapshot};
 pub use state::{Call, Intro, Lead, Message, Outcome, Phase, Pickup, Reply, Targets};
 pub use store::{Applied, CallStore, Decide, Expiry, MemoryStore, StoreError, Swept};
-pub use transition::{transition, Step};
+pub use transition::{transition, LegFact, Step};

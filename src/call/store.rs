@@ -37,6 +37,8 @@ pub struct Applied {
     pub ignored: Option<Ignored>,
     /// What changes for agents (busy, free after wrap-up).
     pub marks: Vec<super::routing::Mark>,
+    /// What happened to the agents' legs (for the ledger).
+    pub legs: Vec<super::transition::LegFact>,
 }
 
 impl From<Step> for Applied {
@@ -47,6 +49,7 @@ impl From<Step> for Applied {
             facts: step.facts,
             ignored: step.ignored,
             marks: step.marks,
+            legs: step.legs,
         }
     }
 }

@@ -39,6 +39,93 @@ pub struct Step {
     pub ignored: Option<Ignored>,
     /// What changes for agents: one took the call, one's conversation ended.
     pub marks: Vec<Mark>,
+    /// What happened to the agents' legs, for the ledger.
+    pub legs: Vec<LegFact>,
+}
+
+/// What a step did to the agents' legs: a `<Dial>` rang these agents; one of them took the call;
+/// a `<Dial>` ended with nobody taking it (its agents missed it). Worked out by comparing the
+/// call before and after the step, so each is said once, whatever the provider repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegFact {
+    Rang {
+        round: u8,
+        group: u8,
+        /// (id, name) of each agent rung.
+        agents: Vec<(Box<str>, Box<str>)>,
+    },
+    Taken {
+        round: u8,
+        group: u8,
+        agent_id: Option<Box<str>>,
+        agent: Option<Box<str>>,
+    },
+    RangOut {
+        round: u8,
+        group: u8,
+    },
+}
+
+/// The `<Dial>` a call is ringing, and who took it, if anyone.
+fn dial_of(call: &Call) -> Option<(u8, u8, &Targets, Option<&Pickup>)> {
+    match &call.phase {
+        Phase::Dialing {
+            round,
+            group,
+            ringing,
+            pickup,
+            ..
+        } => Some((*round, *group, ringing, pickup.as_ref())),
+        _ => None,
+    }
+}
+
+/// The leg facts of the step from `before` to `after` on `event`.
+fn leg_facts(before: Option<&Call>, after: &Call, event: &Event) -> Vec<LegFact> {
+    let was = before.and_then(dial_of);
+    let mut facts = Vec::new();
+    if let Some((round, group, ringing, _)) = dial_of(after) {
+        if was.is_none_or(|(r, g, ..)| (r, g) != (round, group)) {
+            let agents = ringing
+                .iter()
+                .map(|a| (a.id.clone(), a.name.clone()))
+                .collect();
+            facts.push(LegFact::Rang {
+                round,
+                group,
+                agents,
+            });
+        }
+    }
+    let Some((round, group, _, None)) = was else {
+        return facts;
+    };
+    let taken = match &after.phase {
+        Phase::Dialing {
+            round: r,
+            group: g,
+            pickup: Some(p),
+            ..
+        } if (*r, *g) == (round, group) => Some(p),
+        Phase::WrapUp { pickup, .. } => Some(pickup),
+        _ => None,
+    };
+    match taken {
+        Some(p) => facts.insert(
+            0,
+            LegFact::Taken {
+                round,
+                group,
+                agent_id: p.agent_id.clone(),
+                agent: p.agent.clone(),
+            },
+        ),
+        None if matches!(event, Event::DialEnded { .. }) => {
+            facts.insert(0, LegFact::RangOut { round, group })
+        }
+        None => {}
+    }
+    facts
 }
 
 /// What one arm decided; [`transition`] adds the reply.
@@ -256,6 +343,10 @@ pub fn transition(
         (Some(call), None) => call.reply(),
         (None, None) => unknown_call_reply(event),
     };
+    let legs = change
+        .next
+        .as_ref()
+        .map_or_else(Vec::new, |next| leg_facts(call, next, event));
     Step {
         next: change.next,
         facts: change.facts,
@@ -263,6 +354,7 @@ pub fn transition(
         line,
         ignored: change.ignored,
         marks: change.marks,
+        legs,
     }
 }
 
@@ -1032,6 +1124,44 @@ fn expired(call: &Call) -> Change {
 mod tests {
     use super::*;
     use crate::call::testing::*;
+
+    #[test]
+    fn leg_facts_say_who_was_rung_who_took_it_and_which_dial_rang_out_once_each() {
+        let (id, policy, snap) = (sid("CA1"), Policy::default(), snapshot());
+        let mut call = None;
+        let mut legs = Vec::new();
+        for (secs, event) in [
+            (0, incoming()),
+            (20, dial(1, DialStatus::NoAnswer, None)),
+            (20, dial(1, DialStatus::NoAnswer, None)),
+            (25, screen_start(2, 0, "bob", "LEG-bob")),
+            (26, press(2, 0, "bob", "LEG-bob", Some("1"))),
+            (26, press(2, 0, "bob", "LEG-bob", Some("1"))),
+        ] {
+            let step = transition(&id, call.as_ref(), &event, secs * 1000, &policy, &snap);
+            legs.extend(step.legs);
+            call = step.next.or(call);
+        }
+        let rang = |round| LegFact::Rang {
+            round,
+            group: 0,
+            agents: vec![("ada".into(), "Ada".into()), ("bob".into(), "Bob".into())],
+        };
+        assert_eq!(
+            legs,
+            [
+                rang(1),
+                LegFact::RangOut { round: 1, group: 0 },
+                rang(2),
+                LegFact::Taken {
+                    round: 2,
+                    group: 0,
+                    agent_id: Some("bob".into()),
+                    agent: Some("Bob".into()),
+                },
+            ]
+        );
+    }
 
     #[test]
     fn answered_on_the_first_round() {

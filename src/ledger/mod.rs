@@ -154,6 +154,23 @@ impl Entry {
     }
 }
 
+/// What one leg fact writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LegEntry {
+    pub call_sid: String,
+    pub at: Millis,
+    pub fact: crate::call::LegFact,
+}
+
+/// One agent's part in one `<Dial>`, as the reports read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LegRow {
+    pub agent_id: String,
+    pub agent_name: String,
+    pub answered: bool,
+    pub rang_out: bool,
+}
+
 /// One call as the ledger holds it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallRow {
@@ -346,6 +363,113 @@ impl Ledger {
             .execute(&mut *tx)
             .await?;
         tx.commit().await
+    }
+
+    /// Writes one leg fact, idempotently.
+    pub async fn write_leg(&self, e: &LegEntry, now: Millis) -> Result<(), sqlx::Error> {
+        use crate::call::LegFact;
+        match &e.fact {
+            LegFact::Rang {
+                round,
+                group,
+                agents,
+            } => {
+                let mut tx = self.pool.begin().await?;
+                for (id, name) in agents {
+                    sqlx::query(
+                        "INSERT INTO legs (call_sid, round, grp, agent_id, agent_name, rung_at, \
+                         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (call_sid, round, grp, agent_id) DO NOTHING",
+                    )
+                    .bind(&e.call_sid)
+                    .bind(i64::from(*round))
+                    .bind(i64::from(*group))
+                    .bind(id.as_ref())
+                    .bind(name.as_ref())
+                    .bind(db_int(e.at))
+                    .bind(db_int(now))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await
+            }
+            LegFact::Taken {
+                round,
+                group,
+                agent_id,
+                ..
+            } => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "UPDATE legs SET dial_end = 'answered', updated_at = $4 \
+                     WHERE call_sid = $1 AND round = $2 AND grp = $3",
+                )
+                .bind(&e.call_sid)
+                .bind(i64::from(*round))
+                .bind(i64::from(*group))
+                .bind(db_int(now))
+                .execute(&mut *tx)
+                .await?;
+                if let Some(id) = agent_id {
+                    sqlx::query(
+                        "UPDATE legs SET answered_at = COALESCE(answered_at, $5) \
+                         WHERE call_sid = $1 AND round = $2 AND grp = $3 AND agent_id = $4",
+                    )
+                    .bind(&e.call_sid)
+                    .bind(i64::from(*round))
+                    .bind(i64::from(*group))
+                    .bind(id.as_ref())
+                    .bind(db_int(e.at))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await
+            }
+            LegFact::RangOut { round, group } => {
+                sqlx::query(
+                    "UPDATE legs SET dial_end = COALESCE(dial_end, 'rang_out'), updated_at = $4 \
+                     WHERE call_sid = $1 AND round = $2 AND grp = $3",
+                )
+                .bind(&e.call_sid)
+                .bind(i64::from(*round))
+                .bind(i64::from(*group))
+                .bind(db_int(now))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The legs of the calls of `line` started in `[from, to)`.
+    pub async fn legs(
+        &self,
+        line: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<LegRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT l.agent_id, l.agent_name, l.answered_at, l.dial_end FROM legs l \
+             JOIN calls c ON c.call_sid = l.call_sid \
+             WHERE c.line = $1 AND c.started_at >= $2 AND c.started_at < $3",
+        )
+        .bind(line)
+        .bind(db_int(from))
+        .bind(db_int(to))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let answered: Option<i64> = r.try_get("answered_at")?;
+                let end: Option<String> = r.try_get("dial_end")?;
+                Ok(LegRow {
+                    agent_id: r.try_get("agent_id")?,
+                    agent_name: r.try_get("agent_name")?,
+                    answered: answered.is_some(),
+                    rang_out: end.as_deref() == Some("rang_out"),
+                })
+            })
+            .collect()
     }
 
     /// The calls `q` asks for, newest first.

@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::{CallQuery, CallRow, Ledger};
+use super::{CallQuery, CallRow, Ledger, LegRow};
 use crate::config::Settings;
 use crate::domain::LineId;
 use crate::time::Millis;
@@ -44,6 +44,11 @@ pub struct LineFigures {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AgentFigures {
     pub agent: String,
+    /// `<Dial>`s that rang them.
+    pub rung: u64,
+    /// `<Dial>`s that rang out on them (a leg cut short because someone else answered is not a
+    /// miss, nor one the caller hung up on).
+    pub missed: u64,
     pub answered: u64,
     pub talk_secs: u64,
     pub avg_talk_secs: Option<f64>,
@@ -95,29 +100,39 @@ pub fn summarize(rows: &[CallRow], rules: &Rules) -> LineFigures {
     f
 }
 
-/// Answered calls and talk time per agent, most answered first.
-pub fn by_agent(rows: &[CallRow]) -> Vec<AgentFigures> {
+/// Per agent: rung and missed from the legs, answered and talk time from the calls; most answered
+/// first.
+pub fn by_agent(rows: &[CallRow], legs: &[LegRow]) -> Vec<AgentFigures> {
     let mut agents: Vec<AgentFigures> = Vec::new();
-    for r in rows
-        .iter()
-        .filter(|r| r.outcome.as_deref() == Some("answered"))
-    {
-        let name = r
-            .answered_by
-            .clone()
-            .unwrap_or_else(|| "(unknown)".to_owned());
-        let i = match agents.iter().position(|a| a.agent == name) {
+    let mut of = |name: &str| -> usize {
+        match agents.iter().position(|a| a.agent == name) {
             Some(i) => i,
             None => {
                 agents.push(AgentFigures {
-                    agent: name,
+                    agent: name.to_owned(),
                     ..AgentFigures::default()
                 });
                 agents.len() - 1
             }
-        };
-        agents[i].answered += 1;
-        agents[i].talk_secs += r.talk_secs.unwrap_or(0);
+        }
+    };
+    let mut counts = Vec::new();
+    for leg in legs {
+        counts.push((of(&leg.agent_name), 1, u64::from(leg.rang_out), 0, 0));
+    }
+    for r in rows
+        .iter()
+        .filter(|r| r.outcome.as_deref() == Some("answered"))
+    {
+        let name = r.answered_by.as_deref().unwrap_or("(unknown)");
+        counts.push((of(name), 0, 0, 1, r.talk_secs.unwrap_or(0)));
+    }
+    for (i, rung, missed, answered, talk) in counts {
+        let a = &mut agents[i];
+        a.rung += rung;
+        a.missed += missed;
+        a.answered += answered;
+        a.talk_secs += talk;
     }
     for a in &mut agents {
         a.avg_talk_secs = ratio(a.talk_secs, a.answered).map(|v| (v * 10.0).round() / 10.0);
@@ -259,6 +274,7 @@ pub async fn report(
     }
     let mut reports = Vec::new();
     let mut everyone = Vec::new();
+    let mut all_legs = Vec::new();
     for (id, name, zone) in lines {
         let (from, to) = period.window(zone)?;
         let query = CallQuery {
@@ -269,6 +285,11 @@ pub async fn report(
             limit: u32::MAX,
         };
         let rows = ledger.calls(&query).await.map_err(|e| e.to_string())?;
+        let legs = ledger
+            .legs(id.as_str(), from, to)
+            .await
+            .map_err(|e| e.to_string())?;
+        all_legs.extend(legs);
         reports.push(LineReport {
             line: id.as_str().to_owned(),
             name: name.clone(),
@@ -285,7 +306,7 @@ pub async fn report(
             service_level_secs: spec.rules.service_level_secs,
         },
         lines: reports,
-        agents: by_agent(&everyone),
+        agents: by_agent(&everyone, &all_legs),
     })
 }
 
@@ -336,7 +357,9 @@ pub fn render(report: &Report) -> String {
         .map(|a| {
             [
                 a.agent.clone(),
+                a.rung.to_string(),
                 a.answered.to_string(),
+                a.missed.to_string(),
                 format!("{}s", a.talk_secs),
                 secs(a.avg_talk_secs),
             ]
@@ -344,7 +367,7 @@ pub fn render(report: &Report) -> String {
         .collect();
     out.push('\n');
     out.push_str(&crate::admin_client::table(
-        ["AGENT", "ANSWERED", "TALK", "AVG TALK"],
+        ["AGENT", "RUNG", "ANSWERED", "MISSED", "TALK", "AVG TALK"],
         agents,
     ));
     out
@@ -407,9 +430,24 @@ mod tests {
         assert_eq!(f.service_level, Some(0.3333));
         assert_eq!(f.asa_secs, Some(15.0));
         assert_eq!(f.avg_talk_secs, Some(70.0));
-        let agents = by_agent(&rows);
+        let leg = |name: &str, answered, rang_out| LegRow {
+            agent_id: name.to_lowercase(),
+            agent_name: name.into(),
+            answered,
+            rang_out,
+        };
+        let legs = [
+            leg("Ada", true, false),
+            leg("Grace", false, false),
+            leg("Ada", false, true),
+            leg("Alan", false, true),
+        ];
+        let agents = by_agent(&rows, &legs);
         assert_eq!(agents[0].agent, "Ada");
+        assert_eq!((agents[0].rung, agents[0].missed), (2, 1));
         assert_eq!((agents[0].answered, agents[0].talk_secs), (2, 90));
+        let alan = agents.iter().find(|a| a.agent == "Alan").expect("Alan");
+        assert_eq!((alan.rung, alan.missed, alan.answered), (1, 1, 0));
         assert_eq!(agents[0].avg_talk_secs, Some(45.0));
         assert_eq!(agents[1].agent, "Grace");
         let none = summarize(&[], &rules);

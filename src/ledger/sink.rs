@@ -9,14 +9,21 @@ use async_trait::async_trait;
 use prometheus_client::registry::Registry;
 
 use super::archive::{Archive, Job};
-use super::{Entry, Ledger, Numbers};
+use super::{Entry, Ledger, LegEntry, Numbers};
 use crate::call::FactKind;
 use crate::sink::queue::{Attempt, Deliver, DeliveryPolicy, DeliveryQueue};
 use crate::sink::{Record, Sink};
 use crate::time::Clock;
 
+/// One write, in the order the facts came.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Call(Entry),
+    Leg(LegEntry),
+}
+
 pub struct LedgerSink {
-    queue: DeliveryQueue<Entry>,
+    queue: DeliveryQueue<Write>,
     numbers: Numbers,
     /// Where voicemail recordings go to be downloaded (`None`: not archived).
     archive: Option<Arc<Archive>>,
@@ -49,8 +56,16 @@ impl LedgerSink {
 #[async_trait]
 impl Sink for LedgerSink {
     fn accept(&self, record: &Record) {
+        if let Record::Leg { sid, at, fact, .. } = record {
+            self.queue.push(Write::Leg(LegEntry {
+                call_sid: sid.as_str().to_owned(),
+                at: *at,
+                fact: fact.clone(),
+            }));
+        }
         if let Record::Call { sid, at, fact } = record {
-            self.queue.push(Entry::of(sid, *at, fact, self.numbers));
+            self.queue
+                .push(Write::Call(Entry::of(sid, *at, fact, self.numbers)));
             if let (Some(archive), FactKind::VoicemailLeft { url, duration_secs }) =
                 (&self.archive, &fact.kind)
             {
@@ -77,9 +92,14 @@ struct Writer {
 }
 
 #[async_trait]
-impl Deliver<Entry> for Writer {
-    async fn attempt(&self, entry: &Entry) -> Attempt {
-        match self.ledger.write(entry, self.clock.now_ms()).await {
+impl Deliver<Write> for Writer {
+    async fn attempt(&self, write: &Write) -> Attempt {
+        let now = self.clock.now_ms();
+        let written = match write {
+            Write::Call(entry) => self.ledger.write(entry, now).await,
+            Write::Leg(entry) => self.ledger.write_leg(entry, now).await,
+        };
+        match written {
             Ok(()) => Attempt::Delivered,
             Err(e) => Attempt::Retry {
                 after: None,

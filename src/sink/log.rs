@@ -129,6 +129,7 @@ fn log(record: &Record, privacy: &Privacy) {
             by,
             "line opened or closed by an operator"
         ),
+        Record::Leg { sid, fact, .. } => tracing::debug!(call_sid = %sid, ?fact, "legs"),
         Record::Recording {
             call, kind, fate, ..
         } => match fate {

@@ -63,6 +63,13 @@ pub enum Record {
         until: Option<Millis>,
         by: String,
     },
+    /// What happened to the agents' legs of an inbound call (rung, taken, rang out).
+    Leg {
+        sid: CallSid,
+        at: Millis,
+        line: crate::domain::LineId,
+        fact: crate::call::LegFact,
+    },
     /// What became of a recording the ledger archives.
     Recording {
         at: Millis,

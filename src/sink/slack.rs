@@ -448,6 +448,7 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                 format!("Switchboard · {}", when(*at)),
             )
         }
+        Record::Leg { .. } => return None,
         Record::Recording {
             at,
             call,

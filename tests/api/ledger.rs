@@ -124,6 +124,7 @@ fn with_ledger(url: Option<String>) -> impl FnOnce(&mut Settings) {
     move |s| {
         crate::admin::with_token(s);
         s.limits.max_active_calls = 4;
+        s.dial.wrap_up_secs = 0;
         s.ledger.url = url.map(Into::into);
     }
 }
@@ -293,11 +294,26 @@ async fn a_mixed_run_leaves_one_row_per_call(url: Option<String>) {
     assert_eq!(main["service_level"], 0.6667);
     assert_eq!(main["asa_secs"], 14.5);
     assert_eq!(main["avg_talk_secs"], 45.0);
-    let agents = report["agents"].as_array().expect("agents");
-    assert_eq!(agents.len(), 2);
+    // Every agent was rung by the Dials of every call but the refused one (CA-retry and
+    // CA-voicemail twice each): 10; the three Dials that rang out are each one's misses; a Dial
+    // someone else took, or the caller hung up on, is no miss.
+    let agents: Vec<(String, i64, i64, i64, i64)> = report["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .map(|a| {
+            let n = |k: &str| a[k].as_i64().unwrap_or(-1);
+            let name = a["agent"].as_str().unwrap_or_default().to_owned();
+            (name, n("rung"), n("answered"), n("missed"), n("talk_secs"))
+        })
+        .collect();
     assert_eq!(
-        (agents[0]["agent"].clone(), agents[0]["talk_secs"].clone()),
-        ("Ada Lovelace".into(), 60.into())
+        agents,
+        [
+            ("Ada Lovelace".to_owned(), 10, 1, 3, 60),
+            ("Grace Hopper".to_owned(), 10, 1, 3, 30),
+            ("Alan Turing".to_owned(), 10, 0, 3, 0),
+        ]
     );
     let (status, _) = admin(&app, "GET", "/admin/report?day=2026-11-20", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -384,8 +400,8 @@ async fn two_replicas_on_redis_and_postgresql_write_each_call_once() {
     }
     let sample = "switchboard_ledger_writes_total{state=\"sent\"}";
     let sent = a.metric(sample).await.unwrap_or(0.0) + b.metric(sample).await.unwrap_or(0.0);
-    // ringing, answered, ended: three facts per call, written once in all.
-    assert_eq!(sent, 15.0);
+    // ringing, answered, ended, and the legs rung and taken: five writes per call, once in all.
+    assert_eq!(sent, 25.0);
 }
 
 #[tokio::test]
