@@ -18,7 +18,7 @@ use crate::time::Clock;
 /// One write, in the order the facts came.
 #[derive(Debug, Clone)]
 pub enum Write {
-    Call(Entry),
+    Call(Box<Entry>),
     Leg(LegEntry),
 }
 
@@ -64,8 +64,12 @@ impl Sink for LedgerSink {
             }));
         }
         if let Record::Call { sid, at, fact } = record {
-            self.queue
-                .push(Write::Call(Entry::of(sid, *at, fact, self.numbers)));
+            self.queue.push(Write::Call(Box::new(Entry::of(
+                sid,
+                *at,
+                fact,
+                self.numbers,
+            ))));
             if let (Some(archive), FactKind::VoicemailLeft { url, duration_secs }) =
                 (&self.archive, &fact.kind)
             {
