@@ -3,7 +3,8 @@
 # and, in the same run, a minimal actix-web server answering constant documents
 # (examples/constant.rs); plays the same mix of calls against both with `switchboard simulate`
 # and prints the ratios. Switchboard runs its default configuration (logs at info, written to a
-# file). Then: the same with Slack configured against a fake that answers at once (every message
+# file; its call ledger in SQLite, in a scratch directory). Then: the same with the ledger off, the
+# same with Slack configured against a fake that answers at once (every message
 # really posted) and one that takes 2 s per message, memory per live call (HOLD_CALLS calls held
 # ringing), live calls once every call ended, and the Redis backend.
 #   bash tests/load.sh            # CALLS=20000 CONCURRENCY=50 HOLD_CALLS=100000 by default
@@ -34,7 +35,7 @@ start_switchboard() {
   env SWITCHBOARD__SERVER__HOST=127.0.0.1 SWITCHBOARD__SERVER__PORT="$port" \
       SWITCHBOARD__SERVER__PUBLIC_URL="http://127.0.0.1:$port" \
       SWITCHBOARD__LIMITS__MAX_ACTIVE_CALLS=1000000 SWITCHBOARD__SERVER__SHUTDOWN_DELAY_SECS=0 \
-      SWITCHBOARD__DIAL__WRAP_UP_SECS=0 \
+      SWITCHBOARD__DIAL__WRAP_UP_SECS=0 SWITCHBOARD__PATHS__DATA="$out/data-$port" \
       "$@" "$bin" > "$out/switchboard-$port.log" 2>&1 &
   pids+=($!)
   wait_up "$port"
@@ -64,6 +65,13 @@ mix constant "$constant_port"
 mix switchboard "$sb_port"
 sleep 1
 ended_live=$(live_calls "$sb_port")
+curl -s "http://127.0.0.1:$sb_port/metrics" | grep '^switchboard_ledger_writes_total' > "$out/ledger.writes"
+
+# The same without the ledger: what writing it costs the call path.
+off_port=$(free_port)
+start_switchboard "$off_port" SWITCHBOARD__LEDGER__ENABLED=false
+CALLS=$((CALLS / 10)) mix warmup-off "$off_port" > /dev/null
+mix no-ledger "$off_port"
 
 # A second constant server plays a Slack that answers at once.
 slack_port=$(free_port)
@@ -106,7 +114,7 @@ echo "== Summary"
 python3 - "$out" "$before" "$after" "$held" "$HOLD" "$ended_live" "$log_lines" "$dropped_lines" <<'PY'
 import json, sys
 out, before, after, held, hold, ended_live, log_lines, dropped_lines = sys.argv[1:]
-r = {n: json.load(open(f"{out}/{n}.json")) for n in ["constant", "switchboard", "fast-slack", "slow-slack", "redis"]}
+r = {n: json.load(open(f"{out}/{n}.json")) for n in ["constant", "switchboard", "no-ledger", "fast-slack", "slow-slack", "redis"]}
 rps = lambda n: r[n]["requests_per_sec"]
 p99 = lambda n: r[n]["kinds"]["all"]["p99_ms"]
 errors = {n: r[n]["errors"] for n in r}
@@ -121,6 +129,9 @@ fast_ratio = rps("fast-slack") / rps("constant")
 fast_p99 = p99("fast-slack") / p99("constant")
 line("request rate vs constant server (memory)", f"{ratio:.2f}x ({rps('switchboard'):.0f} vs {rps('constant'):.0f}/s)", ">= 0.75x", ratio >= 0.75)
 line("p99 vs constant server (memory)", f"{p99_ratio:.2f}x ({p99('switchboard'):.3f} vs {p99('constant'):.3f} ms)", "<= 1.25x", p99_ratio <= 1.25)
+ledger_p99 = p99("switchboard") / p99("no-ledger")
+line("p99 with the ledger (SQLite) vs without", f"{ledger_p99:.2f}x ({p99('switchboard'):.3f} vs {p99('no-ledger'):.3f} ms)", "<= 1.1x", ledger_p99 <= 1.1)
+print("  ledger writes: " + ", ".join(l.strip().split("{")[1].replace('"} ', " ").replace('state="', "") for l in open(f"{out}/ledger.writes")))
 line("log lines written / dropped (info)", f"{log_lines} / {dropped_lines}", "(measured)", True)
 line("with Slack answering at once: rate", f"{fast_ratio:.2f}x ({rps('fast-slack'):.0f}/s)", "(reported)", True)
 line("with Slack answering at once: p99", f"{fast_p99:.2f}x ({p99('fast-slack'):.3f} ms)", "(reported)", True)
