@@ -668,15 +668,32 @@ pub struct PrivacySettings {
     pub mask_caller_numbers: bool,
     /// Under `mask_caller_numbers`: how the ledger keeps caller numbers.
     pub ledger_numbers: crate::ledger::Numbers,
+    /// The key of `ledger_numbers = "hashed"` (a secret; empty otherwise).
+    #[serde(default)]
+    pub hash_key: SecretString,
 }
 
 impl PrivacySettings {
     /// How the ledger keeps caller numbers: as received unless privacy mode says otherwise.
-    pub fn ledger(&self) -> crate::ledger::Numbers {
-        match self.mask_caller_numbers {
-            true => self.ledger_numbers,
-            false => crate::ledger::Numbers::Full,
+    pub fn ledger(&self) -> crate::ledger::Keep {
+        use crate::ledger::{Keep, Numbers};
+        match (self.mask_caller_numbers, self.ledger_numbers) {
+            (false, _) | (true, Numbers::Full) => Keep::Full,
+            (true, Numbers::Masked) => Keep::Masked,
+            (true, Numbers::Hashed) => Keep::Hashed(self.hash_key.clone()),
         }
+    }
+}
+
+impl Check for PrivacySettings {
+    fn check(&self, p: &mut Problems) {
+        let hashed =
+            self.mask_caller_numbers && self.ledger_numbers == crate::ledger::Numbers::Hashed;
+        p.check(
+            !hashed || self.hash_key.expose_secret().trim().len() >= 16,
+            "privacy.hash_key",
+            "must be at least 16 characters with ledger_numbers = \"hashed\" (a secret: SWITCHBOARD__PRIVACY__HASH_KEY)",
+        );
     }
 }
 
@@ -1419,7 +1436,8 @@ impl RawSettings {
             jobs.as_ref().map(|s| s as &dyn Check),
             balance.as_ref().map(|s| s as &dyn Check),
         ];
-        let plain: [&dyn Check; 8] = [
+        let plain: [&dyn Check; 9] = [
+            &self.privacy,
             &self.log,
             &self.dial,
             &self.voicemail,
@@ -1509,7 +1527,8 @@ impl Settings {
     /// Checks every value (again, after a program changed some); all problems at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut p = Problems::default();
-        let sections: [&dyn Check; 13] = [
+        let sections: [&dyn Check; 14] = [
+            &self.privacy,
             &self.server,
             &self.log,
             &self.dial,

@@ -31,6 +31,11 @@ pub enum FactKind {
     SentToVoicemail { reason: MissReason },
     /// The caller's message is ready.
     VoicemailLeft { url: Box<str>, duration_secs: u32 },
+    /// The recording of the conversation with an agent is ready.
+    ConversationRecorded {
+        url: Box<str>,
+        duration_secs: Option<u32>,
+    },
     /// The caller's call is over. `settled` is false when a late voicemail recording may still
     /// change `outcome` (it is then [`Outcome::Missed`]): a [`FactKind::Settled`] follows.
     Ended { outcome: Outcome, settled: bool },
@@ -60,6 +65,7 @@ impl FactKind {
             FactKind::Refused { .. } => 6,
             FactKind::AfterHours { .. } => 7,
             FactKind::TurnedAway { .. } => 8,
+            FactKind::ConversationRecorded { .. } => 9,
         }
     }
 

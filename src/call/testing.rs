@@ -297,6 +297,7 @@ pub(crate) fn name(kind: &FactKind) -> String {
         FactKind::Answered { .. } => "answered".into(),
         FactKind::SentToVoicemail { .. } => "sent to voicemail".into(),
         FactKind::VoicemailLeft { .. } => "voicemail left".into(),
+        FactKind::ConversationRecorded { .. } => "conversation recorded".into(),
         FactKind::Ended { outcome, settled } => format!(
             "ended {}{}",
             outcome.label(),

@@ -1082,6 +1082,11 @@ fn recording(
             return Change::ignored(Ignored::Duplicate);
         }
         next.recording = Some(url.clone());
+        let fact = FactKind::ConversationRecorded {
+            url: url.clone(),
+            duration_secs,
+        };
+        next.emit(&mut facts, fact);
         return Change::to(next, facts);
     }
     let message = Message {

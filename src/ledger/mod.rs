@@ -21,7 +21,7 @@ use crate::call::{Fact, FactKind, Outcome};
 use crate::domain::CallSid;
 use crate::time::Millis;
 
-/// How caller numbers are kept in the ledger.
+/// How caller numbers are kept in the ledger (`privacy.ledger_numbers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Numbers {
@@ -30,13 +30,38 @@ pub enum Numbers {
     Full,
     /// `+1202•••0142`, as Slack shows them under privacy mode.
     Masked,
+    /// A keyed hash (`hmac-sha256:…`, with `privacy.hash_key`): the same caller gives the same
+    /// value, so repeat callers can be counted, but the number cannot be read back.
+    Hashed,
 }
 
-impl Numbers {
-    fn keep(self, number: &str) -> String {
+/// What the ledger does to a caller number before keeping it.
+#[derive(Clone)]
+pub enum Keep {
+    Full,
+    Masked,
+    Hashed(secrecy::SecretString),
+}
+
+/// The prefix of a hashed number.
+const HASHED: &str = "hmac-sha256:";
+
+impl Keep {
+    pub fn keep(&self, number: &str) -> String {
+        use hmac::Mac;
+        use secrecy::ExposeSecret;
         match self {
-            Numbers::Full => number.to_owned(),
-            Numbers::Masked => crate::sink::mask::mask(number),
+            Keep::Full => number.to_owned(),
+            Keep::Masked => crate::sink::mask::mask(number),
+            Keep::Hashed(key) => {
+                let mut mac =
+                    hmac::Hmac::<sha2::Sha256>::new_from_slice(key.expose_secret().as_bytes())
+                        .expect("HMAC takes keys of any length");
+                mac.update(number.as_bytes());
+                let digest = mac.finalize().into_bytes();
+                let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+                format!("{HASHED}{hex}")
+            }
         }
     }
 }
@@ -66,7 +91,7 @@ pub struct Entry {
 
 impl Entry {
     /// The entry of `fact`, decided for call `sid` at `at`.
-    pub fn of(sid: &CallSid, at: Millis, fact: &Fact, numbers: Numbers) -> Entry {
+    pub fn of(sid: &CallSid, at: Millis, fact: &Fact, numbers: &Keep) -> Entry {
         let secs = |s: u64| at.saturating_sub(s.saturating_mul(1000));
         let mut e = Entry {
             call_sid: sid.as_str().to_owned(),
@@ -102,6 +127,10 @@ impl Entry {
                 e.kind = "sent_to_voicemail";
                 e.detail = Some(reason.describe().to_owned());
                 serde_json::json!({ "reason": reason.describe() })
+            }
+            FactKind::ConversationRecorded { duration_secs, .. } => {
+                e.kind = "conversation_recorded";
+                serde_json::json!({ "duration_secs": duration_secs })
             }
             FactKind::VoicemailLeft { duration_secs, .. } => {
                 e.kind = "voicemail_left";
@@ -253,7 +282,7 @@ pub fn instant(text: &str, now: Millis) -> Result<Millis, String> {
 /// A row as people read it: caller masked when `mask`.
 pub fn shown(row: &CallRow, mask: bool) -> CallRow {
     let mut row = row.clone();
-    if mask {
+    if mask && !row.caller.starts_with(HASHED) {
         row.caller = crate::sink::mask::mask(&row.caller);
     }
     row

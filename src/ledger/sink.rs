@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use prometheus_client::registry::Registry;
 
 use super::archive::{Archive, Job};
-use super::{Entry, Ledger, LegEntry, Numbers};
+use super::{Entry, Keep, Ledger, LegEntry};
 use crate::call::FactKind;
 use crate::sink::queue::{Attempt, Deliver, DeliveryPolicy, DeliveryQueue};
 use crate::sink::{Record, Sink};
@@ -24,7 +24,7 @@ pub enum Write {
 
 pub struct LedgerSink {
     queue: DeliveryQueue<Write>,
-    numbers: Numbers,
+    numbers: Keep,
     /// Where voicemail recordings go to be downloaded (`None`: not archived).
     archive: Option<Arc<Archive>>,
 }
@@ -32,7 +32,7 @@ pub struct LedgerSink {
 impl LedgerSink {
     pub fn start(
         ledger: Ledger,
-        numbers: Numbers,
+        numbers: Keep,
         capacity: usize,
         archive: Option<Arc<Archive>>,
         clock: Arc<dyn Clock>,
@@ -68,18 +68,25 @@ impl Sink for LedgerSink {
                 sid,
                 *at,
                 fact,
-                self.numbers,
+                &self.numbers,
             ))));
-            if let (Some(archive), FactKind::VoicemailLeft { url, duration_secs }) =
-                (&self.archive, &fact.kind)
-            {
+            let recording = match &fact.kind {
+                FactKind::VoicemailLeft { url, duration_secs } => {
+                    Some(("voicemail", url, Some(*duration_secs)))
+                }
+                FactKind::ConversationRecorded { url, duration_secs } => {
+                    Some(("conversation", url, *duration_secs))
+                }
+                _ => None,
+            };
+            if let (Some(archive), Some((kind, url, duration_secs))) = (&self.archive, recording) {
                 archive.submit(Job {
                     call: sid.clone(),
                     line: fact.line.clone(),
                     from: fact.from.clone(),
-                    kind: "voicemail",
+                    kind,
                     url: url.to_string(),
-                    duration_secs: Some(*duration_secs),
+                    duration_secs,
                 });
             }
         }

@@ -629,6 +629,20 @@ async fn a_voicemail_is_archived_served_to_a_signed_link_and_deleted_after_reten
         .expect("sent");
     assert_eq!(with_token.status(), StatusCode::OK);
 
+    // An answered call's conversation recording is archived too.
+    app.inbound("CA-talk", CALLER).await;
+    app.leg("CA-talk", "LEG-ada", "in-progress", ADA, "2").await;
+    app.dial_action("CA-talk", 1, "completed", Some(("LEG-ada", "30")))
+        .await;
+    app.call_status("CA-talk", "completed").await;
+    let url = format!("{}/rec/vm.mp3", provider.uri());
+    app.recording("CA-talk", "conversation", &url, "30").await;
+    let text = slack_message(&slack, "Conversation saved").await;
+    assert!(
+        text.contains("/recordings/CA-talk-conversation?expires="),
+        "{text}"
+    );
+
     // A recording that cannot be downloaded is reported and counted.
     leave("CA-gone", "gone.mp3").await;
     let text = slack_message(&slack, "Voicemail not archived").await;
@@ -669,5 +683,54 @@ async fn a_voicemail_is_archived_served_to_a_signed_link_and_deleted_after_reten
         app.metric("switchboard_recordings_total{fate=\"deleted\"}")
             .await,
         Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn under_privacy_mode_the_ledger_can_keep_only_a_keyed_hash_of_the_caller() {
+    let app = Spawn::default()
+        .settings(|s| {
+            with_ledger(None)(s);
+            s.privacy.mask_caller_numbers = true;
+            s.privacy.ledger_numbers = switchboard::ledger::Numbers::Hashed;
+            s.privacy.hash_key = "a-test-hash-key-0123456789".to_owned().into();
+        })
+        .start()
+        .await;
+    for sid in ["CA-h1", "CA-h2"] {
+        app.inbound(sid, CALLER).await;
+        app.call_status(sid, "completed").await;
+    }
+    app.inbound("CA-h3", "+447700900123").await;
+    app.call_status("CA-h3", "completed").await;
+    let calls = settled(&app, 3).await;
+    let caller = |sid| {
+        row(&calls, sid)["caller"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        caller("CA-h1").starts_with("hmac-sha256:"),
+        "{}",
+        caller("CA-h1")
+    );
+    assert_eq!(caller("CA-h1").len(), "hmac-sha256:".len() + 32);
+    assert_eq!(
+        caller("CA-h1"),
+        caller("CA-h2"),
+        "the same caller, the same hash"
+    );
+    assert_ne!(caller("CA-h1"), caller("CA-h3"));
+    assert!(!caller("CA-h1").contains("2025550142"));
+
+    // Without a key, hashed is refused at start.
+    let mut settings = crate::helpers::test_settings();
+    settings.privacy.mask_caller_numbers = true;
+    settings.privacy.ledger_numbers = switchboard::ledger::Numbers::Hashed;
+    let refused = settings.validate().expect_err("no key");
+    assert!(
+        refused.to_string().contains("privacy.hash_key"),
+        "{refused}"
     );
 }
