@@ -106,6 +106,16 @@ impl RawReports {
     }
 }
 
+impl Settings {
+    /// Where archived recordings are: `recordings.dir`, else `recordings/` under `paths.data`.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.recordings
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.paths.data.join("recordings"))
+    }
+}
+
 /// `[recordings]`: the archive of recordings (with the ledger).
 #[derive(Debug, Clone)]
 pub struct RecordingSettings {

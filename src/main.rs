@@ -29,6 +29,8 @@ enum Command {
     Calls(switchboard::ledger::cli::CallsArgs),
     /// Per line and agent: offered, answered, abandoned, answer rate, ASA, service level, talk.
     Report(switchboard::ledger::cli::ReportArgs),
+    /// The recordings archive: list, or copy out (checked against their SHA-256).
+    Recordings(switchboard::ledger::cli::RecordingsArgs),
 }
 
 /// Runs a command that prints a table (`lines`, `agents`, `calls`, `report`).
@@ -125,6 +127,11 @@ fn main() -> ExitCode {
         Some(Command::Report(args)) => {
             return printed("report", async move {
                 switchboard::ledger::cli::report(&settings, args, now).await
+            })
+        }
+        Some(Command::Recordings(args)) => {
+            return printed("recordings", async move {
+                switchboard::ledger::cli::recordings(&settings, args, now).await
             })
         }
         _ => {}

@@ -71,10 +71,7 @@ fn archive(
     registry: &mut Registry,
 ) -> Result<Arc<crate::ledger::archive::Archive>, StartError> {
     let r = &settings.recordings;
-    let dir = r
-        .dir
-        .clone()
-        .unwrap_or_else(|| settings.paths.data.join("recordings"));
+    let dir = settings.recordings_dir();
     let key = r.link_key.clone().or_else(|| settings.admin.token.clone());
     let links = key.map(|key| {
         crate::ledger::archive::Links::new(key, &settings.server.public_url, r.link_ttl_hours)

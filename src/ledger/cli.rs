@@ -176,3 +176,179 @@ pub async fn report(settings: &Settings, args: ReportArgs, now: Millis) -> Resul
         false => Ok(render(&done)),
     }
 }
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecordingsArgs {
+    #[command(subcommand)]
+    pub action: RecordingsAction,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum RecordingsAction {
+    /// The recordings received in a period: state, size, SHA-256.
+    List(Window),
+    /// Copies them into a directory as <CallSid>-<kind>.<ext>, checking each against its
+    /// SHA-256; one not archived (yet) is fetched from the provider's link while it still works.
+    Download {
+        #[command(flatten)]
+        window: Window,
+        /// Where to put them (created if missing).
+        #[arg(long, default_value = "recordings")]
+        to: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Window {
+    /// Received since: RFC 3339, or a duration back from now.
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    /// Received before [default: now].
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+/// `switchboard recordings …` at `now`.
+pub async fn recordings(
+    settings: &Settings,
+    args: RecordingsArgs,
+    now: Millis,
+) -> Result<String, String> {
+    let window = match &args.action {
+        RecordingsAction::List(w) | RecordingsAction::Download { window: w, .. } => w,
+    };
+    let from = instant(&window.since, now).map_err(|e| format!("--since {e}"))?;
+    let to = match &window.until {
+        Some(t) => instant(t, now).map_err(|e| format!("--until {e}"))?,
+        None => now.saturating_add(1),
+    };
+    let ledger = Ledger::open(settings)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the call ledger is off (ledger.enabled = false)")?;
+    let rows = ledger
+        .recordings(from, to)
+        .await
+        .map_err(|e| e.to_string())?;
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    match args.action {
+        RecordingsAction::List(_) => {
+            let cells = rows
+                .iter()
+                .map(|r| {
+                    [
+                        r.call_sid.clone(),
+                        r.kind.clone(),
+                        r.state.clone(),
+                        dash(r.bytes.map(|b| b.to_string())),
+                        dash(r.sha256.as_ref().map(|h| h[..16.min(h.len())].to_owned())),
+                        rfc3339(r.received_at),
+                        dash(r.delete_after.map(rfc3339)),
+                    ]
+                })
+                .collect();
+            Ok(crate::admin_client::table(
+                [
+                    "CALL",
+                    "KIND",
+                    "STATE",
+                    "BYTES",
+                    "SHA256",
+                    "RECEIVED",
+                    "DELETE AFTER",
+                ],
+                cells,
+            ))
+        }
+        RecordingsAction::Download { to, .. } => {
+            std::fs::create_dir_all(&to).map_err(|e| format!("{}: {e}", to.display()))?;
+            let dir = settings.recordings_dir();
+            let mut cells = Vec::new();
+            for r in &rows {
+                let done = copy_out(r, &dir, &to).await;
+                let (file, what) = match done {
+                    Ok((file, what)) => (file, what),
+                    Err(why) => ("-".to_owned(), why),
+                };
+                cells.push([r.call_sid.clone(), r.kind.clone(), file, what]);
+            }
+            Ok(crate::admin_client::table(
+                ["CALL", "KIND", "FILE", "DONE"],
+                cells,
+            ))
+        }
+    }
+}
+
+/// Copies one recording out of the archive (checked) or, if not archived, from the provider.
+async fn copy_out(
+    r: &super::RecordingRow,
+    archive: &std::path::Path,
+    to: &std::path::Path,
+) -> Result<(String, String), String> {
+    use sha2::{Digest, Sha256};
+    let safe: String = r
+        .call_sid
+        .chars()
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                true => c,
+                false => '_',
+            },
+        )
+        .collect();
+    let (bytes, ext, what) = match (r.state.as_str(), r.path.as_deref()) {
+        ("archived", Some(path)) => {
+            let relative = std::path::Path::new(path);
+            if !relative
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err("bad path in the ledger".into());
+            }
+            let bytes = std::fs::read(archive.join(relative)).map_err(|e| e.to_string())?;
+            let sha: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if Some(&sha) != r.sha256.as_ref() {
+                return Err(format!("SHA-256 mismatch: the archived file is {sha}"));
+            }
+            let ext = relative
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("bin")
+                .to_owned();
+            (bytes, ext, "copied, SHA-256 checked".to_owned())
+        }
+        ("deleted", _) => return Err("deleted (retention)".into()),
+        _ => {
+            let res = reqwest::Client::new()
+                .get(&r.provider_url)
+                .timeout(std::time::Duration::from_secs(60))
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "not archived; the provider's link failed: {}",
+                        e.without_url()
+                    )
+                })?;
+            if !res.status().is_success() {
+                return Err(format!(
+                    "not archived; the provider's link answered {}",
+                    res.status()
+                ));
+            }
+            let bytes = res.bytes().await.map_err(|e| e.to_string())?.to_vec();
+            (
+                bytes,
+                "mp3".to_owned(),
+                "from the provider (not archived)".to_owned(),
+            )
+        }
+    };
+    let name = format!("{safe}-{}.{ext}", r.kind);
+    std::fs::write(to.join(&name), &bytes).map_err(|e| e.to_string())?;
+    Ok((name, what))
+}

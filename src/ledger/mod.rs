@@ -586,6 +586,8 @@ pub struct RecordingRow {
     pub bytes: Option<u64>,
     pub sha256: Option<String>,
     pub duration_secs: Option<u64>,
+    /// The provider's link (it expires).
+    pub provider_url: String,
     pub received_at: Millis,
     pub archived_at: Option<Millis>,
     pub delete_after: Option<Millis>,
@@ -602,7 +604,8 @@ pub struct Stored {
 }
 
 const RECORDING_COLUMNS: &str = "id, call_sid, kind, state, attempts, last_error, path, \
-    content_type, bytes, sha256, duration_secs, received_at, archived_at, delete_after, deleted_at";
+    content_type, bytes, sha256, duration_secs, provider_url, received_at, archived_at, \
+    delete_after, deleted_at";
 
 impl Ledger {
     /// Notes a recording to archive. False when it was already noted (a duplicate callback, or
@@ -716,6 +719,23 @@ impl Ledger {
         rows.iter().map(recording_row).collect()
     }
 
+    /// Recordings received in `[from, to)`, oldest first.
+    pub async fn recordings(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<RecordingRow>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RECORDING_COLUMNS} FROM recordings \
+             WHERE received_at >= $1 AND received_at < $2 ORDER BY received_at, id"
+        ))
+        .bind(db_int(from))
+        .bind(db_int(to))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(recording_row).collect()
+    }
+
     /// Recordings of call `sid`.
     pub async fn recordings_of(&self, sid: &str) -> Result<Vec<RecordingRow>, sqlx::Error> {
         let rows = sqlx::query(&format!(
@@ -763,6 +783,7 @@ fn recording_row(r: &AnyRow) -> Result<RecordingRow, sqlx::Error> {
         bytes: opt("bytes")?,
         sha256: r.try_get("sha256")?,
         duration_secs: opt("duration_secs")?,
+        provider_url: r.try_get("provider_url")?,
         received_at: from_db(r.try_get("received_at")?),
         archived_at: opt("archived_at")?,
         delete_after: opt("delete_after")?,

@@ -521,10 +521,12 @@ async fn a_voicemail_is_archived_served_to_a_signed_link_and_deleted_after_reten
         .await;
     let slack = slack_ok().await;
     let clock = Arc::new(ManualClock::at(T0));
+    let data = scratch_dir("archive");
     let app = Spawn::default()
         .settings(|s| {
             with_ledger(None)(s);
             crate::helpers::use_slack(s, &slack);
+            s.paths.data = data.clone();
             s.recordings.archive = true;
             s.recordings.retry_base_ms = 10;
             s.recordings.max_attempts = 3;
@@ -654,6 +656,54 @@ async fn a_voicemail_is_archived_served_to_a_signed_link_and_deleted_after_reten
         .metric("switchboard_recordings_total{fate=\"failed\"}")
         .await;
     assert_eq!(failed, Some(1.0));
+
+    // The CLI lists them and copies them out, checked against their SHA-256; the one that was
+    // never archived is fetched from the provider's link (here: still 404).
+    let mut settings = crate::helpers::test_settings();
+    settings.paths.data = data.clone();
+    let out = scratch_dir("copied");
+    let window = || switchboard::ledger::cli::Window {
+        since: "2026-11-21T00:00:00Z".into(),
+        until: None,
+    };
+    let cli = |action| switchboard::ledger::cli::RecordingsArgs { action };
+    let list = switchboard::ledger::cli::recordings(
+        &settings,
+        cli(switchboard::ledger::cli::RecordingsAction::List(window())),
+        T0 + 60_000,
+    )
+    .await
+    .expect("list");
+    assert!(
+        list.contains(&format!(
+            "CA-vm    voicemail     archived  5000   {}",
+            &sha[..16]
+        )),
+        "{list}"
+    );
+    assert!(list.contains("CA-gone  voicemail     failed"), "{list}");
+    let copied = switchboard::ledger::cli::recordings(
+        &settings,
+        cli(switchboard::ledger::cli::RecordingsAction::Download {
+            window: window(),
+            to: out.clone(),
+        }),
+        T0 + 60_000,
+    )
+    .await
+    .expect("download");
+    assert!(
+        copied.contains("CA-vm    voicemail     CA-vm-voicemail.mp3       copied, SHA-256 checked"),
+        "{copied}"
+    );
+    assert!(
+        copied.contains("not archived; the provider's link answered 404"),
+        "{copied}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("CA-vm-voicemail.mp3")).expect("copied"),
+        audio
+    );
 
     // Thirty days later, retention deletes it: the link answers 410, the ledger says so.
     clock.advance_secs(30 * 86_400 + 1);
