@@ -15,7 +15,7 @@ pub mod sink;
 
 use serde::Serialize;
 use sqlx::any::{install_default_drivers, AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::call::{Fact, FactKind, Outcome};
 use crate::domain::CallSid;
@@ -181,6 +181,13 @@ impl Entry {
             _ => {}
         }
     }
+}
+
+/// One write, in the order the facts came.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Call(Box<Entry>),
+    Leg(LegEntry),
 }
 
 /// What one leg fact writes.
@@ -364,9 +371,23 @@ impl Ledger {
         ))
     }
 
-    /// Writes one fact's entry, at once, idempotently.
-    pub async fn write(&self, e: &Entry, now: Millis) -> Result<(), sqlx::Error> {
+    /// Writes `writes` in one transaction, idempotently: each can be written again harmlessly.
+    pub async fn write_all(&self, writes: &[Write], now: Millis) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        for write in writes {
+            match write {
+                Write::Call(e) => Ledger::write_call(&mut tx, e, now).await?,
+                Write::Leg(e) => Ledger::write_leg(&mut tx, e, now).await?,
+            }
+        }
+        tx.commit().await
+    }
+
+    async fn write_call(
+        conn: &mut AnyConnection,
+        e: &Entry,
+        now: Millis,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(UPSERT)
             .bind(&e.call_sid)
             .bind(&e.line)
@@ -381,7 +402,7 @@ impl Ledger {
             .bind(e.talk_secs.map(db_int))
             .bind(e.detail.as_deref())
             .bind(db_int(now))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         sqlx::query(INSERT_EVENT)
             .bind(format!("{}/{}", e.call_sid, e.kind))
@@ -389,13 +410,16 @@ impl Ledger {
             .bind(db_int(e.at))
             .bind(e.kind)
             .bind(&e.data)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        tx.commit().await
+        Ok(())
     }
 
-    /// Writes one leg fact, idempotently.
-    pub async fn write_leg(&self, e: &LegEntry, now: Millis) -> Result<(), sqlx::Error> {
+    async fn write_leg(
+        conn: &mut AnyConnection,
+        e: &LegEntry,
+        now: Millis,
+    ) -> Result<(), sqlx::Error> {
         use crate::call::LegFact;
         match &e.fact {
             LegFact::Rang {
@@ -403,7 +427,6 @@ impl Ledger {
                 group,
                 agents,
             } => {
-                let mut tx = self.pool.begin().await?;
                 for (id, name) in agents {
                     sqlx::query(
                         "INSERT INTO legs (call_sid, round, grp, agent_id, agent_name, rung_at, \
@@ -417,10 +440,10 @@ impl Ledger {
                     .bind(name.as_ref())
                     .bind(db_int(e.at))
                     .bind(db_int(now))
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
                 }
-                tx.commit().await
+                Ok(())
             }
             LegFact::Taken {
                 round,
@@ -428,7 +451,6 @@ impl Ledger {
                 agent_id,
                 ..
             } => {
-                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "UPDATE legs SET dial_end = 'answered', updated_at = $4 \
                      WHERE call_sid = $1 AND round = $2 AND grp = $3",
@@ -437,7 +459,7 @@ impl Ledger {
                 .bind(i64::from(*round))
                 .bind(i64::from(*group))
                 .bind(db_int(now))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
                 if let Some(id) = agent_id {
                     sqlx::query(
@@ -449,10 +471,10 @@ impl Ledger {
                     .bind(i64::from(*group))
                     .bind(id.as_ref())
                     .bind(db_int(e.at))
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
                 }
-                tx.commit().await
+                Ok(())
             }
             LegFact::RangOut { round, group } => {
                 sqlx::query(
@@ -463,7 +485,7 @@ impl Ledger {
                 .bind(i64::from(*round))
                 .bind(i64::from(*group))
                 .bind(db_int(now))
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await?;
                 Ok(())
             }

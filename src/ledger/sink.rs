@@ -9,18 +9,11 @@ use async_trait::async_trait;
 use prometheus_client::registry::Registry;
 
 use super::archive::{Archive, Job};
-use super::{Entry, Keep, Ledger, LegEntry};
+use super::{Entry, Keep, Ledger, LegEntry, Write};
 use crate::call::FactKind;
 use crate::sink::queue::{Attempt, Deliver, DeliveryPolicy, DeliveryQueue};
 use crate::sink::{Record, Sink};
 use crate::time::Clock;
-
-/// One write, in the order the facts came.
-#[derive(Debug, Clone)]
-pub enum Write {
-    Call(Box<Entry>),
-    Leg(LegEntry),
-}
 
 pub struct LedgerSink {
     queue: DeliveryQueue<Write>,
@@ -43,6 +36,8 @@ impl LedgerSink {
             max_attempts: 10,
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
+            // Whatever queued up while the last transaction ran goes in the next one.
+            batch: 256,
         };
         let writer = Writer { ledger, clock };
         LedgerSink {
@@ -105,12 +100,11 @@ struct Writer {
 #[async_trait]
 impl Deliver<Write> for Writer {
     async fn attempt(&self, write: &Write) -> Attempt {
-        let now = self.clock.now_ms();
-        let written = match write {
-            Write::Call(entry) => self.ledger.write(entry, now).await,
-            Write::Leg(entry) => self.ledger.write_leg(entry, now).await,
-        };
-        match written {
+        self.attempt_many(std::slice::from_ref(write)).await
+    }
+
+    async fn attempt_many(&self, writes: &[Write]) -> Attempt {
+        match self.ledger.write_all(writes, self.clock.now_ms()).await {
             Ok(()) => Attempt::Delivered,
             Err(e) => Attempt::Retry {
                 after: None,

@@ -2,6 +2,10 @@
 //! items keep their order and a slow or failing destination never delays a caller. What to do
 //! with one item is the sink's [`Deliver`]; the queue does the rest:
 //!
+//! A sink whose destination takes several items at once (a database transaction) sets
+//! `DeliveryPolicy::batch`: the worker then hands over whatever is queued, up to that many, in one
+//! [`Deliver::attempt_many`], with the same retries and counting per item.
+//!
 //! - [`Attempt::Delivered`] — done.
 //! - [`Attempt::Retry`] — wait (the destination's `Retry-After`, else capped exponential backoff)
 //!   and try again, up to `max_attempts`.
@@ -39,10 +43,22 @@ pub enum Attempt {
     },
 }
 
-/// How a sink delivers one item.
+/// How a sink delivers one item (and, for a batching queue, several at once).
 #[async_trait]
-pub trait Deliver<T>: Send + Sync + 'static {
+pub trait Deliver<T: Sync>: Send + Sync + 'static {
     async fn attempt(&self, item: &T) -> Attempt;
+
+    /// Delivers `items` together, all or none. Only called when `DeliveryPolicy::batch` > 1;
+    /// by default one after another, stopping at the first that is not delivered.
+    async fn attempt_many(&self, items: &[T]) -> Attempt {
+        for item in items {
+            match self.attempt(item).await {
+                Attempt::Delivered => {}
+                other => return other,
+            }
+        }
+        Attempt::Delivered
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +67,8 @@ pub struct DeliveryPolicy {
     pub max_attempts: u32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Items handed over at once, at most (1: one at a time).
+    pub batch: usize,
 }
 
 /// What happened to the items of one queue, since start.
@@ -191,29 +209,45 @@ struct Worker<D> {
 }
 
 impl<D> Worker<D> {
-    async fn run<T>(self, mut rx: mpsc::Receiver<T>)
+    async fn run<T: Send + Sync>(self, mut rx: mpsc::Receiver<T>)
     where
         D: Deliver<T>,
     {
-        while let Some(item) = rx.recv().await {
-            self.deliver_one(&item).await;
+        let most = self.policy.batch.max(1);
+        let mut batch = Vec::with_capacity(most);
+        while let Some(first) = rx.recv().await {
+            batch.push(first);
+            while batch.len() < most {
+                match rx.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
+            }
+            self.deliver(&batch).await;
+            batch.clear();
         }
     }
 
-    async fn deliver_one<T>(&self, item: &T)
+    /// Delivers `items` (one, or a batch), retrying as the policy says; counts each item.
+    async fn deliver<T: Sync>(&self, items: &[T])
     where
         D: Deliver<T>,
     {
         let name = self.name;
+        let n = items.len() as u64;
         let mut attempt = 1;
         loop {
-            match self.deliver.attempt(item).await {
+            let tried = match items {
+                [one] => self.deliver.attempt(one).await,
+                many => self.deliver.attempt_many(many).await,
+            };
+            match tried {
                 Attempt::Delivered => {
-                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    self.stats.sent.fetch_add(n, Ordering::Relaxed);
                     return;
                 }
                 Attempt::Rejected(reason) => {
-                    let total = self.stats.dropped_rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                    let total = self.stats.dropped_rejected.fetch_add(n, Ordering::Relaxed) + n;
                     tracing::warn!(queue = name, %reason, dropped_rejected_total = total, "delivery refused; item dropped");
                     return;
                 }
@@ -221,13 +255,13 @@ impl<D> Worker<D> {
                     let p = &self.policy;
                     let wait =
                         after.unwrap_or_else(|| backoff(p.backoff_base, attempt, p.backoff_max));
-                    self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    self.stats.retried.fetch_add(n, Ordering::Relaxed);
                     tracing::debug!(queue = name, %reason, attempt, wait_ms = wait.as_millis() as u64, "delivery will be retried");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
                 Attempt::Retry { reason, .. } => {
-                    let total = self.stats.dropped_failed.fetch_add(1, Ordering::Relaxed) + 1;
+                    let total = self.stats.dropped_failed.fetch_add(n, Ordering::Relaxed) + n;
                     tracing::error!(queue = name, %reason, attempts = attempt, dropped_failed_total = total, "delivery failed on every attempt; item dropped");
                     return;
                 }
@@ -292,6 +326,58 @@ mod tests {
         }
     }
 
+    /// Records the size of each batch it is handed; the first waits for `go`.
+    struct Batches {
+        sizes: Arc<Mutex<Vec<usize>>>,
+        go: Arc<tokio::sync::Notify>,
+    }
+
+    #[async_trait]
+    impl Deliver<u32> for Batches {
+        async fn attempt(&self, item: &u32) -> Attempt {
+            self.attempt_many(std::slice::from_ref(item)).await
+        }
+
+        async fn attempt_many(&self, items: &[u32]) -> Attempt {
+            let first = self.sizes.lock().expect("lock").is_empty();
+            self.sizes.lock().expect("lock").push(items.len());
+            if first {
+                self.go.notified().await;
+            }
+            Attempt::Delivered
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batching_queue_hands_over_what_queued_up_at_most_batch_at_once() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let go = Arc::new(tokio::sync::Notify::new());
+        let policy = DeliveryPolicy {
+            capacity: 100,
+            max_attempts: 1,
+            backoff_base: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(1),
+            batch: 4,
+        };
+        let deliver = Batches {
+            sizes: sizes.clone(),
+            go: go.clone(),
+        };
+        let queue = DeliveryQueue::start("b", policy, deliver, &mut Registry::default(), "b");
+        queue.push(0);
+        while sizes.lock().expect("lock").is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // While the first is being delivered, nine more queue up.
+        for i in 1..10 {
+            queue.push(i);
+        }
+        go.notify_one();
+        assert_eq!(queue.shutdown(Duration::from_secs(5)).await, 0);
+        assert_eq!(*sizes.lock().expect("lock"), [1, 4, 4, 1]);
+        assert_eq!(queue.stats.sent.load(Ordering::Relaxed), 10);
+    }
+
     #[tokio::test]
     async fn items_keep_their_order_through_retries_and_every_fate_is_counted() {
         let delivered = Arc::new(Mutex::new(Vec::new()));
@@ -300,6 +386,7 @@ mod tests {
             max_attempts: 5,
             backoff_base: Duration::from_millis(1),
             backoff_max: Duration::from_millis(5),
+            batch: 1,
         };
         let flaky = Flaky {
             fail_first: 2,
