@@ -98,6 +98,10 @@ pub struct SimulateArgs {
     pub calls: usize,
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
+    /// Start calls at this many per second (open loop, at most `--concurrency` at once);
+    /// 0: each worker starts its next call as soon as the last ended.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
     /// Print the whole conversation: each document and each callback.
     #[arg(long)]
     pub trace: bool,
@@ -368,6 +372,10 @@ pub async fn run(args: SimulateArgs) -> Result<Report, String> {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     if n >= sim.args.calls as u64 {
                         break;
+                    }
+                    if sim.args.rate > 0.0 {
+                        let due = started + Duration::from_secs_f64(n as f64 / sim.args.rate);
+                        tokio::time::sleep_until(due.into()).await;
                     }
                     let outcome = sim.play(n).await;
                     sim.record_outcome(outcome);
