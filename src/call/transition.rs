@@ -618,7 +618,17 @@ fn first_dial(
     let rotates = policy.waves(line, false, &free).len() > 1;
     let turn = if rotates { routing::turn_of(sid) } else { 0 };
     let ordered = routing::order(routing.strategy, &free, &snapshot.presence, turn);
-    let targets = Targets::new(ordered.into())?;
+    // Everyone, in roster order (the usual case): share the roster's list instead of a copy per
+    // call.
+    let same = ordered.len() == available.len()
+        && ordered
+            .iter()
+            .zip(available.iter())
+            .all(|(a, b)| a.id == b.id);
+    let targets = match same {
+        true => available.clone(),
+        false => Targets::new(ordered.into())?,
+    };
     let waves = policy.waves(line, false, &targets);
     let ring_secs = policy.wave_secs(line, false, waves.len());
     Some(dialing(round, targets, waves, ring_secs, routing.screen))

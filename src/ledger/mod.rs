@@ -169,6 +169,22 @@ impl Entry {
         e
     }
 
+    /// `later` (a later fact of the same call) folded in, as the upsert would fold it.
+    fn absorb(&mut self, later: &Entry) {
+        self.started_at = self.started_at.min(later.started_at);
+        self.answered_at = self.answered_at.or(later.answered_at);
+        if self.answered_by.is_none() {
+            self.answered_by = later.answered_by.clone();
+        }
+        self.ended_at = self.ended_at.or(later.ended_at);
+        self.outcome = later.outcome.or(self.outcome);
+        self.wait_secs = self.wait_secs.or(later.wait_secs);
+        self.talk_secs = later.talk_secs.or(self.talk_secs);
+        if self.detail.is_none() {
+            self.detail = later.detail.clone();
+        }
+    }
+
     /// What an outcome tells of the row (an `Ended`'s, or a `Settled`'s).
     fn apply(&mut self, outcome: &Outcome, at: Millis) {
         match outcome {
@@ -243,10 +259,13 @@ pub struct CallQuery {
     pub limit: u32,
 }
 
-const UPSERT: &str = "
+/// The columns of a call row, in the order the upsert binds them.
+const UPSERT_HEAD: &str = "
 INSERT INTO calls (call_sid, line, caller, called, started_at, answered_at, answered_by,
-                   ended_at, outcome, wait_secs, talk_secs, detail, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                   ended_at, outcome, wait_secs, talk_secs, detail, updated_at) VALUES ";
+const UPSERT_ARITY: usize = 13;
+/// Each column only fills in or settles, so writing a fact again changes nothing.
+const UPSERT_TAIL: &str = "
 ON CONFLICT (call_sid) DO UPDATE SET
     started_at  = CASE WHEN excluded.started_at < calls.started_at
                        THEN excluded.started_at ELSE calls.started_at END,
@@ -260,9 +279,23 @@ ON CONFLICT (call_sid) DO UPDATE SET
     updated_at  = CASE WHEN excluded.updated_at > calls.updated_at
                        THEN excluded.updated_at ELSE calls.updated_at END";
 
-const INSERT_EVENT: &str = "
-INSERT INTO events (event_id, call_sid, at, kind, data) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (event_id) DO NOTHING";
+/// Rows per statement, so no statement binds more than 999 values (SQLite's old limit).
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// `($1, …, $arity), ($arity+1, …)` for `rows` rows.
+fn placeholders(rows: usize, arity: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=arity).map(|c| format!("${}", r * arity + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const INSERT_EVENTS: &str = "INSERT INTO events (event_id, call_sid, at, kind, data) VALUES ";
+const EVENT_ARITY: usize = 5;
+const EVENTS_TAIL: &str = " ON CONFLICT (event_id) DO NOTHING";
 
 const COLUMNS: &str = "call_sid, line, caller, called, started_at, answered_at, answered_by, \
                        ended_at, outcome, wait_secs, talk_secs, detail";
@@ -372,47 +405,67 @@ impl Ledger {
     }
 
     /// Writes `writes` in one transaction, idempotently: each can be written again harmlessly.
+    /// The facts of one call in the batch are folded into one row first, and rows and events go
+    /// in a few multi-row statements.
     pub async fn write_all(&self, writes: &[Write], now: Millis) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut rows: Vec<Entry> = Vec::new();
+        let mut events: Vec<&Entry> = Vec::new();
         for write in writes {
-            match write {
-                Write::Call(e) => Ledger::write_call(&mut tx, e, now).await?,
-                Write::Leg(e) => Ledger::write_leg(&mut tx, e, now).await?,
+            if let Write::Call(e) = write {
+                events.push(e);
+                match rows.iter_mut().find(|r| r.call_sid == e.call_sid) {
+                    Some(row) => row.absorb(e),
+                    None => rows.push(Entry::clone(e)),
+                }
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "{UPSERT_HEAD}{}{UPSERT_TAIL}",
+                placeholders(chunk.len(), UPSERT_ARITY)
+            );
+            let mut query = sqlx::query(&sql);
+            for e in chunk {
+                query = query
+                    .bind(e.call_sid.clone())
+                    .bind(e.line.clone())
+                    .bind(e.caller.clone())
+                    .bind(e.called.clone())
+                    .bind(db_int(e.started_at))
+                    .bind(e.answered_at.map(db_int))
+                    .bind(e.answered_by.clone())
+                    .bind(e.ended_at.map(db_int))
+                    .bind(e.outcome)
+                    .bind(e.wait_secs.map(db_int))
+                    .bind(e.talk_secs.map(db_int))
+                    .bind(e.detail.clone())
+                    .bind(db_int(now));
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for chunk in events.chunks(ROWS_PER_STATEMENT * 2) {
+            let sql = format!(
+                "{INSERT_EVENTS}{}{EVENTS_TAIL}",
+                placeholders(chunk.len(), EVENT_ARITY)
+            );
+            let mut query = sqlx::query(&sql);
+            for e in chunk {
+                query = query
+                    .bind(format!("{}/{}", e.call_sid, e.kind))
+                    .bind(e.call_sid.clone())
+                    .bind(db_int(e.at))
+                    .bind(e.kind)
+                    .bind(e.data.clone());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for write in writes {
+            if let Write::Leg(e) = write {
+                Ledger::write_leg(&mut tx, e, now).await?;
             }
         }
         tx.commit().await
-    }
-
-    async fn write_call(
-        conn: &mut AnyConnection,
-        e: &Entry,
-        now: Millis,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(UPSERT)
-            .bind(&e.call_sid)
-            .bind(&e.line)
-            .bind(&e.caller)
-            .bind(&e.called)
-            .bind(db_int(e.started_at))
-            .bind(e.answered_at.map(db_int))
-            .bind(e.answered_by.as_deref())
-            .bind(e.ended_at.map(db_int))
-            .bind(e.outcome)
-            .bind(e.wait_secs.map(db_int))
-            .bind(e.talk_secs.map(db_int))
-            .bind(e.detail.as_deref())
-            .bind(db_int(now))
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(INSERT_EVENT)
-            .bind(format!("{}/{}", e.call_sid, e.kind))
-            .bind(&e.call_sid)
-            .bind(db_int(e.at))
-            .bind(e.kind)
-            .bind(&e.data)
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
     }
 
     async fn write_leg(
@@ -427,21 +480,25 @@ impl Ledger {
                 group,
                 agents,
             } => {
-                for (id, name) in agents {
-                    sqlx::query(
+                for chunk in agents.chunks(ROWS_PER_STATEMENT) {
+                    let sql = format!(
                         "INSERT INTO legs (call_sid, round, grp, agent_id, agent_name, rung_at, \
-                         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         updated_at) VALUES {} \
                          ON CONFLICT (call_sid, round, grp, agent_id) DO NOTHING",
-                    )
-                    .bind(&e.call_sid)
-                    .bind(i64::from(*round))
-                    .bind(i64::from(*group))
-                    .bind(id.as_ref())
-                    .bind(name.as_ref())
-                    .bind(db_int(e.at))
-                    .bind(db_int(now))
-                    .execute(&mut *conn)
-                    .await?;
+                        placeholders(chunk.len(), 7)
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for (id, name) in chunk {
+                        query = query
+                            .bind(e.call_sid.clone())
+                            .bind(i64::from(*round))
+                            .bind(i64::from(*group))
+                            .bind(id.to_string())
+                            .bind(name.to_string())
+                            .bind(db_int(e.at))
+                            .bind(db_int(now));
+                    }
+                    query.execute(&mut *conn).await?;
                 }
                 Ok(())
             }
@@ -777,14 +834,17 @@ impl Ledger {
         at: Millis,
         data: &serde_json::Value,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(INSERT_EVENT)
-            .bind(format!("{sid}/{kind}"))
-            .bind(sid)
-            .bind(db_int(at))
-            .bind(kind)
-            .bind(data.to_string())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(&format!(
+            "{INSERT_EVENTS}{}{EVENTS_TAIL}",
+            placeholders(1, EVENT_ARITY)
+        ))
+        .bind(format!("{sid}/{kind}"))
+        .bind(sid)
+        .bind(db_int(at))
+        .bind(kind)
+        .bind(data.to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }
@@ -831,4 +891,97 @@ fn call_row(r: &AnyRow) -> Result<CallRow, sqlx::Error> {
         talk_secs: opt("talk_secs")?,
         detail: r.try_get("detail")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: &'static str, at: Millis) -> Entry {
+        Entry {
+            call_sid: "CA1".into(),
+            at,
+            kind,
+            line: "main".into(),
+            caller: "+12025550142".into(),
+            called: "+18005550100".into(),
+            started_at: at,
+            answered_at: None,
+            answered_by: None,
+            ended_at: None,
+            outcome: None,
+            wait_secs: None,
+            talk_secs: None,
+            detail: None,
+            data: "{}".into(),
+        }
+    }
+
+    async fn scratch(name: &str) -> Ledger {
+        let dir = std::env::temp_dir().join(format!("sb-ledger-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Ledger::connect(&Ledger::sqlite_in(&dir).expect("dir"))
+            .await
+            .expect("ledger")
+    }
+
+    #[tokio::test]
+    async fn a_batch_folds_a_calls_facts_as_writing_them_one_by_one_would() {
+        let answered = Entry {
+            started_at: 1_000,
+            answered_at: Some(5_000),
+            answered_by: Some("Ada".into()),
+            wait_secs: Some(4),
+            ..entry("answered", 5_000)
+        };
+        let ended = Entry {
+            ended_at: Some(65_000),
+            outcome: Some("answered"),
+            talk_secs: Some(60),
+            ..entry("ended", 65_000)
+        };
+        let writes: Vec<Write> = [entry("ringing", 1_200), answered, ended]
+            .into_iter()
+            .map(|e| Write::Call(Box::new(e)))
+            .collect();
+        let one_by_one = scratch("single").await;
+        for w in &writes {
+            one_by_one
+                .write_all(std::slice::from_ref(w), 70_000)
+                .await
+                .expect("write");
+        }
+        let batched = scratch("batch").await;
+        batched.write_all(&writes, 70_000).await.expect("write");
+        // And again: a duplicate batch changes nothing.
+        batched.write_all(&writes, 70_000).await.expect("write");
+        let q = CallQuery {
+            limit: 10,
+            ..CallQuery::default()
+        };
+        let a = one_by_one.calls(&q).await.expect("read");
+        let b = batched.calls(&q).await.expect("read");
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 1);
+        let row = &a[0];
+        assert_eq!(
+            (row.started_at, row.answered_at, row.ended_at),
+            (1_000, Some(5_000), Some(65_000))
+        );
+        assert_eq!((row.wait_secs, row.talk_secs), (Some(4), Some(60)));
+        assert_eq!(row.outcome.as_deref(), Some("answered"));
+        let kinds: Vec<String> = batched
+            .events("CA1")
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["ringing", "answered", "ended"]);
+    }
+
+    #[test]
+    fn placeholders_number_every_row_in_turn() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
 }
