@@ -207,6 +207,7 @@ pub fn build(settings: &Settings, extra: Vec<Arc<dyn Sink>>, registry: &mut Regi
             backoff_base: Duration::from_millis(s.retry_base_ms),
             backoff_max: Duration::from_millis(s.retry_max_ms),
             batch: 1,
+            linger: Duration::ZERO,
         };
         let timeout = Duration::from_secs(s.timeout_secs);
         let line_names = settings

@@ -69,6 +69,9 @@ pub struct DeliveryPolicy {
     pub backoff_max: Duration,
     /// Items handed over at once, at most (1: one at a time).
     pub batch: usize,
+    /// With `batch` > 1: how long to wait for more items before handing over a batch that is not
+    /// full (group commit: fewer, larger transactions at a steady rate). Zero: at once.
+    pub linger: Duration,
 }
 
 /// What happened to the items of one queue, since start.
@@ -217,10 +220,19 @@ impl<D> Worker<D> {
         let mut batch = Vec::with_capacity(most);
         while let Some(first) = rx.recv().await {
             batch.push(first);
+            let until = tokio::time::Instant::now() + self.policy.linger;
             while batch.len() < most {
                 match rx.try_recv() {
                     Ok(item) => batch.push(item),
-                    Err(_) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) if self.policy.linger.is_zero() => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        match tokio::time::timeout_at(until, rx.recv()).await {
+                            Ok(Some(item)) => batch.push(item),
+                            // Closed (shutdown) or lingered long enough: deliver what there is.
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
                 }
             }
             self.deliver(&batch).await;
@@ -358,6 +370,7 @@ mod tests {
             backoff_base: Duration::from_millis(1),
             backoff_max: Duration::from_millis(1),
             batch: 4,
+            linger: Duration::ZERO,
         };
         let deliver = Batches {
             sizes: sizes.clone(),
@@ -379,6 +392,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_lingering_queue_waits_for_company_before_handing_over() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let go = Arc::new(tokio::sync::Notify::new());
+        go.notify_one();
+        let policy = DeliveryPolicy {
+            capacity: 100,
+            max_attempts: 1,
+            backoff_base: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(1),
+            batch: 10,
+            linger: Duration::from_millis(500),
+        };
+        let deliver = Batches {
+            sizes: sizes.clone(),
+            go,
+        };
+        let queue = DeliveryQueue::start("l", policy, deliver, &mut Registry::default(), "l");
+        for i in 0..3 {
+            queue.push(i);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        queue.push(3);
+        assert_eq!(queue.shutdown(Duration::from_secs(5)).await, 0);
+        assert_eq!(*sizes.lock().expect("lock"), [3, 1]);
+    }
+
+    #[tokio::test]
     async fn items_keep_their_order_through_retries_and_every_fate_is_counted() {
         let delivered = Arc::new(Mutex::new(Vec::new()));
         let policy = DeliveryPolicy {
@@ -387,6 +428,7 @@ mod tests {
             backoff_base: Duration::from_millis(1),
             backoff_max: Duration::from_millis(5),
             batch: 1,
+            linger: Duration::ZERO,
         };
         let flaky = Flaky {
             fail_first: 2,
