@@ -3,7 +3,8 @@
 # and, in the same run, a minimal actix-web server answering constant documents
 # (examples/constant.rs); plays the same mix of calls against both with `switchboard simulate`
 # and prints the ratios. Switchboard runs its default configuration (logs at info, written to a
-# file; its call ledger in SQLite, in a scratch directory). Then: the same with the ledger off, the
+# file; its call ledger in SQLite, in a scratch directory; the recordings archive off, as the
+# simulator's recording links lead nowhere). Then: the same with the ledger off, the
 # same with Slack configured against a fake that answers at once (every message
 # really posted) and one that takes 2 s per message, memory per live call (HOLD_CALLS calls held
 # ringing), live calls once every call ended, and the Redis backend.
@@ -36,6 +37,7 @@ start_switchboard() {
       SWITCHBOARD__SERVER__PUBLIC_URL="http://127.0.0.1:$port" \
       SWITCHBOARD__LIMITS__MAX_ACTIVE_CALLS=1000000 SWITCHBOARD__SERVER__SHUTDOWN_DELAY_SECS=0 \
       SWITCHBOARD__DIAL__WRAP_UP_SECS=0 SWITCHBOARD__PATHS__DATA="$out/data-$port" \
+      SWITCHBOARD__RECORDINGS__ARCHIVE=false \
       "$@" "$bin" > "$out/switchboard-$port.log" 2>&1 &
   pids+=($!)
   wait_up "$port"
