@@ -1282,7 +1282,7 @@ mod tests {
                 ringing,
                 conversation("https://r.example/c"),
                 Some("dialing 1"),
-                vec![],
+                vec!["conversation recorded"],
             ),
             (
                 "voicemail",
@@ -1676,7 +1676,7 @@ mod tests {
     }
 
     #[test]
-    fn a_conversation_recording_is_kept_once_and_tells_nobody() {
+    fn a_conversation_recording_is_kept_once_and_said_once_for_the_archive() {
         let (call, facts) = Script::new()
             .at(0, incoming())
             .at(5, leg("LEG-ada-1", CallStatus::InProgress, ADA))
@@ -1689,7 +1689,13 @@ mod tests {
             call.expect("call").recording.as_deref(),
             Some("https://rec.example/talk.mp3")
         );
-        assert_eq!(facts.len(), 3, "{facts:?}");
+        // Ringing, answered, ended; then the recording, once (the second is a duplicate).
+        assert_eq!(facts.len(), 4, "{facts:?}");
+        assert!(matches!(
+            &facts[3],
+            FactKind::ConversationRecorded { url, duration_secs: Some(60) }
+                if &**url == "https://rec.example/talk.mp3"
+        ));
     }
 
     #[test]
