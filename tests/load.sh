@@ -73,26 +73,6 @@ start_switchboard "$off_port" SWITCHBOARD__LEDGER__ENABLED=false
 CALLS=$((CALLS / 10)) mix warmup-off "$off_port" > /dev/null
 mix no-ledger "$off_port"
 
-# The ledger's cost to the call path at a steady rate that leaves the two cores room (the runs
-# above saturate them, so any background work shows as latency): two fresh servers, ledger on and
-# off, RATE calls/s for 10 s each, alternating four times (runs swing from one to the next).
-RATE=${LEDGER_RATE:-300}
-paced_on=$(free_port)
-start_switchboard "$paced_on"
-paced_off=$(free_port)
-start_switchboard "$paced_off" SWITCHBOARD__LEDGER__ENABLED=false
-paced() {
-  "$bin" simulate --url "http://127.0.0.1:$2/texml/inbound" --scenario mix --calls "$((RATE * 10))" \
-    --concurrency "$CONC" --rate "$RATE" --json "$out/$1.json" > "$out/$1.txt" || true
-}
-for i in 1 2 3 4; do
-  paced "paced-off-$i" "$paced_off"
-  paced "paced-on-$i" "$paced_on"
-done
-echo "--- steady $RATE calls/s: p99 ms, ledger off / on, four runs each"
-for i in 1 2 3 4; do
-  field "paced-off-$i" "d['kinds']['all']['p99_ms']"; field "paced-on-$i" "d['kinds']['all']['p99_ms']"
-done | paste -sd' '
 curl -s "http://127.0.0.1:$sb_port/metrics" | grep '^switchboard_ledger_writes_total' > "$out/ledger.writes"
 
 # A second constant server plays a Slack that answers at once.
@@ -132,6 +112,29 @@ before=$(rss_kb "$hold_pid")
 after=$(rss_kb "$hold_pid")
 held=$(live_calls "$hold_port")
 
+# The ledger's cost to the call path at a steady rate that leaves the two cores room, once every
+# other server is stopped (their background work shows as latency): two fresh servers, ledger on
+# and off, RATE calls/s for 10 s each, alternating four times (runs swing from one to the next).
+kill "${pids[@]}" 2>/dev/null || true
+wait 2>/dev/null || true
+pids=()
+RATE=${LEDGER_RATE:-300}
+paced_on=$(free_port)
+start_switchboard "$paced_on"
+paced_off=$(free_port)
+start_switchboard "$paced_off" SWITCHBOARD__LEDGER__ENABLED=false
+paced() {
+  "$bin" simulate --url "http://127.0.0.1:$2/texml/inbound" --scenario mix --calls "$((RATE * 10))" \
+    --concurrency "$CONC" --rate "$RATE" --json "$out/$1.json" > "$out/$1.txt" || true
+}
+for i in 1 2 3 4; do
+  paced "paced-off-$i" "$paced_off"
+  paced "paced-on-$i" "$paced_on"
+done
+echo "--- steady $RATE calls/s: p99 ms, ledger off / on, four runs each"
+for i in 1 2 3 4; do
+  field "paced-off-$i" "d['kinds']['all']['p99_ms']"; field "paced-on-$i" "d['kinds']['all']['p99_ms']"
+done | paste -sd' '
 echo
 echo "== Summary"
 python3 - "$out" "$before" "$after" "$held" "$HOLD" "$ended_live" "$log_lines" "$dropped_lines" <<'PY'
