@@ -12,6 +12,40 @@ pub fn secs_between(earlier: Millis, later: Millis) -> u64 {
     later.saturating_sub(earlier) / 1000
 }
 
+/// Which way a duration counts from now in [`instant`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Toward {
+    Future,
+    Past,
+}
+
+/// Why a text is not an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadInstant {
+    BeforeEpoch,
+    /// Neither an RFC 3339 instant nor a positive duration.
+    Unreadable,
+}
+
+/// `text` as an instant: RFC 3339 (`2026-11-23T17:00:00-05:00`), or a positive duration (`2h`,
+/// `1h 30m`) from `now`, `toward` the future or the past.
+pub fn instant(text: &str, now: Millis, toward: Toward) -> Result<Millis, BadInstant> {
+    let text = text.trim();
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return u64::try_from(ts.as_millisecond()).map_err(|_| BadInstant::BeforeEpoch);
+    }
+    match text.parse::<jiff::SignedDuration>() {
+        Ok(d) if d.is_positive() => {
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            Ok(match toward {
+                Toward::Future => now.saturating_add(ms),
+                Toward::Past => now.saturating_sub(ms),
+            })
+        }
+        _ => Err(BadInstant::Unreadable),
+    }
+}
+
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> Millis;

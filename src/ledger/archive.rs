@@ -80,7 +80,8 @@ fn segment(raw: &str) -> String {
     url::form_urlencoded::byte_serialize(raw.as_bytes()).collect()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -389,12 +390,7 @@ impl Archive {
 
     /// The file of an archived recording, if it is one of ours.
     pub fn file_of(&self, row: &RecordingRow) -> Option<PathBuf> {
-        let path = row.path.as_deref()?;
-        let relative = Path::new(path);
-        let safe = relative
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-        safe.then(|| self.dir.join(relative))
+        file_in(&self.dir, row)
     }
 
     /// Deletes the recordings whose retention ended; returns how many.
@@ -449,6 +445,16 @@ impl Archive {
             self.expire().await;
         }
     }
+}
+
+/// The file of archived recording `row` in archive directory `dir`: only a path of plain names
+/// below it (never `..`, never absolute), whatever the ledger holds.
+pub fn file_in(dir: &Path, row: &RecordingRow) -> Option<PathBuf> {
+    let relative = Path::new(row.path.as_deref()?);
+    let safe = relative
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    safe.then(|| dir.join(relative))
 }
 
 /// A file extension for `content_type`, else the URL's own, else `bin`.

@@ -298,23 +298,15 @@ async fn copy_out(
         )
         .collect();
     let (bytes, ext, what) = match (r.state.as_str(), r.path.as_deref()) {
-        ("archived", Some(path)) => {
-            let relative = std::path::Path::new(path);
-            if !relative
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)))
-            {
-                return Err("bad path in the ledger".into());
-            }
-            let bytes = std::fs::read(archive.join(relative)).map_err(|e| e.to_string())?;
-            let sha: String = Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+        ("archived", Some(_)) => {
+            let file =
+                super::archive::file_in(archive, r).ok_or("bad path in the ledger".to_owned())?;
+            let bytes = std::fs::read(&file).map_err(|e| e.to_string())?;
+            let sha = super::archive::hex(&Sha256::digest(&bytes));
             if Some(&sha) != r.sha256.as_ref() {
                 return Err(format!("SHA-256 mismatch: the archived file is {sha}"));
             }
-            let ext = relative
+            let ext = file
                 .extension()
                 .and_then(|e| e.to_str())
                 .unwrap_or("bin")

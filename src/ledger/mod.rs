@@ -59,8 +59,7 @@ impl Keep {
                         .expect("HMAC takes keys of any length");
                 mac.update(number.as_bytes());
                 let digest = mac.finalize().into_bytes();
-                let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-                format!("{HASHED}{hex}")
+                format!("{HASHED}{}", archive::hex(&digest[..16]))
             }
         }
     }
@@ -303,20 +302,14 @@ const COLUMNS: &str = "call_sid, line, caller, called, started_at, answered_at, 
 /// An instant as a filter names it: RFC 3339 (`2026-11-22T09:00:00-05:00`), or a duration back
 /// from `now` (`24h`, `7d` is not a duration: write `168h`).
 pub fn instant(text: &str, now: Millis) -> Result<Millis, String> {
-    let text = text.trim();
-    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
-        return u64::try_from(ts.as_millisecond()).map_err(|_| "is before 1970".to_owned());
-    }
-    match text.parse::<jiff::SignedDuration>() {
-        Ok(d) if d.is_positive() => {
-            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-            Ok(now.saturating_sub(ms))
-        }
-        _ => Err(format!(
+    use crate::time::{BadInstant, Toward};
+    crate::time::instant(text, now, Toward::Past).map_err(|e| match e {
+        BadInstant::BeforeEpoch => "is before 1970".to_owned(),
+        BadInstant::Unreadable => format!(
             "must be an RFC 3339 instant (2026-11-22T09:00:00-05:00) or a duration back from now (24h), not `{}`",
-            text.chars().take(40).collect::<String>()
-        )),
-    }
+            text.trim().chars().take(40).collect::<String>()
+        ),
+    })
 }
 
 /// A row as people read it: caller masked when `mask`.
@@ -849,10 +842,13 @@ impl Ledger {
     }
 }
 
+/// A nullable number column.
+fn optional(r: &AnyRow, name: &str) -> Result<Option<u64>, sqlx::Error> {
+    Ok(r.try_get::<Option<i64>, _>(name)?.map(from_db))
+}
+
 fn recording_row(r: &AnyRow) -> Result<RecordingRow, sqlx::Error> {
-    let opt = |name: &str| -> Result<Option<u64>, sqlx::Error> {
-        Ok(r.try_get::<Option<i64>, _>(name)?.map(from_db))
-    };
+    let opt = |name: &str| optional(r, name);
     Ok(RecordingRow {
         id: r.try_get("id")?,
         call_sid: r.try_get("call_sid")?,
@@ -874,9 +870,7 @@ fn recording_row(r: &AnyRow) -> Result<RecordingRow, sqlx::Error> {
 }
 
 fn call_row(r: &AnyRow) -> Result<CallRow, sqlx::Error> {
-    let opt = |name: &str| -> Result<Option<u64>, sqlx::Error> {
-        Ok(r.try_get::<Option<i64>, _>(name)?.map(from_db))
-    };
+    let opt = |name: &str| optional(r, name);
     Ok(CallRow {
         call_sid: r.try_get("call_sid")?,
         line: r.try_get("line")?,

@@ -104,20 +104,14 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(
 
 /// `until` as an instant: RFC 3339, or a duration from `now`.
 fn until(text: &str, now: Millis) -> Result<Millis, String> {
-    let text = text.trim();
-    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
-        return u64::try_from(ts.as_millisecond()).map_err(|_| "is before 1970".to_owned());
-    }
-    match text.parse::<jiff::SignedDuration>() {
-        Ok(d) if d.is_positive() => {
-            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-            Ok(now.saturating_add(ms))
-        }
-        _ => Err(format!(
+    use crate::time::{instant, BadInstant, Toward};
+    instant(text, now, Toward::Future).map_err(|e| match e {
+        BadInstant::BeforeEpoch => "is before 1970".to_owned(),
+        BadInstant::Unreadable => format!(
             "`until` must be an RFC 3339 instant (2026-11-23T17:00:00-05:00) or a duration (2h, 90m), not `{}`",
-            text.chars().take(40).collect::<String>()
-        )),
-    }
+            text.trim().chars().take(40).collect::<String>()
+        ),
+    })
 }
 
 /// `by` as shown in Slack: printable, at most 64 characters; "the admin API" when not given.
