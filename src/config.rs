@@ -122,6 +122,12 @@ pub struct RecordingSettings {
     pub archive: bool,
     /// Where archived files go (`None`: `recordings/` under `paths.data`).
     pub dir: Option<PathBuf>,
+    /// A bucket instead of the directory (`s3://…`, `gs://…`, `az://…`).
+    pub store: Option<Url>,
+    /// The bucket's settings (region, endpoint, …), as `object_store` names them.
+    pub store_options: Vec<(String, String)>,
+    /// Once archived, delete the provider's copy.
+    pub delete_from_provider: bool,
     pub max_attempts: u32,
     pub retry_base_ms: u64,
     pub max_bytes: u64,
@@ -138,6 +144,18 @@ pub struct RecordingSettings {
 pub struct RetentionDays {
     pub voicemail: u32,
     pub conversation: u32,
+    pub conference: u32,
+}
+
+impl RetentionDays {
+    /// Days to keep a recording of `kind` (0: keep).
+    pub fn of(&self, kind: &str) -> u32 {
+        match kind {
+            "voicemail" => self.voicemail,
+            "conference" => self.conference,
+            _ => self.conversation,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +163,10 @@ pub struct RetentionDays {
 struct RawRecordings {
     archive: bool,
     dir: String,
+    store: String,
+    #[serde(default)]
+    store_options: std::collections::BTreeMap<String, String>,
+    delete_from_provider: bool,
     max_attempts: u32,
     retry_base_ms: u64,
     max_bytes: u64,
@@ -182,9 +204,27 @@ impl RawRecordings {
             );
         }
         let dir = self.dir.trim();
+        let store = match self.store.trim() {
+            "" => None,
+            url => p.take(Url::parse(url), "recordings.store", |e| {
+                format!("must be a bucket URL (s3://bucket/prefix, gs://…, az://…): {e}")
+            }),
+        };
+        if let Some(url) = &store {
+            let options: Vec<_> = self.store_options.clone().into_iter().collect();
+            if let Err(e) = crate::ledger::store::Store::remote(url, &options) {
+                p.0.push(match e.starts_with("recordings.") {
+                    true => e,
+                    false => format!("recordings.store: {e}"),
+                });
+            }
+        }
         RecordingSettings {
             archive: self.archive,
             dir: (!dir.is_empty()).then(|| PathBuf::from(dir)),
+            store,
+            store_options: self.store_options.into_iter().collect(),
+            delete_from_provider: self.delete_from_provider,
             max_attempts: self.max_attempts,
             retry_base_ms: self.retry_base_ms,
             max_bytes: self.max_bytes,
@@ -588,12 +628,15 @@ impl Check for SecuritySettings {
 #[serde(deny_unknown_fields)]
 struct RawTwilio {
     auth_token: SecretString,
+    api_base_url: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct TwilioSettings {
     /// The auth token, when Twilio signatures are checked.
     pub auth_token: Option<SecretString>,
+    /// Twilio's REST API (`https://api.twilio.com`).
+    pub api_base_url: Url,
 }
 
 /// Who is pinged on incoming calls and new voicemails.
@@ -1439,6 +1482,11 @@ impl RawSettings {
             .filter_map(|(i, l)| l.parse(&format!("lines[{i}]"), &mut p))
             .collect();
         let slack = self.slack.parse();
+        let twilio_api = p.take(
+            http_url(&self.twilio.api_base_url),
+            "twilio.api_base_url",
+            |_| "must be an http(s) URL".into(),
+        );
         // Every section that parsed is checked now, so all problems are reported at once.
         let parsed: [Option<&dyn Check>; 4] = [
             server.as_ref().map(|s| s as &dyn Check),
@@ -1460,8 +1508,8 @@ impl RawSettings {
         for section in plain.into_iter().chain(parsed.into_iter().flatten()) {
             section.check(&mut p);
         }
-        let (Some(server), Some(telnyx), Some(jobs), Some(balance)) =
-            (server, telnyx, jobs, balance)
+        let (Some(server), Some(telnyx), Some(jobs), Some(balance), Some(twilio_api)) =
+            (server, telnyx, jobs, balance, twilio_api)
         else {
             return Err(ConfigError::Invalid(p.0));
         };
@@ -1478,6 +1526,7 @@ impl RawSettings {
             limits: self.limits,
             twilio: TwilioSettings {
                 auth_token: optional_secret(self.twilio.auth_token),
+                api_base_url: twilio_api,
             },
             slack,
             privacy: self.privacy,
@@ -1574,6 +1623,15 @@ impl Check for CrossSection<'_> {
             s.calls.ttl_secs > u64::from(s.dial.time_limit_secs),
             "calls.ttl_secs",
             "must exceed dial.time_limit_secs (an answered call gets no callbacks while people talk)",
+        );
+        let can_delete = match s.provider.kind {
+            crate::texml::Provider::Telnyx => s.telnyx.api_key.is_some(),
+            crate::texml::Provider::Twilio => s.twilio.auth_token.is_some(),
+        };
+        p.check(
+            !s.recordings.delete_from_provider || can_delete,
+            "recordings.delete_from_provider",
+            "needs telnyx.api_key (Telnyx) or twilio.auth_token (Twilio)",
         );
         let can_verify = s.telnyx.public_key.is_some() || s.twilio.auth_token.is_some();
         p.check(
@@ -1746,6 +1804,40 @@ mod tests {
             .expect_err("bad enum")
             .to_string();
         assert!(err.contains("always"), "{err}");
+    }
+
+    #[test]
+    fn recording_stores_and_provider_deletion_are_checked() {
+        let ok = with_file(
+            "[recordings]\nstore = \"s3://calls/sb\"\n\
+             [recordings.store_options]\nregion = \"eu-west-1\"\n",
+        )
+        .expect("an S3 bucket");
+        assert_eq!(
+            ok.recordings.store.as_ref().map(|u| u.as_str()),
+            Some("s3://calls/sb")
+        );
+        assert_eq!(
+            ok.recordings.store_options,
+            vec![("region".to_owned(), "eu-west-1".to_owned())]
+        );
+        let err = with_file(
+            "[recordings]\nstore = \"ftp://files.example/x\"\ndelete_from_provider = true\n\
+             [recordings.store_options]\ncolour = \"blue\"\n",
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(err.contains("recordings.store: ftp: not a bucket"), "{err}");
+        assert!(
+            err.contains("recordings.delete_from_provider: needs telnyx.api_key"),
+            "{err}"
+        );
+        let err = with_file(
+            "[recordings]\nstore = \"s3://calls\"\n[recordings.store_options]\ncolour = \"blue\"\n",
+        )
+        .expect_err("unknown option")
+        .to_string();
+        assert!(err.contains("recordings.store_options.colour"), "{err}");
     }
 
     #[test]

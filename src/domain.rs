@@ -210,6 +210,31 @@ impl fmt::Display for LineId {
     }
 }
 
+/// The provider's own copy of a recording, as its callback names it: what deleting it takes
+/// (`AccountSid`, `RecordingSid`). Only ids of letters, digits, `-` and `_` are kept, since they
+/// become part of an API path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderCopy {
+    pub account: Box<str>,
+    pub sid: Box<str>,
+}
+
+impl ProviderCopy {
+    /// Both ids, if both are present and plain.
+    pub fn of(account: Option<&str>, sid: Option<&str>) -> Option<ProviderCopy> {
+        let plain = |s: &str| {
+            (1..=64).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        let (account, sid) = (account?.trim(), sid?.trim());
+        (plain(account) && plain(sid)).then(|| ProviderCopy {
+            account: account.into(),
+            sid: sid.into(),
+        })
+    }
+}
+
 /// Someone who answers calls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agent {

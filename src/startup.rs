@@ -4,7 +4,6 @@
 //! Nothing here decides anything about calls.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,12 +57,13 @@ pub enum StartError {
     Overrides(#[from] crate::lines::OverrideError),
     #[error("ledger: {0}")]
     Ledger(#[from] crate::ledger::OpenError),
-    #[error("recordings.dir {0}: {1}")]
-    Recordings(PathBuf, std::io::Error),
+    #[error("recordings: {0}")]
+    Recordings(String),
 }
 
-/// The recordings archive: in `recordings.dir` (else `recordings/` under `paths.data`), its links
-/// signed with `recordings.link_key`, else the admin token (else no links).
+/// The recordings archive: in `recordings.store`, else `recordings.dir` (else `recordings/` under
+/// `paths.data`), its links signed with `recordings.link_key`, else the admin token (else no
+/// links); the provider's copies deleted under `recordings.delete_from_provider`.
 fn archive(
     ledger: crate::ledger::Ledger,
     settings: &Settings,
@@ -71,13 +71,44 @@ fn archive(
     registry: &mut Registry,
 ) -> Result<Arc<crate::ledger::archive::Archive>, StartError> {
     let r = &settings.recordings;
-    let dir = settings.recordings_dir();
+    let store = crate::ledger::store::Store::open(settings).map_err(StartError::Recordings)?;
+    use crate::ledger::archive::ProviderCopies;
+    let copies = match settings.provider.kind {
+        _ if !r.delete_from_provider => None,
+        crate::texml::Provider::Telnyx => {
+            settings
+                .telnyx
+                .api_key
+                .clone()
+                .map(|key| ProviderCopies::Telnyx {
+                    base: settings.telnyx.api_base_url.clone(),
+                    key,
+                })
+        }
+        crate::texml::Provider::Twilio => {
+            settings
+                .twilio
+                .auth_token
+                .clone()
+                .map(|token| ProviderCopies::Twilio {
+                    base: settings.twilio.api_base_url.clone(),
+                    token,
+                })
+        }
+    };
     let key = r.link_key.clone().or_else(|| settings.admin.token.clone());
     let links = key.map(|key| {
         crate::ledger::archive::Links::new(key, &settings.server.public_url, r.link_ttl_hours)
     });
-    crate::ledger::archive::Archive::start(ledger, dir.clone(), r.clone(), links, clock, registry)
-        .map_err(|e| StartError::Recordings(dir, e))
+    Ok(crate::ledger::archive::Archive::start(
+        ledger,
+        store,
+        copies,
+        r.clone(),
+        links,
+        clock,
+        registry,
+    ))
 }
 
 /// What tests and tools may add: more sinks (after the built-in ones), and another clock.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::call::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus, ScreenStep};
-use crate::domain::{CallSid, FieldError, LineId, Party};
+use crate::domain::{CallSid, FieldError, LineId, Party, ProviderCopy};
 
 /// Most fields a webhook may carry (Telnyx sends about 40).
 const MAX_FIELDS: usize = 256;
@@ -286,6 +286,7 @@ pub fn recording(p: &Params, query: &Params) -> Result<(CallSid, Event), BadRequ
             status,
             url,
             duration_secs: p.secs("RecordingDuration")?,
+            copy: ProviderCopy::of(p.text("AccountSid"), p.text("RecordingSid")),
         },
     ))
 }

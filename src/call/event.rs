@@ -1,6 +1,6 @@
 //! What the provider tells us, already parsed into typed values.
 
-use crate::domain::{CallSid, FieldError, LineId, Party};
+use crate::domain::{CallSid, FieldError, LineId, Party, ProviderCopy};
 
 /// `CallStatus` of a call or leg. Telnyx reports an answered call as `in-progress` (its migration
 /// guide says `answered`; both are accepted).
@@ -179,6 +179,8 @@ pub enum Event {
         status: RecordingStatus,
         url: Option<Box<str>>,
         duration_secs: Option<u32>,
+        /// The provider's copy (to delete once archived), when the callback names it.
+        copy: Option<ProviderCopy>,
     },
     /// The grace period of an ended call whose outcome was not settled has passed (from the
     /// sweeper, never from the provider): no voicemail is coming any more.

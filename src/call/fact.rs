@@ -1,7 +1,7 @@
 //! What the transition says happened: facts for whoever listens (logs, metrics, Slack, and later
 //! the ledger and the dashboard), and, apart from them, why an event changed nothing.
 
-use crate::domain::{LineId, Party};
+use crate::domain::{LineId, Party, ProviderCopy};
 
 use super::state::Outcome;
 
@@ -30,11 +30,17 @@ pub enum FactKind {
     /// Nobody answered (or could): the caller is asked for a voicemail.
     SentToVoicemail { reason: MissReason },
     /// The caller's message is ready.
-    VoicemailLeft { url: Box<str>, duration_secs: u32 },
+    VoicemailLeft {
+        url: Box<str>,
+        duration_secs: u32,
+        /// The provider's copy, when its callback named it.
+        copy: Option<ProviderCopy>,
+    },
     /// The recording of the conversation with an agent is ready.
     ConversationRecorded {
         url: Box<str>,
         duration_secs: Option<u32>,
+        copy: Option<ProviderCopy>,
     },
     /// The caller's call is over. `settled` is false when a late voicemail recording may still
     /// change `outcome` (it is then [`Outcome::Missed`]): a [`FactKind::Settled`] follows.

@@ -85,6 +85,7 @@ fn event() -> impl Strategy<Value = Event> {
                 status,
                 url: Some("https://rec.example/r.mp3".into()),
                 duration_secs,
+                copy: None,
             }
         ),
         Just(Event::Expired),

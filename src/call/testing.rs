@@ -116,6 +116,7 @@ pub(crate) fn voicemail(url: &str, secs: u32) -> Event {
         status: RecordingStatus::Completed,
         url: Some(url.into()),
         duration_secs: Some(secs),
+        copy: None,
     }
 }
 
@@ -126,6 +127,7 @@ pub(crate) fn absent() -> Event {
         status: RecordingStatus::Absent,
         url: None,
         duration_secs: None,
+        copy: None,
     }
 }
 
@@ -135,6 +137,7 @@ pub(crate) fn in_progress() -> Event {
         status: RecordingStatus::InProgress,
         url: None,
         duration_secs: None,
+        copy: None,
     }
 }
 
@@ -144,6 +147,7 @@ pub(crate) fn conversation(url: &str) -> Event {
         status: RecordingStatus::Completed,
         url: Some(url.into()),
         duration_secs: Some(60),
+        copy: None,
     }
 }
 

@@ -5,7 +5,7 @@
 //! idempotent: a duplicate or a late event returns `next: None` (nothing to store) and says why in
 //! [`Step::ignored`]. Facts are guarded by [`super::state::Emitted`] so each kind is emitted once.
 
-use crate::domain::{CallSid, LineId, Party};
+use crate::domain::{CallSid, LineId, Party, ProviderCopy};
 use crate::time::{secs_between, Millis};
 
 use super::event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus, ScreenStep};
@@ -330,9 +330,10 @@ pub fn transition(
                 status,
                 url,
                 duration_secs,
+                copy,
             },
             Some(call),
-        ) => recording(call, *kind, *status, url, *duration_secs),
+        ) => recording(call, *kind, *status, url, *duration_secs, copy),
         (Event::Expired, Some(call)) => expired(call),
         (_, None) => Change::ignored(Ignored::UnknownCall),
     };
@@ -1072,6 +1073,7 @@ fn recording(
     status: RecordingStatus,
     url: &Option<Box<str>>,
     duration_secs: Option<u32>,
+    copy: &Option<ProviderCopy>,
 ) -> Change {
     let ready = url
         .as_ref()
@@ -1095,6 +1097,7 @@ fn recording(
         let fact = FactKind::ConversationRecorded {
             url: url.clone(),
             duration_secs,
+            copy: copy.clone(),
         };
         next.emit(&mut facts, fact);
         return Change::to(next, facts);
@@ -1106,6 +1109,7 @@ fn recording(
     let left = FactKind::VoicemailLeft {
         url: message.url.clone(),
         duration_secs: message.duration_secs,
+        copy: copy.clone(),
     };
     match &mut next.phase {
         Phase::Voicemail { message: m, .. } if m.is_none() => {
@@ -1459,7 +1463,8 @@ mod tests {
                 },
                 FactKind::VoicemailLeft {
                     url: message.url.clone(),
-                    duration_secs: 25
+                    duration_secs: 25,
+                    copy: None,
                 },
                 FactKind::Settled {
                     outcome: Outcome::Voicemail(message.clone())
@@ -1693,7 +1698,7 @@ mod tests {
         assert_eq!(facts.len(), 4, "{facts:?}");
         assert!(matches!(
             &facts[3],
-            FactKind::ConversationRecorded { url, duration_secs: Some(60) }
+            FactKind::ConversationRecorded { url, duration_secs: Some(60), .. }
                 if &**url == "https://rec.example/talk.mp3"
         ));
     }

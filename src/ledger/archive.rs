@@ -1,13 +1,13 @@
-//! The recordings archive. A recording the provider reports (a voicemail today) is downloaded at
-//! once, off the call path, with retries inside the provider's ten minutes; stored under the
-//! archive directory with its size and SHA-256; noted in the ledger; and announced to the sinks
-//! (Slack links to our copy with a signed link that expires). A download that keeps failing is
-//! reported and counted. Retention deletes expired files and marks their rows.
+//! The recordings archive. A recording the provider reports (a voicemail, a conversation) is
+//! downloaded at once, off the call path, with retries inside the provider's ten minutes; streamed
+//! into the [`Store`] (a directory, or a bucket) with its size and SHA-256; noted in the ledger;
+//! and announced to the sinks (Slack links to our copy with a signed link that expires). Then,
+//! under `recordings.delete_from_provider`, the provider's copy is deleted. A download that keeps
+//! failing is reported and counted. Retention deletes expired files and marks their rows.
 //!
 //! Files are named by a hash of the recording's id (`2026/11/<hash>.mp3`), so nothing the
 //! provider sends becomes a path.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -21,9 +21,10 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, Semaphore};
 
+use super::store::Store;
 use super::{Ledger, RecordingRow, Stored};
 use crate::config::RecordingSettings;
-use crate::domain::{CallSid, LineId, Party};
+use crate::domain::{CallSid, LineId, Party, ProviderCopy};
 use crate::sink::{Record, RecordingFate, Sinks};
 use crate::time::{Clock, Millis};
 
@@ -104,6 +105,8 @@ pub struct Job {
     pub kind: &'static str,
     pub url: String,
     pub duration_secs: Option<u32>,
+    /// The provider's copy, deleted once archived under `recordings.delete_from_provider`.
+    pub copy: Option<ProviderCopy>,
 }
 
 impl Job {
@@ -117,9 +120,55 @@ struct FateLabels {
     fate: &'static str,
 }
 
+/// Deletes the provider's copy of a recording (`recordings.delete_from_provider`).
+#[derive(Clone)]
+pub enum ProviderCopies {
+    /// Telnyx's TeXML REST API, with the API key:
+    /// `DELETE {api_base_url}/texml/Accounts/{AccountSid}/Recordings/{RecordingSid}.json`.
+    Telnyx { base: url::Url, key: SecretString },
+    /// Twilio's REST API, with the account's auth token:
+    /// `DELETE {api_base_url}/2010-04-01/Accounts/{AccountSid}/Recordings/{RecordingSid}.json`.
+    Twilio { base: url::Url, token: SecretString },
+}
+
+impl ProviderCopies {
+    fn request(&self, http: &reqwest::Client, copy: &ProviderCopy) -> reqwest::RequestBuilder {
+        let (base, path) = match self {
+            ProviderCopies::Telnyx { base, .. } => (base, "texml/Accounts"),
+            ProviderCopies::Twilio { base, .. } => (base, "2010-04-01/Accounts"),
+        };
+        let url = format!(
+            "{}/{path}/{}/Recordings/{}.json",
+            base.as_str().trim_end_matches('/'),
+            segment(&copy.account),
+            segment(&copy.sid),
+        );
+        match self {
+            ProviderCopies::Telnyx { key, .. } => http.delete(url).bearer_auth(key.expose_secret()),
+            ProviderCopies::Twilio { token, .. } => http
+                .delete(url)
+                .basic_auth(&*copy.account, Some(token.expose_secret())),
+        }
+    }
+
+    /// Deletes `copy`; one already gone (404) counts as deleted.
+    async fn delete(&self, http: &reqwest::Client, copy: &ProviderCopy) -> Result<(), String> {
+        let res = self
+            .request(http, copy)
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        match res.status() {
+            s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
+            s => Err(format!("the provider answered {s}")),
+        }
+    }
+}
+
 pub struct Archive {
     ledger: Ledger,
-    dir: PathBuf,
+    store: Store,
+    copies: Option<ProviderCopies>,
     http: reqwest::Client,
     settings: RecordingSettings,
     links: Option<Links>,
@@ -131,20 +180,22 @@ pub struct Archive {
 }
 
 impl Archive {
-    /// Starts the download worker. `dir` is created if missing.
+    /// Starts the download worker: recordings go to `store`; `copies`, when given, deletes the
+    /// provider's copy once archived.
     pub fn start(
         ledger: Ledger,
-        dir: PathBuf,
+        store: Store,
+        copies: Option<ProviderCopies>,
         settings: RecordingSettings,
         links: Option<Links>,
         clock: Arc<dyn Clock>,
         registry: &mut Registry,
-    ) -> std::io::Result<Arc<Archive>> {
-        std::fs::create_dir_all(&dir)?;
+    ) -> Arc<Archive> {
         let fates = Family::default();
         registry.register(
             "recordings",
-            "Recordings: archived, failed (provider copy only), deleted (retention), dropped (queue full)",
+            "Recordings: archived, failed (provider copy only), deleted (retention), dropped \
+             (queue full), provider_deleted, provider_kept (deleting the provider's copy failed)",
             fates.clone(),
         );
         let http = reqwest::Client::builder()
@@ -156,7 +207,8 @@ impl Archive {
         let (tx, rx) = mpsc::channel(QUEUE);
         let archive = Arc::new(Archive {
             ledger,
-            dir,
+            store,
+            copies,
             http,
             settings,
             links,
@@ -166,7 +218,7 @@ impl Archive {
             tx,
         });
         tokio::spawn(archive.clone().work(rx));
-        Ok(archive)
+        archive
     }
 
     /// Where announcements go (set once the sinks exist: the ledger's sink is one of them).
@@ -180,6 +232,10 @@ impl Archive {
 
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Queues `job`; never waits. A full queue drops it, counted and logged.
@@ -227,14 +283,7 @@ impl Archive {
         let id = job.id();
         let noted = self
             .ledger
-            .recording_received(
-                &id,
-                job.call.as_str(),
-                job.kind,
-                &job.url,
-                job.duration_secs.map(u64::from),
-                self.clock.now_ms(),
-            )
+            .recording_received(&job, self.clock.now_ms())
             .await;
         match noted {
             Ok(true) => {}
@@ -282,10 +331,7 @@ impl Archive {
 
     async fn archived(&self, job: &Job, id: &str, stored: Stored, attempts: u32) {
         let now = self.clock.now_ms();
-        let days = match job.kind {
-            "voicemail" => self.settings.retention_days.voicemail,
-            _ => self.settings.retention_days.conversation,
-        };
+        let days = self.settings.retention_days.of(job.kind);
         let delete_after = (days > 0).then(|| now.saturating_add(u64::from(days) * 86_400_000));
         if let Err(e) = self
             .ledger
@@ -296,6 +342,7 @@ impl Archive {
         }
         let data = serde_json::json!({
             "id": id, "bytes": stored.bytes, "sha256": stored.sha256, "path": stored.path,
+            "store": stored.store,
         });
         let _ = self
             .ledger
@@ -313,6 +360,58 @@ impl Archive {
                 link_expires: link.map(|(_, t)| t),
             },
         );
+        if let (Some(copies), Some(copy)) = (&self.copies, &job.copy) {
+            self.delete_provider_copy(copies, job, id, copy).await;
+        }
+    }
+
+    /// Deletes the provider's copy of an archived recording, with the download's retries.
+    async fn delete_provider_copy(
+        &self,
+        copies: &ProviderCopies,
+        job: &Job,
+        id: &str,
+        copy: &ProviderCopy,
+    ) {
+        let mut attempts = 0;
+        let mut delay = Duration::from_millis(self.settings.retry_base_ms);
+        let outcome = loop {
+            attempts += 1;
+            match copies.delete(&self.http, copy).await {
+                Ok(()) => break Ok(()),
+                Err(e) if attempts >= self.settings.max_attempts => break Err(e),
+                Err(e) => {
+                    tracing::warn!(call_sid = %job.call, attempt = attempts, error = %e, "provider's copy not deleted; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                }
+            }
+        };
+        let now = self.clock.now_ms();
+        match outcome {
+            Ok(()) => {
+                self.count("provider_deleted");
+                if let Err(e) = self.ledger.provider_copy_deleted(id, now).await {
+                    tracing::error!(error = %e, "deleted provider copy not noted in the ledger");
+                }
+                let data = serde_json::json!({ "id": id, "recording_sid": copy.sid });
+                let _ = self
+                    .ledger
+                    .note(job.call.as_str(), "recording.provider_deleted", now, &data)
+                    .await;
+            }
+            Err(reason) => {
+                self.count("provider_kept");
+                tracing::error!(call_sid = %job.call, id, attempts, error = %reason, "the provider's copy of an archived recording was not deleted; it stays at the provider");
+                let data = serde_json::json!({
+                    "id": id, "recording_sid": copy.sid, "attempts": attempts, "reason": reason,
+                });
+                let _ = self
+                    .ledger
+                    .note(job.call.as_str(), "recording.provider_kept", now, &data)
+                    .await;
+            }
+        }
     }
 
     /// One download into the archive directory, hashed as it streams.
@@ -343,15 +442,8 @@ impl Archive {
             .unwrap_or_else(|_| "undated".to_owned());
         let name = hex(&Sha256::digest(id.as_bytes())[..12]);
         let relative = format!("{month}/{name}.{ext}");
-        let target = self.dir.join(&relative);
-        let folder = target.parent().unwrap_or(&self.dir).to_owned();
-        tokio::fs::create_dir_all(&folder)
-            .await
-            .map_err(|e| format!("{}: {e}", folder.display()))?;
-        let partial = folder.join(format!(".{name}.part"));
-        let mut file = tokio::fs::File::create(&partial)
-            .await
-            .map_err(|e| format!("{}: {e}", partial.display()))?;
+        // Nothing is visible in the store until the writer is shut down.
+        let mut file = self.store.writer(&relative)?;
         let mut hash = Sha256::new();
         let mut bytes: u64 = 0;
         let written: Result<(), String> = async {
@@ -366,31 +458,26 @@ impl Archive {
                 hash.update(&chunk);
                 file.write_all(&chunk).await.map_err(|e| e.to_string())?;
             }
-            file.sync_all().await.map_err(|e| e.to_string())
+            match bytes {
+                0 => Err("the recording is empty".into()),
+                _ => file
+                    .shutdown()
+                    .await
+                    .map_err(|e| format!("{}: {e}", self.store.name())),
+            }
         }
         .await;
         if let Err(e) = written {
-            let _ = tokio::fs::remove_file(&partial).await;
+            let _ = file.abort().await;
             return Err(e);
         }
-        if bytes == 0 {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err("the recording is empty".into());
-        }
-        tokio::fs::rename(&partial, &target)
-            .await
-            .map_err(|e| format!("{}: {e}", target.display()))?;
         Ok(Stored {
+            store: self.store.name().to_owned(),
             path: relative,
             content_type,
             bytes,
             sha256: hex(&hash.finalize()),
         })
-    }
-
-    /// The file of an archived recording, if it is one of ours.
-    pub fn file_of(&self, row: &RecordingRow) -> Option<PathBuf> {
-        file_in(&self.dir, row)
     }
 
     /// Deletes the recordings whose retention ended; returns how many.
@@ -405,14 +492,14 @@ impl Archive {
         };
         let mut deleted = 0;
         for row in expired {
-            if let Some(file) = self.file_of(&row) {
-                match tokio::fs::remove_file(&file).await {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        tracing::error!(id = row.id, error = %e, "expired recording not deleted; will try again");
-                        continue;
-                    }
+            if !kept_in(&self.store, &row) {
+                tracing::error!(id = row.id, store = ?row.store, "expired recording is in another store than recordings.store; not deleted");
+                continue;
+            }
+            if let Some(path) = &row.path {
+                if let Err(e) = self.store.delete(path).await {
+                    tracing::error!(id = row.id, error = %e, "expired recording not deleted; will try again");
+                    continue;
                 }
             }
             if let Err(e) = self.ledger.recording_deleted(&row.id, now).await {
@@ -447,14 +534,9 @@ impl Archive {
     }
 }
 
-/// The file of archived recording `row` in archive directory `dir`: only a path of plain names
-/// below it (never `..`, never absolute), whatever the ledger holds.
-pub fn file_in(dir: &Path, row: &RecordingRow) -> Option<PathBuf> {
-    let relative = Path::new(row.path.as_deref()?);
-    let safe = relative
-        .components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)));
-    safe.then(|| dir.join(relative))
+/// Whether recording `row` is kept in `store` (rows from before stores were recorded: local).
+pub fn kept_in(store: &Store, row: &RecordingRow) -> bool {
+    row.store.as_deref().unwrap_or("local") == store.name()
 }
 
 /// A file extension for `content_type`, else the URL's own, else `bin`.

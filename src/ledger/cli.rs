@@ -262,10 +262,10 @@ pub async fn recordings(
         }
         RecordingsAction::Download { to, .. } => {
             std::fs::create_dir_all(&to).map_err(|e| format!("{}: {e}", to.display()))?;
-            let dir = settings.recordings_dir();
+            let store = super::store::Store::open(settings)?;
             let mut cells = Vec::new();
             for r in &rows {
-                let done = copy_out(r, &dir, &to).await;
+                let done = copy_out(r, &store, &to).await;
                 let (file, what) = match done {
                     Ok((file, what)) => (file, what),
                     Err(why) => ("-".to_owned(), why),
@@ -283,7 +283,7 @@ pub async fn recordings(
 /// Copies one recording out of the archive (checked) or, if not archived, from the provider.
 async fn copy_out(
     r: &super::RecordingRow,
-    archive: &std::path::Path,
+    store: &super::store::Store,
     to: &std::path::Path,
 ) -> Result<(String, String), String> {
     use sha2::{Digest, Sha256};
@@ -298,15 +298,18 @@ async fn copy_out(
         )
         .collect();
     let (bytes, ext, what) = match (r.state.as_str(), r.path.as_deref()) {
-        ("archived", Some(_)) => {
-            let file =
-                super::archive::file_in(archive, r).ok_or("bad path in the ledger".to_owned())?;
-            let bytes = std::fs::read(&file).map_err(|e| e.to_string())?;
+        ("archived", Some(path)) => {
+            if !super::archive::kept_in(store, r) {
+                let kept = r.store.as_deref().unwrap_or("local");
+                return Err(format!("kept in {kept}, not in the configured store"));
+            }
+            let got = store.read(path, None).await.map_err(|e| e.to_string())?;
+            let bytes = got.bytes().await.map_err(|e| e.to_string())?.to_vec();
             let sha = super::archive::hex(&Sha256::digest(&bytes));
             if Some(&sha) != r.sha256.as_ref() {
                 return Err(format!("SHA-256 mismatch: the archived file is {sha}"));
             }
-            let ext = file
+            let ext = std::path::Path::new(path)
                 .extension()
                 .and_then(|e| e.to_str())
                 .unwrap_or("bin")

@@ -12,6 +12,7 @@ pub mod archive;
 pub mod cli;
 pub mod report;
 pub mod sink;
+pub mod store;
 
 use serde::Serialize;
 use sqlx::any::{install_default_drivers, AnyPoolOptions, AnyRow};
@@ -664,11 +665,19 @@ pub struct RecordingRow {
     pub archived_at: Option<Millis>,
     pub delete_after: Option<Millis>,
     pub deleted_at: Option<Millis>,
+    /// Where it is kept: `local` (the archive directory) or a bucket's URL.
+    pub store: Option<String>,
+    /// The provider's copy, when its callback named it.
+    pub provider_sid: Option<String>,
+    /// When the provider's copy was deleted (`recordings.delete_from_provider`).
+    pub provider_deleted_at: Option<Millis>,
 }
 
 /// Where an archived file is, and what it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
+    /// `local`, or the bucket's URL.
+    pub store: String,
     pub path: String,
     pub content_type: String,
     pub bytes: u64,
@@ -677,31 +686,31 @@ pub struct Stored {
 
 const RECORDING_COLUMNS: &str = "id, call_sid, kind, state, attempts, last_error, path, \
     content_type, bytes, sha256, duration_secs, provider_url, received_at, archived_at, \
-    delete_after, deleted_at";
+    delete_after, deleted_at, store, provider_sid, provider_deleted_at";
 
 impl Ledger {
     /// Notes a recording to archive. False when it was already noted (a duplicate callback, or
     /// another replica's): then nobody downloads it twice.
     pub async fn recording_received(
         &self,
-        id: &str,
-        call_sid: &str,
-        kind: &str,
-        url: &str,
-        duration_secs: Option<u64>,
+        job: &archive::Job,
         now: Millis,
     ) -> Result<bool, sqlx::Error> {
+        let copy = job.copy.as_ref();
         let done = sqlx::query(
             "INSERT INTO recordings (id, call_sid, kind, provider_url, duration_secs, state, \
-             received_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6) \
+             received_at, updated_at, provider_account, provider_sid) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6, $7, $8) \
              ON CONFLICT (id) DO NOTHING",
         )
-        .bind(id)
-        .bind(call_sid)
-        .bind(kind)
-        .bind(url)
-        .bind(duration_secs.map(db_int))
+        .bind(job.id())
+        .bind(job.call.as_str())
+        .bind(job.kind)
+        .bind(&job.url)
+        .bind(job.duration_secs.map(i64::from))
         .bind(db_int(now))
+        .bind(copy.map(|c| c.account.to_string()))
+        .bind(copy.map(|c| c.sid.to_string()))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -719,7 +728,7 @@ impl Ledger {
         sqlx::query(
             "UPDATE recordings SET state = 'archived', path = $2, content_type = $3, bytes = $4, \
              sha256 = $5, attempts = $6, archived_at = $7, delete_after = $8, last_error = NULL, \
-             updated_at = $7 WHERE id = $1",
+             updated_at = $7, store = $9 WHERE id = $1",
         )
         .bind(id)
         .bind(&stored.path)
@@ -729,6 +738,19 @@ impl Ledger {
         .bind(i64::from(attempts))
         .bind(db_int(now))
         .bind(delete_after.map(db_int))
+        .bind(&stored.store)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The provider's copy of recording `id` was deleted.
+    pub async fn provider_copy_deleted(&self, id: &str, now: Millis) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE recordings SET provider_deleted_at = $2, updated_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(db_int(now))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -866,6 +888,9 @@ fn recording_row(r: &AnyRow) -> Result<RecordingRow, sqlx::Error> {
         archived_at: opt("archived_at")?,
         delete_after: opt("delete_after")?,
         deleted_at: opt("deleted_at")?,
+        store: r.try_get("store")?,
+        provider_sid: r.try_get("provider_sid")?,
+        provider_deleted_at: opt("provider_deleted_at")?,
     })
 }
 

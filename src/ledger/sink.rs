@@ -69,15 +69,21 @@ impl Sink for LedgerSink {
                 &self.numbers,
             ))));
             let recording = match &fact.kind {
-                FactKind::VoicemailLeft { url, duration_secs } => {
-                    Some(("voicemail", url, Some(*duration_secs)))
-                }
-                FactKind::ConversationRecorded { url, duration_secs } => {
-                    Some(("conversation", url, *duration_secs))
-                }
+                FactKind::VoicemailLeft {
+                    url,
+                    duration_secs,
+                    copy,
+                } => Some(("voicemail", url, Some(*duration_secs), copy)),
+                FactKind::ConversationRecorded {
+                    url,
+                    duration_secs,
+                    copy,
+                } => Some(("conversation", url, *duration_secs, copy)),
                 _ => None,
             };
-            if let (Some(archive), Some((kind, url, duration_secs))) = (&self.archive, recording) {
+            if let (Some(archive), Some((kind, url, duration_secs, copy))) =
+                (&self.archive, recording)
+            {
                 archive.submit(Job {
                     call: sid.clone(),
                     line: fact.line.clone(),
@@ -85,6 +91,7 @@ impl Sink for LedgerSink {
                     kind,
                     url: url.to_string(),
                     duration_secs,
+                    copy: copy.clone(),
                 });
             }
         }

@@ -255,7 +255,9 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                         ),
                     },
                 ),
-                FactKind::VoicemailLeft { url, duration_secs } => (
+                FactKind::VoicemailLeft {
+                    url, duration_secs, ..
+                } => (
                     ":incoming_envelope: New voicemail",
                     format!(
                         "{mention}*{from}* left a voicemail ({}): <{}|listen to it>. \

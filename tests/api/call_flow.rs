@@ -129,7 +129,11 @@ async fn nobody_answers_and_the_caller_leaves_a_voicemail() {
             },
             FactKind::VoicemailLeft {
                 url: message.url.clone(),
-                duration_secs: 14
+                duration_secs: 14,
+                copy: switchboard::domain::ProviderCopy::of(
+                    Some("ACtest"),
+                    Some("RE-CA-vm-voicemail")
+                ),
             },
             FactKind::Settled {
                 outcome: Outcome::Voicemail(message)

@@ -306,12 +306,13 @@ impl TestApp {
 
     /// A recording status callback of `kind` (voicemail or conversation).
     pub async fn recording(&self, sid: &str, kind: &str, url: &str, secs: &str) -> StatusCode {
+        let recording_sid = format!("RE-{sid}-{kind}");
         self.post_form(
             &format!("/texml/recording?kind={kind}"),
             &[
                 ("AccountSid", "ACtest"),
                 ("CallSid", sid),
-                ("RecordingSid", "REC1"),
+                ("RecordingSid", &recording_sid),
                 ("RecordingStatus", "completed"),
                 ("RecordingUrl", url),
                 ("RecordingDuration", secs),

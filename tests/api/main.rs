@@ -2,6 +2,7 @@
 //! provider would. One binary, several modules, so the suite links once.
 
 mod admin;
+mod archive_stores;
 mod audio_and_health;
 mod bad_input;
 mod call_flow;
