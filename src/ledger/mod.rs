@@ -293,6 +293,36 @@ fn placeholders(rows: usize, arity: usize) -> String {
         .join(", ")
 }
 
+/// `rows` rows of 7 parameters for `legs` (call, round, group, agent id, agent name, rung at,
+/// updated at), each followed by the end of its `<Dial>` if `dial_ends` already has it.
+fn leg_rows(rows: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let p = |c: usize| format!("${}", r * 7 + c);
+            let same = format!(
+                "d.call_sid = {} AND d.round = {} AND d.grp = {}",
+                p(1),
+                p(2),
+                p(3)
+            );
+            format!(
+                "({}, {}, {}, {}, {}, {}, {}, \
+                 (SELECT d.dial_end FROM dial_ends d WHERE {same}), \
+                 (SELECT d.answered_at FROM dial_ends d WHERE {same} AND d.agent_id = {}))",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7),
+                p(4)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 const INSERT_EVENTS: &str = "INSERT INTO events (event_id, call_sid, at, kind, data) VALUES ";
 const EVENT_ARITY: usize = 5;
 const EVENTS_TAIL: &str = " ON CONFLICT (event_id) DO NOTHING";
@@ -474,12 +504,14 @@ impl Ledger {
                 group,
                 agents,
             } => {
+                // The end of this <Dial> may have come first (another replica's write): each row
+                // takes it from `dial_ends` as it is inserted.
                 for chunk in agents.chunks(ROWS_PER_STATEMENT) {
                     let sql = format!(
                         "INSERT INTO legs (call_sid, round, grp, agent_id, agent_name, rung_at, \
-                         updated_at) VALUES {} \
+                         updated_at, dial_end, answered_at) VALUES {} \
                          ON CONFLICT (call_sid, round, grp, agent_id) DO NOTHING",
-                        placeholders(chunk.len(), 7)
+                        leg_rows(chunk.len())
                     );
                     let mut query = sqlx::query(&sql);
                     for (id, name) in chunk {
@@ -502,35 +534,30 @@ impl Ledger {
                 agent_id,
                 ..
             } => {
+                // Answered wins over rang out; the first answer's agent and time stay.
                 sqlx::query(
-                    "UPDATE legs SET dial_end = 'answered', updated_at = $4 \
-                     WHERE call_sid = $1 AND round = $2 AND grp = $3",
+                    "INSERT INTO dial_ends (call_sid, round, grp, dial_end, agent_id, \
+                     answered_at, updated_at) VALUES ($1, $2, $3, 'answered', $4, $5, $6) \
+                     ON CONFLICT (call_sid, round, grp) DO UPDATE SET dial_end = 'answered', \
+                     agent_id = COALESCE(dial_ends.agent_id, excluded.agent_id), \
+                     answered_at = COALESCE(dial_ends.answered_at, excluded.answered_at), \
+                     updated_at = excluded.updated_at",
                 )
                 .bind(&e.call_sid)
                 .bind(i64::from(*round))
                 .bind(i64::from(*group))
+                .bind(agent_id.as_deref().map(str::to_owned))
+                .bind(agent_id.as_ref().map(|_| db_int(e.at)))
                 .bind(db_int(now))
                 .execute(&mut *conn)
                 .await?;
-                if let Some(id) = agent_id {
-                    sqlx::query(
-                        "UPDATE legs SET answered_at = COALESCE(answered_at, $5) \
-                         WHERE call_sid = $1 AND round = $2 AND grp = $3 AND agent_id = $4",
-                    )
-                    .bind(&e.call_sid)
-                    .bind(i64::from(*round))
-                    .bind(i64::from(*group))
-                    .bind(id.as_ref())
-                    .bind(db_int(e.at))
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                Ok(())
+                Ledger::end_legs(conn, &e.call_sid, *round, *group, now).await
             }
             LegFact::RangOut { round, group } => {
                 sqlx::query(
-                    "UPDATE legs SET dial_end = COALESCE(dial_end, 'rang_out'), updated_at = $4 \
-                     WHERE call_sid = $1 AND round = $2 AND grp = $3",
+                    "INSERT INTO dial_ends (call_sid, round, grp, dial_end, updated_at) \
+                     VALUES ($1, $2, $3, 'rang_out', $4) \
+                     ON CONFLICT (call_sid, round, grp) DO NOTHING",
                 )
                 .bind(&e.call_sid)
                 .bind(i64::from(*round))
@@ -538,9 +565,38 @@ impl Ledger {
                 .bind(db_int(now))
                 .execute(&mut *conn)
                 .await?;
-                Ok(())
+                Ledger::end_legs(conn, &e.call_sid, *round, *group, now).await
             }
         }
+    }
+
+    /// Applies the end of `<Dial>` (`round`, `group`), if it is known, to the legs written so far.
+    async fn end_legs(
+        conn: &mut AnyConnection,
+        call_sid: &str,
+        round: u8,
+        group: u8,
+        now: Millis,
+    ) -> Result<(), sqlx::Error> {
+        const SAME_DIAL: &str =
+            "d.call_sid = legs.call_sid AND d.round = legs.round AND d.grp = legs.grp";
+        let sql = format!(
+            "UPDATE legs SET \
+             dial_end = (SELECT d.dial_end FROM dial_ends d WHERE {SAME_DIAL}), \
+             answered_at = COALESCE(legs.answered_at, (SELECT d.answered_at FROM dial_ends d \
+                 WHERE {SAME_DIAL} AND d.agent_id = legs.agent_id)), \
+             updated_at = $4 \
+             WHERE call_sid = $1 AND round = $2 AND grp = $3 \
+             AND EXISTS (SELECT 1 FROM dial_ends d WHERE {SAME_DIAL})"
+        );
+        sqlx::query(&sql)
+            .bind(call_sid)
+            .bind(i64::from(round))
+            .bind(i64::from(group))
+            .bind(db_int(now))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 
     /// The legs of the calls of `line` started in `[from, to)`.
@@ -942,6 +998,70 @@ mod tests {
         Ledger::connect(&Ledger::sqlite_in(&dir).expect("dir"))
             .await
             .expect("ledger")
+    }
+
+    #[tokio::test]
+    async fn a_dials_end_applies_whichever_reaches_the_database_first() {
+        use crate::call::LegFact;
+        let leg = |at, fact| {
+            Write::Leg(LegEntry {
+                call_sid: "CA1".into(),
+                at,
+                fact,
+            })
+        };
+        let rang = |group, agents: &[&str]| LegFact::Rang {
+            round: 1,
+            group,
+            agents: agents.iter().map(|a| ((*a).into(), (*a).into())).collect(),
+        };
+        let taken = LegFact::Taken {
+            round: 1,
+            group: 0,
+            agent_id: Some("ada".into()),
+            agent: Some("ada".into()),
+        };
+        let rang_out = LegFact::RangOut { round: 1, group: 1 };
+        let call = Write::Call(Box::new(entry("ringing", 1_000)));
+        let mut legs = Vec::new();
+        // In order; then each end before the legs it ended (another replica's write, sooner).
+        let in_order = [
+            leg(1_000, rang(1, &["linus"])),
+            leg(2_000, rang_out.clone()),
+            leg(3_000, rang(0, &["ada", "grace"])),
+            leg(4_000, taken.clone()),
+        ];
+        let reordered = [
+            leg(4_000, taken),
+            leg(2_000, rang_out),
+            leg(3_000, rang(0, &["ada", "grace"])),
+            leg(1_000, rang(1, &["linus"])),
+        ];
+        for (name, writes) in [("in-order", in_order), ("reordered", reordered)] {
+            let ledger = scratch(name).await;
+            ledger.write_all(&[call.clone()], 10).await.expect("call");
+            for w in writes {
+                ledger.write_all(&[w], 10).await.expect("leg");
+            }
+            let mut rows = ledger.legs("main", 0, 10_000).await.expect("legs");
+            rows.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+            let seen: Vec<_> = rows
+                .iter()
+                .map(|r| (r.agent_id.as_str(), r.answered, r.rang_out))
+                .collect();
+            legs.push(
+                seen.iter()
+                    .map(|(a, b, c)| (a.to_string(), *b, *c))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let expected = vec![
+            ("ada".to_owned(), true, false),
+            ("grace".to_owned(), false, false),
+            ("linus".to_owned(), false, true),
+        ];
+        assert_eq!(legs[0], expected);
+        assert_eq!(legs[1], expected);
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
-//! The ledger as a sink: each call fact becomes an [`Entry`], queued (bounded, ordered, off the
-//! call path) and written by one worker, retried while the database does not answer. Whatever
-//! is dropped is counted in `ledger_writes_total{state}` and logged.
+//! The ledger as a sink: each call fact is queued as it came (bounded, ordered; the call path only
+//! clones it) and turned into an [`Entry`] and written by one worker, retried while the database
+//! does not answer. Whatever is dropped is counted in `ledger_writes_total{state}` and logged.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,16 +10,27 @@ use prometheus_client::registry::Registry;
 
 use super::archive::{Archive, Job};
 use super::{Entry, Keep, Ledger, LegEntry, Write};
-use crate::call::FactKind;
+use crate::call::{Fact, FactKind};
+use crate::domain::CallSid;
 use crate::sink::queue::{Attempt, Deliver, DeliveryPolicy, DeliveryQueue};
 use crate::sink::{Record, Sink};
-use crate::time::Clock;
+use crate::time::{Clock, Millis};
 
 pub struct LedgerSink {
-    queue: DeliveryQueue<Write>,
-    numbers: Keep,
-    /// Where voicemail recordings go to be downloaded (`None`: not archived).
+    queue: DeliveryQueue<Queued>,
+    /// Where recordings (voicemail, conversation) go to be downloaded (`None`: not archived).
     archive: Option<Arc<Archive>>,
+}
+
+/// A fact as the call path hands it over; the writer makes the [`Write`] of it.
+#[derive(Debug, Clone)]
+enum Queued {
+    Call {
+        sid: CallSid,
+        at: Millis,
+        fact: Box<Fact>,
+    },
+    Leg(LegEntry),
 }
 
 impl LedgerSink {
@@ -42,10 +53,13 @@ impl LedgerSink {
             batch: 256,
             linger: Duration::from_millis(50),
         };
-        let writer = Writer { ledger, clock };
+        let writer = Writer {
+            ledger,
+            clock,
+            numbers,
+        };
         LedgerSink {
             queue: DeliveryQueue::start("ledger", policy, writer, registry, "ledger_writes"),
-            numbers,
             archive,
         }
     }
@@ -55,19 +69,18 @@ impl LedgerSink {
 impl Sink for LedgerSink {
     fn accept(&self, record: &Record) {
         if let Record::Leg { sid, at, fact, .. } = record {
-            self.queue.push(Write::Leg(LegEntry {
+            self.queue.push(Queued::Leg(LegEntry {
                 call_sid: sid.as_str().to_owned(),
                 at: *at,
                 fact: fact.clone(),
             }));
         }
         if let Record::Call { sid, at, fact } = record {
-            self.queue.push(Write::Call(Box::new(Entry::of(
-                sid,
-                *at,
-                fact,
-                &self.numbers,
-            ))));
+            self.queue.push(Queued::Call {
+                sid: sid.clone(),
+                at: *at,
+                fact: Box::new(fact.clone()),
+            });
             let recording = match &fact.kind {
                 FactKind::VoicemailLeft {
                     url,
@@ -105,16 +118,26 @@ impl Sink for LedgerSink {
 struct Writer {
     ledger: Ledger,
     clock: Arc<dyn Clock>,
+    numbers: Keep,
 }
 
 #[async_trait]
-impl Deliver<Write> for Writer {
-    async fn attempt(&self, write: &Write) -> Attempt {
+impl Deliver<Queued> for Writer {
+    async fn attempt(&self, write: &Queued) -> Attempt {
         self.attempt_many(std::slice::from_ref(write)).await
     }
 
-    async fn attempt_many(&self, writes: &[Write]) -> Attempt {
-        match self.ledger.write_all(writes, self.clock.now_ms()).await {
+    async fn attempt_many(&self, queued: &[Queued]) -> Attempt {
+        let writes: Vec<Write> = queued
+            .iter()
+            .map(|q| match q {
+                Queued::Call { sid, at, fact } => {
+                    Write::Call(Box::new(Entry::of(sid, *at, fact, &self.numbers)))
+                }
+                Queued::Leg(leg) => Write::Leg(leg.clone()),
+            })
+            .collect();
+        match self.ledger.write_all(&writes, self.clock.now_ms()).await {
             Ok(()) => Attempt::Delivered,
             Err(e) => Attempt::Retry {
                 after: None,
