@@ -2,7 +2,6 @@
 //! clones it) and turned into an [`Entry`] and written by one worker, retried while the database
 //! does not answer. Whatever is dropped is counted in `ledger_writes_total{state}` and logged.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,10 +57,7 @@ impl LedgerSink {
             ledger,
             clock,
             numbers,
-            looked: AtomicU64::new(0),
         };
-        // The writer runs on the ledger's own thread (see `background`), not the call path's.
-        let _on = background().map(|h| h.enter());
         LedgerSink {
             queue: DeliveryQueue::start("ledger", policy, writer, registry, "ledger_writes"),
             archive,
@@ -123,90 +119,6 @@ struct Writer {
     ledger: Ledger,
     clock: Arc<dyn Clock>,
     numbers: Keep,
-    /// When the database threads were last looked for (see [`background_priority`]).
-    looked: AtomicU64,
-}
-
-/// How often new database threads are looked for.
-const LOOK_EVERY_MS: u64 = 10_000;
-
-/// SQLite runs each connection on a thread of its own (sqlx names them `sqlx-sqlite-worker-N`).
-/// The ledger is background work: those threads get nice 10, so that on a busy machine the call
-/// path's threads take the cores first (Linux; elsewhere, and for PostgreSQL, nothing to do).
-#[cfg(target_os = "linux")]
-fn background_priority() {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    for task in tasks.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        // The kernel keeps 15 bytes of a thread's name.
-        if !comm.starts_with("sqlx-sqlite-wor") {
-            continue;
-        }
-        let pid = task.file_name().to_str().and_then(|t| t.parse().ok());
-        let Some(pid) = pid.and_then(rustix::process::Pid::from_raw) else {
-            continue;
-        };
-        if rustix::process::getpriority_process(Some(pid)).is_ok_and(|nice| nice < 10) {
-            if let Err(e) = rustix::process::setpriority_process(Some(pid), 10) {
-                tracing::debug!(error = %e, "ledger thread priority unchanged");
-            }
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn background_priority() {}
-
-/// The calling thread at nice 10 (Linux).
-#[cfg(target_os = "linux")]
-fn lower_this_thread() {
-    let me = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(me), 10) {
-        tracing::debug!(error = %e, "ledger thread priority unchanged");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_this_thread() {}
-
-/// One thread with a runtime of its own, at nice 10, where the ledger's writer turns facts into
-/// rows and statements and awaits the database: background work that takes no turn from the
-/// threads answering the provider. Shared by every ledger in the process; `None` if it could not
-/// be started (the writer then runs on the caller's runtime).
-fn background() -> Option<&'static tokio::runtime::Handle> {
-    static HANDLE: std::sync::OnceLock<Option<tokio::runtime::Handle>> = std::sync::OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let started = std::thread::Builder::new()
-                .name("switchboard-ledger".into())
-                .spawn(move || {
-                    lower_this_thread();
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build();
-                    match runtime {
-                        Ok(rt) => {
-                            let _ = tx.send(Some(rt.handle().clone()));
-                            rt.block_on(std::future::pending::<()>());
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "no runtime for the ledger; it shares the server's");
-                            let _ = tx.send(None);
-                        }
-                    }
-                });
-            match started {
-                Ok(_) => rx.recv().ok().flatten(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "no thread for the ledger; it shares the server's");
-                    None
-                }
-            }
-        })
-        .as_ref()
 }
 
 #[async_trait]
@@ -216,12 +128,6 @@ impl Deliver<Queued> for Writer {
     }
 
     async fn attempt_many(&self, queued: &[Queued]) -> Attempt {
-        let now = self.clock.now_ms();
-        let last = self.looked.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= LOOK_EVERY_MS || last == 0 {
-            self.looked.store(now.max(1), Ordering::Relaxed);
-            background_priority();
-        }
         let writes: Vec<Write> = queued
             .iter()
             .map(|q| match q {
