@@ -1039,7 +1039,10 @@ mod tests {
         ];
         for (name, writes) in [("in-order", in_order), ("reordered", reordered)] {
             let ledger = scratch(name).await;
-            ledger.write_all(&[call.clone()], 10).await.expect("call");
+            ledger
+                .write_all(std::slice::from_ref(&call), 10)
+                .await
+                .expect("call");
             for w in writes {
                 ledger.write_all(&[w], 10).await.expect("leg");
             }

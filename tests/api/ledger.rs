@@ -587,8 +587,16 @@ async fn a_voicemail_is_archived_served_to_a_signed_link_and_deleted_after_reten
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(part.bytes().await.expect("body").as_ref(), &audio[10..20]);
 
-    // The ledger has it, with its SHA-256; downloaded once, after one retry.
-    let (_, call) = admin(&app, "GET", "/admin/calls/CA-vm", None).await;
+    // The ledger has it, with its SHA-256 (once the queued call row is written too); downloaded
+    // once, after one retry.
+    let mut call = Value::Null;
+    for _ in 0..100 {
+        (_, call) = admin(&app, "GET", "/admin/calls/CA-vm", None).await;
+        if call["events"].is_array() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let kinds: Vec<&str> = call["events"]
         .as_array()
         .expect("events")
