@@ -292,19 +292,14 @@ impl Archive {
                 tracing::error!(call_sid = %job.call, error = %e, "recording not noted in the ledger; downloading anyway")
             }
         }
-        let mut attempts = 0;
-        let mut delay = Duration::from_millis(self.settings.retry_base_ms);
-        let reason = loop {
-            attempts += 1;
-            match self.download(&job.url, &id).await {
-                Ok(stored) => return self.archived(&job, &id, stored, attempts).await,
-                Err(e) if attempts >= self.settings.max_attempts => break e,
-                Err(e) => {
-                    tracing::warn!(call_sid = %job.call, attempt = attempts, error = %e, "recording download failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(60));
-                }
-            }
+        let downloaded = self
+            .retrying(&job, "recording download failed; retrying", || {
+                self.download(&job.url, &id)
+            })
+            .await;
+        let (reason, attempts) = match downloaded {
+            (Ok(stored), attempts) => return self.archived(&job, &id, stored, attempts).await,
+            (Err(reason), attempts) => (reason, attempts),
         };
         self.count("failed");
         let now = self.clock.now_ms();
@@ -327,6 +322,34 @@ impl Archive {
             provider_url: job.url.clone(),
         };
         self.tell(&job, fate);
+    }
+
+    /// `attempt` until it succeeds or `recordings.max_attempts` are spent, `retry_base_ms` apart
+    /// and doubling (at most a minute); its outcome and how many attempts it took.
+    async fn retrying<T, F, Fut>(
+        &self,
+        job: &Job,
+        retrying: &str,
+        mut attempt: F,
+    ) -> (Result<T, String>, u32)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, String>>,
+    {
+        let mut attempts = 0;
+        let mut delay = Duration::from_millis(self.settings.retry_base_ms);
+        loop {
+            attempts += 1;
+            match attempt().await {
+                Ok(done) => return (Ok(done), attempts),
+                Err(e) if attempts >= self.settings.max_attempts => return (Err(e), attempts),
+                Err(e) => {
+                    tracing::warn!(call_sid = %job.call, attempt = attempts, error = %e, "{retrying}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
     }
 
     async fn archived(&self, job: &Job, id: &str, stored: Stored, attempts: u32) {
@@ -373,20 +396,11 @@ impl Archive {
         id: &str,
         copy: &ProviderCopy,
     ) {
-        let mut attempts = 0;
-        let mut delay = Duration::from_millis(self.settings.retry_base_ms);
-        let outcome = loop {
-            attempts += 1;
-            match copies.delete(&self.http, copy).await {
-                Ok(()) => break Ok(()),
-                Err(e) if attempts >= self.settings.max_attempts => break Err(e),
-                Err(e) => {
-                    tracing::warn!(call_sid = %job.call, attempt = attempts, error = %e, "provider's copy not deleted; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(60));
-                }
-            }
-        };
+        let (outcome, attempts) = self
+            .retrying(job, "provider's copy not deleted; retrying", || {
+                copies.delete(&self.http, copy)
+            })
+            .await;
         let now = self.clock.now_ms();
         match outcome {
             Ok(()) => {

@@ -16,9 +16,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::admin::admin;
 use crate::helpers::{scratch_dir, Spawn, TestApp, T0};
+use crate::ledger::{leave_voicemail, slack_message};
 use crate::replicas::slack_ok;
-
-const CALLER: &str = "+12025550142";
 
 /// An S3 bucket in memory: `PUT`, `GET` (with one `Range`), `DELETE` on `/<bucket>/<key>`, and
 /// `POST /<bucket>?delete` (DeleteObjects, which `object_store` uses to delete).
@@ -93,31 +92,6 @@ impl Respond for FakeS3 {
             _ => ResponseTemplate::new(405),
         }
     }
-}
-
-/// The Slack message whose text contains `needle`, once it came.
-async fn slack_text(slack: &MockServer, needle: &str) -> String {
-    for _ in 0..200 {
-        for r in slack.received_requests().await.unwrap_or_default() {
-            let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-            if let Some(text) = body["text"].as_str().filter(|t| t.contains(needle)) {
-                return text.to_owned();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no Slack message with {needle:?}");
-}
-
-/// Call `sid` goes to voicemail and leaves the recording at `url` (delivered twice).
-async fn leave_voicemail(app: &TestApp, sid: &str, url: &str) {
-    app.inbound(sid, CALLER).await;
-    app.dial_action(sid, 1, "no-answer", None).await;
-    app.dial_action(sid, 2, "no-answer", None).await;
-    app.record_action(sid).await;
-    app.call_status(sid, "completed").await;
-    app.recording(sid, "voicemail", url, "14").await;
-    app.recording(sid, "voicemail", url, "14").await;
 }
 
 /// The ledger's event kinds for call `sid`, once `kind` is among them.
@@ -215,7 +189,7 @@ async fn recordings_go_to_an_s3_bucket_and_the_telnyx_copy_is_deleted() {
 
     let url = format!("{}/rec/vm.mp3", telnyx.uri());
     leave_voicemail(&app, "CA-s3", &url).await;
-    let text = slack_text(&slack, "Voicemail saved").await;
+    let text = slack_message(&slack, "Voicemail saved").await;
     let start = text
         .find("https://switchboard.test/recordings/")
         .expect("our link");

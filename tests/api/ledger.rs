@@ -477,8 +477,19 @@ async fn the_sqlite_ledger_survives_a_restart_and_the_cli_reads_it() {
     );
 }
 
+/// Call `sid` goes to voicemail and leaves the recording at `url` (delivered twice).
+pub(crate) async fn leave_voicemail(app: &TestApp, sid: &str, url: &str) {
+    app.inbound(sid, CALLER).await;
+    app.dial_action(sid, 1, "no-answer", None).await;
+    app.dial_action(sid, 2, "no-answer", None).await;
+    app.record_action(sid).await;
+    app.call_status(sid, "completed").await;
+    app.recording(sid, "voicemail", url, "14").await;
+    app.recording(sid, "voicemail", url, "14").await;
+}
+
 /// The Slack message whose text contains `needle`, once it came.
-async fn slack_message(slack: &wiremock::MockServer, needle: &str) -> String {
+pub(crate) async fn slack_message(slack: &wiremock::MockServer, needle: &str) -> String {
     for _ in 0..200 {
         let received = slack.received_requests().await.unwrap_or_default();
         for r in received {
@@ -540,16 +551,8 @@ async fn a_voicemail_is_archived_served_to_a_signed_link_and_deleted_after_reten
     let leave = |sid: &'static str, file: &'static str| {
         let app = &app;
         let url = format!("{}/rec/{file}", provider.uri());
-        async move {
-            app.inbound(sid, CALLER).await;
-            app.dial_action(sid, 1, "no-answer", None).await;
-            app.dial_action(sid, 2, "no-answer", None).await;
-            app.record_action(sid).await;
-            app.call_status(sid, "completed").await;
-            app.recording(sid, "voicemail", &url, "14").await;
-            // The provider delivers it again: still one download.
-            app.recording(sid, "voicemail", &url, "14").await;
-        }
+        // The provider delivers the recording twice: still one download.
+        async move { leave_voicemail(app, sid, &url).await }
     };
     leave("CA-vm", "vm.mp3").await;
 
