@@ -54,6 +54,7 @@ pub struct Settings {
     pub ledger: LedgerSettings,
     pub recordings: RecordingSettings,
     pub reports: ReportSettings,
+    pub dashboard: crate::dashboard::settings::DashboardSettings,
 }
 
 /// `[reports]`: how the call reports count.
@@ -325,7 +326,7 @@ pub enum ConfigError {
 
 /// The problems found so far, each `key: why`.
 #[derive(Debug, Default)]
-pub struct Problems(Vec<String>);
+pub struct Problems(pub(crate) Vec<String>);
 
 impl Problems {
     /// Records `why` against `key` unless `ok`.
@@ -349,7 +350,7 @@ impl Problems {
     }
 
     /// The value of `parsed`, or `None` with the problem recorded.
-    fn take<T, E: std::fmt::Display>(
+    pub(crate) fn take<T, E: std::fmt::Display>(
         &mut self,
         parsed: Result<T, E>,
         key: &str,
@@ -1454,6 +1455,7 @@ struct RawSettings {
     ledger: RawLedger,
     recordings: RawRecordings,
     reports: RawReports,
+    dashboard: crate::dashboard::settings::RawDashboard,
 }
 
 impl RawSettings {
@@ -1542,6 +1544,7 @@ impl RawSettings {
             ledger: self.ledger.parse(&mut p),
             recordings: self.recordings.parse(&mut p),
             reports: self.reports.parse(&mut p),
+            dashboard: self.dashboard.parse(&mut p),
         };
         settings.blocking.check(&mut p);
         settings.cross_section().check(&mut p);

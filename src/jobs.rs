@@ -274,6 +274,13 @@ impl Jobs {
             self.tell(at, kind);
         }
         if let Ok((balance, alert)) = result {
+            self.tell(
+                at,
+                JobNotice::BalanceChecked {
+                    available: balance.available_credit,
+                    currency: balance.currency.clone(),
+                },
+            );
             let value = rust_decimal::prelude::ToPrimitive::to_f64(&balance.available_credit);
             let labels = CurrencyLabels {
                 currency: balance.currency,

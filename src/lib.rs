@@ -17,6 +17,7 @@
 //! - [`provider`], [`jobs`]: the Telnyx REST API, and the scheduled jobs that use it
 //! - [`lease`]: which replica runs the jobs
 //! - [`ledger`]: the call history in SQLite or PostgreSQL, written by a sink
+//! - [`dashboard`]: the live page for supervisors and wall screens, fed over server-sent events
 //! - [`lines`]: lines' state for operators, and the overrides they set (memory + file, or Redis)
 //! - `service`: the call path: snapshot → store + transition → facts to sinks → reply
 //! - `routes`: the HTTP boundary and its context; `metrics`: the registry and HTTP metrics
@@ -34,6 +35,7 @@ pub mod agents;
 pub mod audio;
 pub mod call;
 pub mod config;
+pub mod dashboard;
 pub mod domain;
 pub mod jobs;
 pub mod lease;

@@ -31,6 +31,34 @@ enum Command {
     Report(switchboard::ledger::cli::ReportArgs),
     /// The recordings archive: list, or copy out (checked against their SHA-256).
     Recordings(switchboard::ledger::cli::RecordingsArgs),
+    /// Reads a password on standard input and prints its Argon2 hash for [[dashboard.users]].
+    HashPassword,
+}
+
+/// `switchboard hash-password`: the first line of standard input (without its line end).
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("switchboard hash-password: {e}");
+        return ExitCode::from(1);
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.chars().count() < 8 {
+        eprintln!(
+            "switchboard hash-password: give a password of at least 8 characters on standard input"
+        );
+        return ExitCode::from(2);
+    }
+    match switchboard::dashboard::auth::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchboard hash-password: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Runs a command that prints a table (`lines`, `agents`, `calls`, `report`).
@@ -108,6 +136,7 @@ fn main() -> ExitCode {
         Some(Command::Agents(args)) => {
             return printed("agents", switchboard::agents::cli::run(args))
         }
+        Some(Command::HashPassword) => return hash_password(),
         _ => {}
     }
     let settings = match Settings::load(cli.config.as_deref()) {

@@ -111,6 +111,14 @@ fn archive(
     ))
 }
 
+/// This replica's name on the dashboard: the host's (a pod's name in Kubernetes) and a few
+/// random characters, so replicas on one host differ.
+fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "switchboard".to_owned());
+    let tag = crate::ledger::archive::hex(&argon2::password_hash::generate_salt()[..2]);
+    format!("{host}-{tag}")
+}
+
 /// What tests and tools may add: more sinks (after the built-in ones), and another clock.
 #[derive(Default)]
 pub struct Overrides {
@@ -127,6 +135,7 @@ struct Tasks {
     scheduler: Option<JobScheduler>,
     sinks: Sinks,
     archive: Option<Arc<crate::ledger::archive::Archive>>,
+    feed: Option<Arc<crate::dashboard::feed::Feed>>,
 }
 
 pub struct Application {
@@ -224,6 +233,7 @@ impl Application {
             _ => None,
         };
         let mut extra = overrides.sinks;
+        let mut ledger_queue = None;
         if let Some(ledger) = &ledger {
             let sink = crate::ledger::sink::LedgerSink::start(
                 ledger.clone(),
@@ -233,9 +243,64 @@ impl Application {
                 clock.clone(),
                 &mut registry,
             );
+            ledger_queue = Some(sink.stats());
             extra.insert(0, Arc::new(sink));
         }
-        let sinks = crate::sink::build(&settings, extra, &mut registry);
+        let verifier = settings.verifier();
+        verifier.register(&mut registry);
+        // What the dashboard reads of the lines (it changes them through the one made below,
+        // whose records go to the sinks).
+        let line_view = Arc::new(LineControl::new(
+            policy.clone(),
+            settings.line_names(),
+            line_overrides.clone(),
+            Sinks::default(),
+            clock.clone(),
+        ));
+        let feed = match settings.dashboard.enabled() {
+            false => {
+                tracing::info!("dashboard off: no [[dashboard.users]], users_file or proxy_header (README: Dashboard)");
+                None
+            }
+            true => {
+                let sources = crate::dashboard::feed::Sources {
+                    store: store.clone(),
+                    agents: agents.clone(),
+                    presence: presence.clone(),
+                    lines: line_view,
+                    ledger: ledger.clone(),
+                    archive: archive.clone(),
+                    spec: crate::ledger::report::Spec::of(&settings),
+                    daily_reset: settings.dashboard.daily_reset,
+                    recent_voicemails: settings.dashboard.recent_voicemails,
+                    mask: settings.privacy.mask_caller_numbers,
+                    clock: clock.clone(),
+                    rejected: verifier.rejected.clone(),
+                    slack: std::sync::OnceLock::new(),
+                    ledger_queue,
+                    replica: replica_name(),
+                };
+                let bus = redis.as_ref().map(|conn| crate::dashboard::feed::Bus {
+                    url: settings.state.redis_url.expose_secret().trim().to_owned(),
+                    conn: conn.clone(),
+                    channel: format!("{prefix}dashboard"),
+                });
+                let feed = crate::dashboard::feed::Feed::new(sources, bus, &mut registry);
+                extra.push(feed.sink());
+                Some(feed)
+            }
+        };
+        let (sinks, slack_stats) = crate::sink::build(&settings, extra, &mut registry);
+        let lines = Arc::new(LineControl::new(
+            policy.clone(),
+            settings.line_names(),
+            line_overrides.clone(),
+            sinks.clone(),
+            clock.clone(),
+        ));
+        if let (Some(feed), Some(stats)) = (&feed, slack_stats) {
+            feed.set_slack(stats);
+        }
         if let Some(archive) = &archive {
             archive.set_sinks(sinks.clone());
         }
@@ -281,23 +346,31 @@ impl Application {
             every: Duration::from_secs(settings.state.agents_sync_secs),
         });
 
-        let verifier = settings.verifier();
-        verifier.register(&mut registry);
         tracing::info!(
             callbacks = ?verifier.effective_mode(Route::Callback),
             voice_requests = ?verifier.effective_mode(Route::Voice),
             "webhook signature checks (README: Provider notes)"
         );
         let readiness = Readiness::new(&mut registry);
+        let gate = feed
+            .as_ref()
+            .map(|_| crate::dashboard::auth::Gate::new(&settings.dashboard, &mut registry));
+        let dashboard = feed.clone().zip(gate).map(|(feed, gate)| {
+            tracing::info!(
+                users = settings.dashboard.users.len(),
+                proxy = settings.dashboard.proxy.as_ref().map(|p| p.header.as_str()),
+                "dashboard on at /dashboard"
+            );
+            crate::routes::Dashboard {
+                gate,
+                feed,
+                lines: lines.clone(),
+                heartbeat: Duration::from_secs(settings.dashboard.heartbeat_secs),
+            }
+        });
         let admin = settings.admin.token.clone().map(|token| Admin {
             token,
-            lines: LineControl::new(
-                policy.clone(),
-                settings.line_names(),
-                line_overrides,
-                sinks.clone(),
-                clock.clone(),
-            ),
+            lines,
             ledger,
             mask_callers: settings.privacy.mask_caller_numbers,
             report: crate::ledger::report::Spec::of(&settings),
@@ -313,6 +386,7 @@ impl Application {
             clock,
             http: http_metrics.clone(),
             recordings: archive.clone(),
+            dashboard,
         });
 
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
@@ -334,6 +408,7 @@ impl Application {
                 scheduler,
                 sinks,
                 archive,
+                feed,
             },
             shutdown: ShutdownHandle::default(),
             shutdown_delay: Duration::from_secs(settings.server.shutdown_delay_secs),
@@ -365,6 +440,7 @@ impl Application {
             scheduler,
             sinks,
             archive,
+            feed,
         } = self.tasks;
         let mut background: Vec<JoinHandle<()>> = vec![
             tokio::spawn(service.clone().keep_swept(sweep_every)),
@@ -376,6 +452,11 @@ impl Application {
         }
         if let Some(archive) = archive {
             background.push(tokio::spawn(archive.keep_expiring()));
+        }
+        if let Some(feed) = &feed {
+            background.push(tokio::spawn(feed.clone().keep_building()));
+            background.push(tokio::spawn(feed.clone().keep_publishing()));
+            background.push(tokio::spawn(feed.clone().keep_listening()));
         }
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
@@ -390,6 +471,10 @@ impl Application {
             }
         };
         self.readiness.set(false);
+        // Dashboard pages reconnect now, through the load balancer, to a replica that stays.
+        if let Some(feed) = &feed {
+            feed.stop_streams();
+        }
         let result = match stopped_by_itself {
             Some(result) => result,
             None => {

@@ -158,6 +158,32 @@ impl CallStore for RedisStore {
         .await
     }
 
+    async fn calls(&self, now: Millis, limit: usize) -> Result<Vec<Call>, StoreError> {
+        let mut conn = self.conn.clone();
+        bounded(async {
+            let sids: Vec<String> = conn
+                .zrangebyscore_limit(self.live_key(), format!("({now}"), "+inf", 0, limit as isize)
+                .await?;
+            if sids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let keys: Vec<String> = sids.iter().map(|s| format!("{}call:{s}", self.prefix)).collect();
+            let raw: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+            let mut calls = Vec::with_capacity(raw.len());
+            for (sid, json) in sids.iter().zip(raw) {
+                // Gone since it was listed (ended and expired): not live.
+                let Some(json) = json else { continue };
+                match serde_json::from_str::<Call>(&json) {
+                    Ok(call) if !call.is_ended() => calls.push(call),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(call_sid = %sid, error = %e, "unreadable call left out of the dashboard"),
+                }
+            }
+            Ok(calls)
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         bounded(async {

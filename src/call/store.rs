@@ -148,6 +148,9 @@ pub trait CallStore: Send + Sync {
     async fn sweep(&self, now: Millis) -> Result<Swept, StoreError>;
     /// Calls held that have not ended.
     async fn live(&self, now: Millis) -> Result<usize, StoreError>;
+    /// The calls held that have not ended, at most `limit` of them, in no particular order (what
+    /// the dashboard shows).
+    async fn calls(&self, now: Millis, limit: usize) -> Result<Vec<Call>, StoreError>;
     /// Whether the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
@@ -275,6 +278,16 @@ impl CallStore for MemoryStore {
 
     async fn live(&self, _now: Millis) -> Result<usize, StoreError> {
         Ok(self.live_now())
+    }
+
+    async fn calls(&self, _now: Millis, limit: usize) -> Result<Vec<Call>, StoreError> {
+        Ok(self
+            .calls
+            .iter()
+            .filter(|e| !e.call.is_ended())
+            .take(limit)
+            .map(|e| e.call.clone())
+            .collect())
     }
 
     fn register(&self, registry: &mut Registry) {

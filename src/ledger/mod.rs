@@ -13,6 +13,7 @@ pub mod cli;
 pub mod report;
 pub mod sink;
 pub mod store;
+pub mod today;
 
 use serde::Serialize;
 use sqlx::any::{install_default_drivers, AnyPoolOptions, AnyRow};
@@ -346,17 +347,25 @@ pub fn instant(text: &str, now: Millis) -> Result<Millis, String> {
 /// A row as people read it: caller masked when `mask`.
 pub fn shown(row: &CallRow, mask: bool) -> CallRow {
     let mut row = row.clone();
-    if mask && !row.caller.starts_with(HASHED) {
-        row.caller = crate::sink::mask::mask(&row.caller);
-    }
+    row.caller = shown_caller(&row.caller, mask);
     row
 }
 
-fn db_int(v: u64) -> i64 {
+/// A caller as the ledger keeps it, as people may read it: masked when `mask`. A hash is shown as
+/// is; a number the ledger keeps masked is not masked again.
+pub fn shown_caller(caller: &str, mask: bool) -> String {
+    if mask && !caller.starts_with(HASHED) && !caller.contains(crate::sink::mask::DOTS) {
+        crate::sink::mask::mask(caller)
+    } else {
+        caller.to_owned()
+    }
+}
+
+pub(crate) fn db_int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn from_db(v: i64) -> u64 {
+pub(crate) fn from_db(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 

@@ -58,46 +58,121 @@ fn ratio(n: u64, d: u64) -> Option<f64> {
     (d > 0).then(|| (n as f64 / d as f64 * 10_000.0).round() / 10_000.0)
 }
 
-fn mean(values: &[u64]) -> Option<f64> {
-    (!values.is_empty())
-        .then(|| (values.iter().sum::<u64>() as f64 / values.len() as f64 * 10.0).round() / 10.0)
+/// What a line's figures are computed from: counts and sums, which add up across lines and can
+/// be read from the database in one aggregate query ([`super::Ledger::tally`]) as well as from
+/// rows ([`Tally::of`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub answered: u64,
+    pub abandoned: u64,
+    pub short_abandoned: u64,
+    pub voicemail: u64,
+    pub missed: u64,
+    pub closed: u64,
+    pub turned_away: u64,
+    pub refused: u64,
+    pub open: u64,
+    /// Answered within the service level.
+    pub within: u64,
+    /// Sums over answered calls.
+    pub answered_wait_secs: u64,
+    pub answered_talk_secs: u64,
+}
+
+impl Tally {
+    /// The tally of `rows`.
+    pub fn of(rows: &[CallRow], rules: &Rules) -> Tally {
+        let mut t = Tally::default();
+        for r in rows {
+            let wait = r.wait_secs.unwrap_or(0);
+            t.add(
+                r.outcome.as_deref(),
+                1,
+                u64::from(wait < rules.short_abandon_secs),
+                u64::from(wait <= rules.service_level_secs),
+                wait,
+                r.talk_secs.unwrap_or(0),
+            );
+        }
+        t
+    }
+
+    /// Adds `n` calls of `outcome` (`None`: still open), of which `short` waited less than the
+    /// short-abandon time and `within` no longer than the service level, waiting `wait` and
+    /// talking `talk` seconds in all.
+    pub fn add(
+        &mut self,
+        outcome: Option<&str>,
+        n: u64,
+        short: u64,
+        within: u64,
+        wait: u64,
+        talk: u64,
+    ) {
+        match outcome {
+            Some("answered") => {
+                self.answered += n;
+                self.within += within;
+                self.answered_wait_secs += wait;
+                self.answered_talk_secs += talk;
+            }
+            Some("abandoned") => {
+                self.short_abandoned += short;
+                self.abandoned += n.saturating_sub(short);
+            }
+            Some("voicemail") => self.voicemail += n,
+            Some("missed") => self.missed += n,
+            Some("closed") => self.closed += n,
+            Some("turned_away") => self.turned_away += n,
+            Some("refused") => self.refused += n,
+            _ => self.open += n,
+        }
+    }
+
+    pub fn merge(&mut self, o: &Tally) {
+        self.answered += o.answered;
+        self.abandoned += o.abandoned;
+        self.short_abandoned += o.short_abandoned;
+        self.voicemail += o.voicemail;
+        self.missed += o.missed;
+        self.closed += o.closed;
+        self.turned_away += o.turned_away;
+        self.refused += o.refused;
+        self.open += o.open;
+        self.within += o.within;
+        self.answered_wait_secs += o.answered_wait_secs;
+        self.answered_talk_secs += o.answered_talk_secs;
+    }
+
+    /// The figures people read.
+    pub fn figures(&self) -> LineFigures {
+        let offered =
+            self.answered + self.abandoned + self.short_abandoned + self.voicemail + self.missed;
+        let counted = offered - self.short_abandoned;
+        let mean =
+            |sum: u64, n: u64| (n > 0).then(|| (sum as f64 / n as f64 * 10.0).round() / 10.0);
+        LineFigures {
+            offered,
+            answered: self.answered,
+            abandoned: self.abandoned,
+            short_abandoned: self.short_abandoned,
+            voicemail: self.voicemail,
+            missed: self.missed,
+            closed: self.closed,
+            turned_away: self.turned_away,
+            refused: self.refused,
+            open: self.open,
+            answer_rate: ratio(self.answered, counted),
+            service_level: ratio(self.within, counted),
+            asa_secs: mean(self.answered_wait_secs, self.answered),
+            avg_talk_secs: mean(self.answered_talk_secs, self.answered),
+        }
+    }
 }
 
 /// A line's figures from its calls' rows.
 pub fn summarize(rows: &[CallRow], rules: &Rules) -> LineFigures {
-    let mut f = LineFigures::default();
-    let (mut waits, mut talks) = (Vec::new(), Vec::new());
-    let mut within = 0;
-    for r in rows {
-        match r.outcome.as_deref() {
-            Some("answered") => {
-                f.answered += 1;
-                let wait = r.wait_secs.unwrap_or(0);
-                waits.push(wait);
-                talks.push(r.talk_secs.unwrap_or(0));
-                if wait <= rules.service_level_secs {
-                    within += 1;
-                }
-            }
-            Some("abandoned") if r.wait_secs.unwrap_or(0) < rules.short_abandon_secs => {
-                f.short_abandoned += 1
-            }
-            Some("abandoned") => f.abandoned += 1,
-            Some("voicemail") => f.voicemail += 1,
-            Some("missed") => f.missed += 1,
-            Some("closed") => f.closed += 1,
-            Some("turned_away") => f.turned_away += 1,
-            Some("refused") => f.refused += 1,
-            _ => f.open += 1,
-        }
-    }
-    f.offered = f.answered + f.abandoned + f.short_abandoned + f.voicemail + f.missed;
-    let counted = f.offered - f.short_abandoned;
-    f.answer_rate = ratio(f.answered, counted);
-    f.service_level = ratio(within, counted);
-    f.asa_secs = mean(&waits);
-    f.avg_talk_secs = mean(&talks);
-    f
+    Tally::of(rows, rules).figures()
 }
 
 /// Per agent: rung and missed from the legs, answered and talk time from the calls; most answered

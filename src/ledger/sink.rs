@@ -65,6 +65,13 @@ impl LedgerSink {
     }
 }
 
+impl LedgerSink {
+    /// The write queue's counters.
+    pub fn stats(&self) -> Arc<crate::sink::queue::DeliveryStats> {
+        self.queue.stats()
+    }
+}
+
 #[async_trait]
 impl Sink for LedgerSink {
     fn accept(&self, record: &Record) {

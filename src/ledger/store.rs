@@ -112,6 +112,19 @@ impl Store {
         self.inner.get_opts(&location, options).await
     }
 
+    /// Whether the store answers: asking for an object that is not there gets "not found" from a
+    /// store that works.
+    pub async fn reachable(&self) -> bool {
+        let probe = self.prefix.clone().join("switchboard-probe");
+        match self.inner.head(&probe).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => true,
+            Err(e) => {
+                tracing::warn!(store = %self.name, error = %e, "recordings store unreachable");
+                false
+            }
+        }
+    }
+
     /// Deletes `relative`; one already gone is no error.
     pub async fn delete(&self, relative: &str) -> Result<(), String> {
         let location = self.location(relative)?;

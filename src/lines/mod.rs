@@ -155,7 +155,7 @@ async fn save(path: PathBuf, bytes: Vec<u8>) -> Result<(), OverrideError> {
 }
 
 /// One line as `GET /admin/lines` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LineView {
     pub id: String,
     pub name: String,
@@ -169,7 +169,7 @@ pub struct LineView {
     pub manual: Option<OverrideView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OverrideView {
     pub open: bool,
     pub until: Option<String>,

@@ -19,7 +19,7 @@ use crate::time::Millis;
 /// The admin API's token and what it steers.
 pub(crate) struct Admin {
     pub(crate) token: SecretString,
-    pub(crate) lines: LineControl,
+    pub(crate) lines: std::sync::Arc<LineControl>,
     /// The call history (`None`: `ledger.enabled = false`).
     pub(crate) ledger: Option<crate::ledger::Ledger>,
     /// Privacy mode: caller numbers are masked in what the API shows.

@@ -18,12 +18,14 @@
 //! | `GET /admin/agents`, `POST /admin/agents/{id}/away\|available` | agents' state; away or back by hand (Bearer token) | [`admin`] |
 //! | `GET /admin/calls`, `GET /admin/calls/{sid}`, `GET /admin/report` | the call history, one call with its events, reports (Bearer token) | [`history`] |
 //! | `GET /recordings/{id}` | an archived recording (Bearer token, or a signed link that expires) | [`recordings`] |
+//! | `GET /dashboard`, `/dashboard/events`, … | the live dashboard and its event stream (sign-in) | [`dashboard`] |
 //! | `GET /healthz`, `/readyz`, `/metrics` | alive; ready to take calls; Prometheus | [`health`] |
 
 mod admin;
 mod audio;
 mod boundary;
 mod callbacks;
+mod dashboard;
 pub(crate) mod health;
 mod history;
 mod recordings;
@@ -50,6 +52,7 @@ use crate::time::Clock;
 use crate::webhook::Params;
 
 pub(crate) use admin::Admin;
+pub(crate) use dashboard::Dashboard;
 pub(crate) use health::Readiness;
 
 /// What the handlers share. Built once by [`crate::startup`].
@@ -72,6 +75,8 @@ pub(crate) struct Context {
     pub(crate) http: HttpMetrics,
     /// The recordings archive (`None`: off).
     pub(crate) recordings: Option<Arc<crate::ledger::archive::Archive>>,
+    /// The live dashboard (`None`: off, nobody can sign in).
+    pub(crate) dashboard: Option<Dashboard>,
 }
 
 /// Largest webhook body accepted (Telnyx callbacks are about 2 KiB).
@@ -158,6 +163,31 @@ fn configure(cfg: &mut web::ServiceConfig) {
     .route(
         "/admin/agents/{id}/available",
         web::post().to(admin::available),
+    )
+    .route("/dashboard", web::get().to(dashboard::page))
+    .route("/dashboard/app.js", web::get().to(dashboard::script))
+    .route("/dashboard/app.css", web::get().to(dashboard::style))
+    .route("/dashboard/me", web::get().to(dashboard::me))
+    .route("/dashboard/events", web::get().to(dashboard::events))
+    .route(
+        "/dashboard/lines/{id}/close",
+        web::post().to(dashboard::line_close),
+    )
+    .route(
+        "/dashboard/lines/{id}/open",
+        web::post().to(dashboard::line_open),
+    )
+    .route(
+        "/dashboard/agents/{id}/away",
+        web::post().to(dashboard::agent_away),
+    )
+    .route(
+        "/dashboard/agents/{id}/available",
+        web::post().to(dashboard::agent_available),
+    )
+    .route(
+        "/dashboard/recordings/{id}",
+        web::get().to(dashboard::recording),
     )
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))

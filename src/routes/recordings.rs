@@ -58,7 +58,16 @@ pub(super) async fn recording(
             };
         }
     }
-    let row = match archive.ledger().recording(&id).await {
+    archived(&req, archive, &id).await
+}
+
+/// Archived recording `id` from the archive's store (the caller has checked who is asking).
+pub(super) async fn archived(
+    req: &HttpRequest,
+    archive: &crate::ledger::archive::Archive,
+    id: &str,
+) -> HttpResponse {
+    let row = match archive.ledger().recording(id).await {
         Ok(Some(row)) => row,
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such recording"),
         Err(e) => {
@@ -79,7 +88,7 @@ pub(super) async fn recording(
         tracing::error!(id = row.id, kept = ?row.store, store = store.name(), "archived recording is not in the configured store");
         return error(StatusCode::NOT_FOUND, "not in the configured store");
     };
-    serve(&req, store, &row, path).await
+    serve(req, store, &row, path).await
 }
 
 /// Recording `row` from `store`: whole, or the one range asked for (several ranges get it whole,

@@ -94,6 +94,10 @@ pub struct SimulateArgs {
     /// How long answered calls talk, in (simulated) seconds.
     #[arg(long, default_value_t = 42)]
     pub talk_secs: u32,
+    /// Real time each call lingers while its agents ring, while it talks and while the caller
+    /// leaves a message (`2s`, `500ms`), so a dashboard can watch; 0: as fast as possible.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub pace: Duration,
     #[arg(long, default_value_t = 1)]
     pub calls: usize,
     #[arg(long, default_value_t = 1)]
@@ -399,6 +403,13 @@ struct Fetched {
 }
 
 impl Sim {
+    /// `--pace`: a call stays where it is this long (real time).
+    async fn linger(&self) {
+        if !self.args.pace.is_zero() {
+            tokio::time::sleep(self.args.pace).await;
+        }
+    }
+
     fn note(&self, line: String) {
         if self.args.trace {
             self.trace
@@ -659,6 +670,7 @@ impl Sim {
                             self.leg(&url, noun, &legs[i], &sid, "initiated", 0).await?;
                             self.leg(&url, noun, &legs[i], &sid, "ringing", 1).await?;
                         }
+                        self.linger().await;
                         if plan.abandon {
                             for (i, noun) in nouns.iter().enumerate() {
                                 self.leg(&url, noun, &legs[i], &sid, "canceled", 2).await?;
@@ -676,6 +688,9 @@ impl Sim {
                         let winner = self
                             .answer(&url, &nouns, &legs, &sid, &answerers, &plan, &mut walk)
                             .await?;
+                        if winner.is_some() {
+                            self.linger().await;
+                        }
                         for (i, noun) in nouns.iter().enumerate() {
                             let status = match winner {
                                 Some(k) if k == i => continue,
@@ -716,6 +731,7 @@ impl Sim {
                                 Self::method_of(verb, "recordingStatusCallbackMethod"),
                             ));
                         }
+                        self.linger().await;
                         if let Some(action) = verb.attr("action") {
                             let mut params = common("in-progress");
                             params.push((

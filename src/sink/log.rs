@@ -94,6 +94,8 @@ fn log(record: &Record, privacy: &Privacy) {
             }
         }
         Record::Job { kind, .. } => match kind {
+            // Logged by the check itself.
+            JobNotice::BalanceChecked { .. } => {}
             JobNotice::BalanceLow {
                 available,
                 threshold,

@@ -19,7 +19,8 @@ impl Privacy {
     }
 }
 
-const DOTS: &str = "•••";
+/// What stands for the hidden part.
+pub const DOTS: &str = "•••";
 
 /// `+12025550142` → `+1202•••0142`; `sip:alice@example.com` → `sip:a•••@example.com`; anything
 /// else keeps its first and last two characters (or nothing, when that would show most of it).

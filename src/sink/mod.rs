@@ -130,6 +130,12 @@ pub enum AgentCallKind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobNotice {
+    /// The balance check read the available credit (every successful check; the dashboard
+    /// shows it, nobody is notified).
+    BalanceChecked {
+        available: Decimal,
+        currency: String,
+    },
     /// Available credit fell below the threshold (`reminder` when it stays low).
     BalanceLow {
         available: Decimal,
@@ -190,11 +196,16 @@ impl Sinks {
 }
 
 /// The sinks every record goes to: the log, the outcome counters, Slack when configured, then
-/// whatever `extra` adds.
-pub fn build(settings: &Settings, extra: Vec<Arc<dyn Sink>>, registry: &mut Registry) -> Sinks {
+/// whatever `extra` adds; with Slack's queue counters.
+pub fn build(
+    settings: &Settings,
+    extra: Vec<Arc<dyn Sink>>,
+    registry: &mut Registry,
+) -> (Sinks, Option<Arc<queue::DeliveryStats>>) {
     let privacy = Privacy {
         mask_caller_numbers: settings.privacy.mask_caller_numbers,
     };
+    let mut slack_stats = None;
     let mut sinks: Vec<Arc<dyn Sink>> = vec![
         Arc::new(log::LogSink { privacy }),
         Arc::new(outcomes::OutcomeMetrics::new(registry)),
@@ -220,8 +231,9 @@ pub fn build(settings: &Settings, extra: Vec<Arc<dyn Sink>>, registry: &mut Regi
             line_names,
         };
         let slack = slack::SlackSink::start(url.clone(), timeout, policy, privacy, style, registry);
+        slack_stats = Some(slack.stats());
         sinks.push(Arc::new(slack));
     }
     sinks.extend(extra);
-    Sinks::new(sinks)
+    (Sinks::new(sinks), slack_stats)
 }

@@ -155,6 +155,11 @@ impl<T: Send + Sync + 'static> DeliveryQueue<T> {
         }
     }
 
+    /// What happened to the items so far (read by the dashboard's health strip).
+    pub fn stats(&self) -> Arc<DeliveryStats> {
+        self.stats.clone()
+    }
+
     /// Queues `item`; never waits. A full queue drops it, counted and logged.
     pub fn push(&self, item: T) {
         let guard = self.tx.read().unwrap_or_else(|p| p.into_inner());

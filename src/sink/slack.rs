@@ -107,6 +107,11 @@ pub struct SlackSink {
 }
 
 impl SlackSink {
+    /// The delivery queue's counters.
+    pub fn stats(&self) -> std::sync::Arc<crate::sink::queue::DeliveryStats> {
+        self.queue.stats()
+    }
+
     /// Starts delivering to the incoming webhook `url` (a secret: never logged).
     pub fn start(
         url: SecretString,
@@ -361,6 +366,7 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
         }
         Record::Job { at, kind } => {
             let (title, body) = match kind {
+                JobNotice::BalanceChecked { .. } => return None,
                 JobNotice::BalanceLow {
                     available,
                     threshold,

@@ -65,6 +65,14 @@ pub fn test_settings() -> Settings {
     s
 }
 
+/// A port nobody listens on now (for a server that must know its own address, or a service).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 /// A new empty directory under the system's temporary directory, unique to this test run.
 pub fn scratch_dir(tag: &str) -> std::path::PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

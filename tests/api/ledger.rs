@@ -4,7 +4,6 @@
 //! events; `GET /admin/calls` and `switchboard calls` read it; two replicas sharing Redis and
 //! PostgreSQL write each call once; a restart keeps the SQLite file.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -58,10 +57,7 @@ fn as_postgres(program: PathBuf) -> Command {
 
 impl Postgres {
     pub(crate) fn start() -> Postgres {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = crate::helpers::free_port();
         let dir = scratch_dir("pg");
         let _ = Command::new("chown")
             .args(["-R", "postgres"])

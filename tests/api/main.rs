@@ -7,6 +7,7 @@ mod audio_and_health;
 mod bad_input;
 mod call_flow;
 mod callbacks;
+mod dashboard;
 mod helpers;
 mod jobs;
 mod ledger;

@@ -3,7 +3,6 @@
 //! `redis-server` (installed by the README's test command) on a free port.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,10 +31,7 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = crate::helpers::free_port();
         Redis::start_on(port)
     }
 

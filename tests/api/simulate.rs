@@ -15,10 +15,7 @@ use crate::helpers::{spawn_with, TestApp};
 /// A server whose documents point at itself (public URL = its own address), as the simulator
 /// only follows URLs on the host it was given.
 async fn spawn_self_addressed(tweak: impl FnOnce(&mut switchboard::config::Settings)) -> TestApp {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = crate::helpers::free_port();
     spawn_with(move |s| {
         s.server.port = port;
         s.server.public_url = format!("http://127.0.0.1:{port}").parse().expect("url");
