@@ -168,8 +168,8 @@ struct Note {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 struct VoicemailView {
     id: String,
-    line: Option<String>,
-    caller: Option<String>,
+    line: String,
+    caller: String,
     at: Millis,
     duration_secs: Option<u64>,
     state: String,
@@ -470,10 +470,7 @@ impl Feed {
             .map(|r| VoicemailView {
                 play: (r.state == "archived" && s.archive.is_some())
                     .then(|| format!("/dashboard/recordings/{}", r.id)),
-                caller: r
-                    .caller
-                    .as_deref()
-                    .map(|c| crate::ledger::shown_caller(c, s.mask)),
+                caller: crate::ledger::shown_caller(&r.caller, s.mask),
                 id: r.id,
                 line: r.line,
                 at: r.received_at,

@@ -12,12 +12,13 @@ use crate::time::Millis;
 pub struct RecentVoicemail {
     pub id: String,
     pub call_sid: String,
-    pub line: Option<String>,
+    pub line: String,
     /// As the ledger keeps it (masked or hashed under privacy mode).
-    pub caller: Option<String>,
+    pub caller: String,
+    /// When the call ended.
     pub received_at: Millis,
     pub duration_secs: Option<u64>,
-    /// pending, archived, failed, deleted.
+    /// pending, archived, failed, deleted, or "not archived".
     pub state: String,
 }
 
@@ -63,12 +64,15 @@ impl Ledger {
         Ok(tally)
     }
 
-    /// The latest `limit` voicemails, newest first, with their call's line and caller.
+    /// The latest `limit` voicemails (calls that ended in one), newest first, with their
+    /// recording when the archive has one.
     pub async fn recent_voicemails(&self, limit: u32) -> Result<Vec<RecentVoicemail>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT r.id, r.call_sid, r.received_at, r.duration_secs, r.state, c.line, c.caller \
-             FROM recordings r LEFT JOIN calls c ON c.call_sid = r.call_sid \
-             WHERE r.kind = 'voicemail' ORDER BY r.received_at DESC, r.id LIMIT $1",
+            "SELECT c.call_sid, c.line, c.caller, c.started_at, c.ended_at, \
+             r.id, r.duration_secs, r.state \
+             FROM calls c LEFT JOIN recordings r \
+             ON r.call_sid = c.call_sid AND r.kind = 'voicemail' \
+             WHERE c.outcome = 'voicemail' ORDER BY c.started_at DESC, c.call_sid LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -76,14 +80,20 @@ impl Ledger {
         rows.iter()
             .map(|r| {
                 let duration: Option<i64> = r.try_get("duration_secs")?;
+                let ended: Option<i64> = r.try_get("ended_at")?;
+                let call_sid: String = r.try_get("call_sid")?;
+                let id: Option<String> = r.try_get("id")?;
+                let state: Option<String> = r.try_get("state")?;
                 Ok(RecentVoicemail {
-                    id: r.try_get("id")?,
-                    call_sid: r.try_get("call_sid")?,
+                    id: id.unwrap_or_else(|| format!("{call_sid}-voicemail")),
+                    call_sid,
                     line: r.try_get("line")?,
                     caller: r.try_get("caller")?,
-                    received_at: from_db(r.try_get("received_at")?),
+                    received_at: ended
+                        .map_or_else(|| r.try_get("started_at").map(from_db), |e| Ok(from_db(e)))?,
                     duration_secs: duration.map(from_db),
-                    state: r.try_get("state")?,
+                    // Without a row in the archive: not archived (the archive is off, or it failed).
+                    state: state.unwrap_or_else(|| "not archived".to_owned()),
                 })
             })
             .collect()

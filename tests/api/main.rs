@@ -5,6 +5,7 @@ mod admin;
 mod archive_stores;
 mod audio_and_health;
 mod bad_input;
+mod browser;
 mod call_flow;
 mod callbacks;
 mod dashboard;

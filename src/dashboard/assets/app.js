@@ -6,6 +6,9 @@
 (() => {
   const state = { live: null, today: null, voicemails: null, health: null, offset: 0, me: null };
   const $ = (sel, root = document) => root.querySelector(sel);
+  // Absolute URLs from the origin: a relative one would carry the credentials of a page opened
+  // as http://user:password@host/dashboard (a kiosk's wall screen), which fetch() refuses.
+  const at = (path) => `${location.origin}${path}`;
 
   function el(tag, props, ...children) {
     const e = document.createElement(tag);
@@ -54,7 +57,7 @@
 
   async function act(url, what) {
     try {
-      const res = await fetch(url, { method: 'POST', headers: { 'X-Switchboard-Action': '1' }, credentials: 'same-origin' });
+      const res = await fetch(at(url), { method: 'POST', headers: { 'X-Switchboard-Action': '1' }, credentials: 'same-origin' });
       if (!res.ok) {
         const body = await res.json().catch(() => ({}));
         toast(`${what}: ${body.error || res.status}`);
@@ -157,7 +160,7 @@
       if (v.play) {
         cell = el('button', { type: 'button', textContent: '▶ Play' });
         cell.onclick = () => {
-          const audio = el('audio', { controls: true, preload: 'none', src: v.play });
+          const audio = el('audio', { controls: true, preload: 'none', src: at(v.play) });
           cell.replaceWith(audio);
           audio.play().catch(() => {});
         };
@@ -231,7 +234,7 @@
   }
 
   function connect() {
-    const events = new EventSource('/dashboard/events');
+    const events = new EventSource(at('/dashboard/events'));
     events.addEventListener('snapshot', (e) => {
       const all = JSON.parse(e.data);
       for (const name of Object.keys(RENDER)) take(name, all[name]);
@@ -269,7 +272,7 @@
 
   async function whoami() {
     try {
-      const res = await fetch('/dashboard/me', { credentials: 'same-origin' });
+      const res = await fetch(at('/dashboard/me'), { credentials: 'same-origin' });
       if (!res.ok) return;
       state.me = await res.json();
       $('#who').textContent = `${state.me.name} · ${state.me.role}`;
