@@ -8,7 +8,8 @@
 # simulator's recording links lead nowhere). Then: the same with the ledger off, the
 # same with Slack configured against a fake that answers at once (every message
 # really posted) and one that takes 2 s per message, memory per live call (HOLD_CALLS calls held
-# ringing), live calls once every call ended, and the Redis backend.
+# ringing), live calls once every call ended, and the Redis backend. And the dashboard: the same
+# steady rate with 100 pages following its event stream, and without.
 #   bash tests/load.sh            # CALLS=20000 CONCURRENCY=50 HOLD_CALLS=100000 by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,6 +82,52 @@ kill "${pids[@]}" 2>/dev/null || true
 wait 2>/dev/null || true
 pids=()
 
+# The dashboard's cost to the call path: one server with the dashboard on (a user from a users
+# file), the same steady rate with no page connected and with PAGES pages following the event
+# stream (curl, reading every event), alternating six times. Each page's stream is kept, to show
+# it was served throughout.
+PAGES=${PAGES:-100}
+printf 'load:%s:viewer\n' "$(echo 'load-test-password' | "$bin" hash-password)" > "$out/users"
+dash_port=$(free_port)
+start_switchboard "$dash_port" SWITCHBOARD__DASHBOARD__USERS_FILE="$out/users"
+dash_pid=${pids[-1]}
+# The server's CPU time (user + system, in clock ticks) so far: steadier than a p99 on a shared
+# machine.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$dash_pid/stat"; }
+pages_pids=()
+open_pages() {
+  for p in $(seq "$PAGES"); do
+    curl -sN -u load:load-test-password "http://127.0.0.1:$dash_port/dashboard/events" > "$out/page-$1-$p.sse" 2>/dev/null &
+    pages_pids+=($!)
+  done
+  sleep 2
+}
+close_pages() { kill "${pages_pids[@]}" 2>/dev/null || true; wait "${pages_pids[@]}" 2>/dev/null || true; pages_pids=(); }
+paced warm-dash "$dash_port"
+for i in 1 2 3 4 5 6; do
+  before=$(cpu_ticks)
+  paced "pages-none-$i" "$dash_port"
+  echo "$(( $(cpu_ticks) - before ))" > "$out/cpu-none-$i"
+  open_pages "$i"
+  streams=$(curl -s "http://127.0.0.1:$dash_port/metrics" | awk '/^switchboard_dashboard_streams /{print $2}')
+  before=$(cpu_ticks)
+  paced "pages-$PAGES-$i" "$dash_port"
+  echo "$(( $(cpu_ticks) - before ))" > "$out/cpu-pages-$i"
+  # Events each page got during the run (every page, not just some).
+  events=$(cat "$out"/page-"$i"-*.sse | grep -c '^event: ' || true)
+  least=$(for f in "$out"/page-"$i"-*.sse; do grep -c '^event: live' "$f" || true; done | sort -n | head -1)
+  close_pages
+  echo "run $i: $streams streams open; $events events sent in all, at least $least live updates per page" >> "$out/pages.txt"
+done
+echo "--- steady $RATE calls/s: p99 ms, no page / $PAGES pages, six runs each"
+for i in 1 2 3 4 5 6; do
+  field "pages-none-$i" "d['kinds']['all']['p99_ms']"; field "pages-$PAGES-$i" "d['kinds']['all']['p99_ms']"
+done | paste -sd' '
+cat "$out/pages.txt"
+kill "${pids[@]}" 2>/dev/null || true
+wait 2>/dev/null || true
+pids=()
+
 echo "== $(nproc) cores; $CALLS calls of the mix at concurrency $CONC against each server"
 constant_port=$(free_port)
 "target/release/examples/constant" "$constant_port" > "$out/constant.log" 2>&1 &
@@ -146,7 +193,8 @@ echo "== Summary"
 python3 - "$out" "$before" "$after" "$held" "$HOLD" "$ended_live" "$log_lines" "$dropped_lines" <<'PY'
 import json, sys
 out, before, after, held, hold, ended_live, log_lines, dropped_lines = sys.argv[1:]
-r = {n: json.load(open(f"{out}/{n}.json")) for n in ["constant", "switchboard", "no-ledger", "fast-slack", "slow-slack", "redis"] + [f"paced-{w}-{i}" for w in ("on", "off") for i in (1, 2, 3, 4, 5, 6)]}
+import glob, os
+r = {os.path.basename(f)[:-5]: json.load(open(f)) for f in glob.glob(f"{out}/*.json")}
 rps = lambda n: r[n]["requests_per_sec"]
 p99 = lambda n: r[n]["kinds"]["all"]["p99_ms"]
 errors = {n: r[n]["errors"] for n in r}
@@ -168,6 +216,13 @@ median = lambda xs: sorted(xs)[len(xs) // 2 - 1] / 2 + sorted(xs)[len(xs) // 2] 
 on = median([p99(f"paced-on-{i}") for i in (1, 2, 3, 4, 5, 6)])
 off = median([p99(f"paced-off-{i}") for i in (1, 2, 3, 4, 5, 6)])
 line("steady rate: median p99 with the ledger vs without", f"{on / off:.2f}x ({on:.3f} vs {off:.3f} ms)", "<= 1.1x", on / off <= 1.1)
+pages = [n for n in r if n.startswith("pages-") and not n.startswith("pages-none")]
+with_pages = median([p99(n) for n in pages])
+no_pages = median([p99(f"pages-none-{i}") for i in (1, 2, 3, 4, 5, 6)])
+line(f"steady rate: median p99 with {pages[0].split('-')[1]} dashboard pages vs none", f"{with_pages / no_pages:.2f}x ({with_pages:.3f} vs {no_pages:.3f} ms)", "<= 1.1x", with_pages / no_pages <= 1.1)
+cpu = lambda kind: sum(int(open(f"{out}/cpu-{kind}-{i}").read()) for i in (1, 2, 3, 4, 5, 6))
+line(f"steady rate: server CPU with the pages vs none", f"{cpu('pages') / cpu('none'):.2f}x ({cpu('pages') / 100:.1f} vs {cpu('none') / 100:.1f} s)", "(measured)", True)
+print("  " + open(f"{out}/pages.txt").read().strip().replace("\n", "\n  "))
 print("  ledger writes: " + ", ".join(l.strip().split("{")[1].replace('"} ', " ").replace('state="', "") for l in open(f"{out}/ledger.writes")))
 line("log lines written / dropped (info)", f"{log_lines} / {dropped_lines}", "(measured)", True)
 line("with Slack answering at once: rate", f"{fast_ratio:.2f}x ({rps('fast-slack'):.0f}/s)", "(reported)", True)

@@ -5,9 +5,10 @@
 //! atomic stores). The task wakes every [`TICK`]; when something happened (here, or on another
 //! replica), it rebuilds `live` from the call store, the agents' presence and the lines, compares
 //! it with what pages have, and publishes it only if it changed. `today` is read from the ledger
-//! at most every second, and less often when the query takes longer (it never takes more than a
-//! twentieth of the time). Several pages share one build: a section is made once, as JSON, and
-//! every stream sends the same bytes. A page that falls behind skips to the newest state.
+//! at most every two seconds, and less often when the query takes longer (it never takes more
+//! than a fiftieth of the time). Several pages share one build: a frame's changes are encoded
+//! once, and every stream sends the same bytes. A page that falls behind skips to the newest
+//! state.
 //!
 //! With several replicas, each notes on a Redis channel that it handled something (at most once
 //! per tick) and, every few seconds, its health; every replica then rebuilds from the shared call
@@ -43,8 +44,9 @@ use crate::sink::queue::DeliveryStats;
 use crate::sink::{JobNotice, Record, Sink};
 use crate::time::{Clock, Millis};
 
-/// How often the feed looks whether something changed.
-pub(crate) const TICK: Duration = Duration::from_millis(500);
+/// How often the feed looks whether something changed (a wallboard's usual cadence: Twilio
+/// Flex refreshes every 1 to 3 seconds; timers tick in the browser in between).
+pub(crate) const TICK: Duration = Duration::from_secs(1);
 /// `live` is rebuilt at least this often while pages are connected: time alone frees agents
 /// from wrap-up.
 const LIVE_EVERY: Duration = Duration::from_secs(1);
@@ -54,6 +56,8 @@ const HEALTH_EVERY: Duration = Duration::from_secs(3);
 const TODAY_AT_LEAST: Duration = Duration::from_secs(30);
 /// Other replicas' health is forgotten after this long without news.
 const REPLICA_GONE: Duration = Duration::from_secs(20);
+/// The recordings store (a bucket, perhaps: each probe is a request) is asked this often at most.
+const STORE_PROBE_EVERY: Duration = Duration::from_secs(30);
 /// Live calls read at most (a line lists [`board::CALLS_LISTED`]; the counts cover these).
 const CALLS_READ: usize = 5000;
 
@@ -109,6 +113,9 @@ pub(crate) struct Frame {
     /// When it was made (a page connecting waits for one made after it came).
     pub built: Instant,
     pub sections: [Section; 4],
+    /// The events of the sections that changed in this frame, made once for every page that saw
+    /// the frame before (most of them): they all send these same bytes.
+    pub delta: Bytes,
 }
 
 /// A queue's state for the health strip.
@@ -203,6 +210,8 @@ pub(crate) struct Feed {
     streams: AtomicUsize,
     balance: Mutex<Option<BalanceSeen>>,
     others: Mutex<HashMap<String, (Instant, ReplicaHealth)>>,
+    /// The recordings store's last answer, and when.
+    store_probe: Mutex<Option<(Instant, bool)>>,
     stopping: watch::Sender<bool>,
     bus: Option<Bus>,
     streams_gauge: Gauge,
@@ -246,6 +255,7 @@ impl Feed {
                 Section::empty(),
                 Section::empty(),
             ],
+            delta: Bytes::new(),
         };
         let id = crate::ledger::archive::hex(&argon2::password_hash::generate_salt()[..6]);
         Arc::new(Feed {
@@ -262,6 +272,7 @@ impl Feed {
             streams: AtomicUsize::new(0),
             balance: Mutex::new(None),
             others: Mutex::new(HashMap::new()),
+            store_probe: Mutex::new(None),
             stopping: watch::Sender::new(false),
             bus,
             streams_gauge,
@@ -338,9 +349,12 @@ impl Feed {
         let mut last_live: Option<Instant> = None;
         let mut last_health: Option<Instant> = None;
         let mut today = TodayPace::default();
+        // A steady cadence, whatever a build takes (a late tick is delayed, not caught up).
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(TICK) => {}
+                _ = tick.tick() => {}
                 _ = self.wake.notified() => {}
             }
             let forced = self.forced.swap(false, Ordering::Relaxed);
@@ -378,6 +392,7 @@ impl Feed {
             if changed || forced {
                 if changed {
                     frame.seq = seq;
+                    frame.delta = changes(&self.id, &frame, seq - 1);
                 }
                 frame.built = Instant::now();
                 self.builds.inc();
@@ -482,6 +497,17 @@ impl Feed {
         Some((key_of(&json), Bytes::from(json)))
     }
 
+    /// Whether the recordings store answers, asked at most every [`STORE_PROBE_EVERY`].
+    async fn recordings_reachable(&self, archive: &Archive) -> bool {
+        let last = *self.store_probe.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, ok)) = last.filter(|(at, _)| at.elapsed() < STORE_PROBE_EVERY) {
+            return ok;
+        }
+        let ok = archive.store().reachable().await;
+        *self.store_probe.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), ok));
+        ok
+    }
+
     /// This replica's health now.
     async fn own_health(&self) -> ReplicaHealth {
         let s = &self.sources;
@@ -490,7 +516,7 @@ impl Feed {
             None => None,
         };
         let recordings_store = match &s.archive {
-            Some(a) => Some(a.store().reachable().await),
+            Some(a) => Some(self.recordings_reachable(a).await),
             None => None,
         };
         ReplicaHealth {
@@ -642,8 +668,8 @@ fn update(section: &mut Section, seq: u64, key: u64, json: Bytes) -> bool {
 }
 
 /// When `today` is read again: soon after something happened (the ledger writes within a few
-/// tens of milliseconds), at least a second apart and twenty times as long as the last read
-/// took, and every half minute anyway.
+/// tens of milliseconds), at least two seconds apart and fifty times as long as the last read
+/// took (so it never takes more than a fiftieth of the time), and every half minute anyway.
 #[derive(Debug, Default)]
 struct TodayPace {
     /// When the last read began and how long it took (milliseconds since the feed's epoch).
@@ -659,7 +685,7 @@ impl TodayPace {
         if forced {
             return true;
         }
-        let gap = (self.took * 20).max(Duration::from_secs(1));
+        let gap = (self.took * 50).max(Duration::from_secs(2));
         let since = began.elapsed();
         // A fact up to a second before the last read began may not have been written yet.
         let news = last_fact + 1000 >= began_ms;
@@ -754,6 +780,7 @@ mod tests {
                 section(1, "{\"items\":[]}"),
                 section(6, "{}"),
             ],
+            delta: Bytes::new(),
         }
     }
 
@@ -786,6 +813,10 @@ mod tests {
         pace.done(began, 10_000);
         pace.took = Duration::from_millis(10);
         assert!(!pace.due(false, 5_000, &epoch), "nothing new since");
+        assert!(
+            pace.due(false, 9_500, &epoch),
+            "two seconds after the last read"
+        );
         assert!(
             pace.due(false, 9_500, &epoch),
             "a fact just before the read"

@@ -211,7 +211,11 @@ impl Stream {
                 changed = self.frames.changed() => {
                     changed.ok()?;
                     let frame = self.frames.borrow_and_update().clone();
-                    let out = feed::changes(&self.id, &frame, self.seen);
+                    // The usual case, a page that saw the frame before: the shared bytes.
+                    let out = match self.seen + 1 == frame.seq {
+                        true => frame.delta.clone(),
+                        false => feed::changes(&self.id, &frame, self.seen),
+                    };
                     self.seen = frame.seq;
                     if !out.is_empty() {
                         return Some(out);

@@ -3,6 +3,7 @@
 //! simulator's calls arrive, talk and end without a reload, acts as a supervisor, and leaves
 //! screenshots in the test output directory (`target/tmp/`).
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,8 +35,11 @@ struct Driver {
 impl Driver {
     async fn start() -> Driver {
         let port = free_port();
+        // In a process group of its own, with the browsers it starts: a failing test (which
+        // never closes its session) still takes them all down.
         let child = Command::new(program("CHROMEDRIVER", "/usr/bin/chromedriver"))
             .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -78,6 +82,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -711,3 +711,45 @@ async fn a_page_on_one_replica_sees_the_calls_the_other_takes() {
         })
         .await;
 }
+
+#[tokio::test]
+async fn the_health_strip_shows_the_last_balance_check() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/balance"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"data": {
+                "record_type": "balance",
+                "pending": "0.00",
+                "balance": "79.99",
+                "credit_limit": "0.00",
+                "available_credit": "79.99",
+                "currency": "USD"
+            }})),
+        )
+        .mount(&api)
+        .await;
+    let uri = api.uri();
+    let app = Spawn::default()
+        .settings(with_users)
+        .settings(move |s| {
+            s.telnyx.api_base_url = format!("{uri}/v2").parse().expect("url");
+            s.telnyx.api_key = Some("KEYfake-test-only".to_owned().into());
+            s.telnyx.agents_from_api = false;
+            // Every second, so the test need not wait for the hour.
+            s.jobs.balance_check = switchboard::config::Cron::parse("* * * * * *").expect("cron");
+        })
+        .start()
+        .await;
+    let mut events = Events::open(&app.base, Some(("wall", PASSWORD)), None)
+        .await
+        .expect("stream");
+    events
+        .until("the balance", |s| {
+            s["health"]["balance"]["available"] == "79.99"
+        })
+        .await;
+    assert_eq!(events.sections["health"]["balance"]["currency"], "USD");
+}
