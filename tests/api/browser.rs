@@ -44,13 +44,17 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let url = format!("http://127.0.0.1:{port}");
+        // Dropped (killed and waited for) if it never listens.
+        let driver = Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Driver { child, url };
+                return driver;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
