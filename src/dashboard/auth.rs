@@ -41,12 +41,17 @@ pub enum Denied {
     Missing,
     /// A wrong name or password, or a proxy header from elsewhere.
     Wrong,
+    /// Too many passwords being checked already (a flood of guesses): try again shortly.
+    Busy,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
+
+/// How long a sign-in waits for a hash check at most.
+const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Remembered right answers at most (a new one clears them all: a bound, not a cache policy).
 const REMEMBERED: usize = 1024;
@@ -102,7 +107,7 @@ impl Gate {
         let results = Family::default();
         registry.register(
             "dashboard_sign_ins",
-            "Dashboard requests by sign-in result: ok, proxy, wrong, missing",
+            "Dashboard requests by sign-in result: ok, proxy, wrong, missing, busy",
             results.clone(),
         );
         let key = random_key();
@@ -140,8 +145,12 @@ impl Gate {
             self.count("ok");
             return Ok(who.clone());
         }
-        let Ok(_slot) = self.slots.clone().acquire_owned().await else {
-            return Err(Denied::Wrong);
+        // Waiting for a slot is bounded: a flood of wrong guesses delays new sign-ins by this
+        // much at most, and is then told to come back (remembered sign-ins never wait).
+        let slot = tokio::time::timeout(SLOT_WAIT, self.slots.clone().acquire_owned()).await;
+        let Ok(Ok(_slot)) = slot else {
+            self.count("busy");
+            return Err(Denied::Busy);
         };
         // Another request with the same answer may have been checked meanwhile.
         if let Some(who) = self.known.get(&digest) {
@@ -167,8 +176,9 @@ impl Gate {
             }
             _ => {
                 self.count("wrong");
+                // Escaped (`?`): a name is whatever the client sent.
                 tracing::warn!(
-                    user = %name.chars().take(64).collect::<String>(),
+                    user = ?name.chars().take(64).collect::<String>(),
                     peer = ?req.peer_addr(),
                     path = req.path(),
                     "dashboard sign-in refused: unknown user or wrong password"

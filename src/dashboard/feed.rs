@@ -47,9 +47,9 @@ use crate::time::{Clock, Millis};
 /// How often the feed looks whether something changed (a wallboard's usual cadence: Twilio
 /// Flex refreshes every 1 to 3 seconds; timers tick in the browser in between).
 pub(crate) const TICK: Duration = Duration::from_secs(1);
-/// `live` is rebuilt at least this often while pages are connected: time alone frees agents
-/// from wrap-up.
-const LIVE_EVERY: Duration = Duration::from_secs(1);
+/// `live` is rebuilt at least this often while pages are connected, even when nothing happened:
+/// time alone frees agents from wrap-up (the page counts it down meanwhile).
+const LIVE_EVERY: Duration = Duration::from_secs(5);
 /// `health` is rebuilt this often while pages are connected, and published to other replicas.
 const HEALTH_EVERY: Duration = Duration::from_secs(3);
 /// `today` at least this often even when nothing happened (the day turns).
@@ -483,8 +483,11 @@ impl Feed {
         let items: Vec<VoicemailView> = rows
             .into_iter()
             .map(|r| VoicemailView {
-                play: (r.state == "archived" && s.archive.is_some())
-                    .then(|| format!("/dashboard/recordings/{}", r.id)),
+                play: (r.state == "archived" && s.archive.is_some()).then(|| {
+                    let id: String =
+                        url::form_urlencoded::byte_serialize(r.id.as_bytes()).collect();
+                    format!("/dashboard/recordings/{id}")
+                }),
                 caller: crate::ledger::shown_caller(&r.caller, s.mask),
                 id: r.id,
                 line: r.line,
@@ -815,17 +818,19 @@ mod tests {
         assert!(!pace.due(false, 5_000, &epoch), "nothing new since");
         assert!(
             pace.due(false, 9_500, &epoch),
-            "two seconds after the last read"
-        );
-        assert!(
-            pace.due(false, 9_500, &epoch),
-            "a fact just before the read"
+            "a fact just before the last read (maybe not written yet), two seconds ago"
         );
         assert!(pace.due(true, 0, &epoch), "forced");
-        pace.took = Duration::from_millis(200);
+        // 50 × 100 ms = 5 s > the 2 s since.
+        pace.took = Duration::from_millis(100);
         assert!(
             !pace.due(false, 9_500, &epoch),
-            "a slow query waits twenty times as long"
+            "a slow query waits fifty times as long"
+        );
+        pace.took = Duration::from_millis(30);
+        assert!(
+            pace.due(false, 9_500, &epoch),
+            "50 × 30 ms is less than 2 s"
         );
     }
 }

@@ -350,5 +350,15 @@ mod tests {
         let proxy = s.proxy.expect("proxy");
         assert_eq!(proxy.header.as_str(), "x-forwarded-email");
         assert_eq!(proxy.from.len(), 1);
+        // No addresses: refused, not "trust everyone" (nor loopback by default).
+        let mut r = raw();
+        r.proxy_header = "X-Forwarded-Email".into();
+        r.proxy_from = vec![];
+        let mut p = Problems::default();
+        r.parse(&mut p);
+        assert_eq!(
+            p.0,
+            vec!["dashboard.proxy_from: must name the proxy's addresses when proxy_header is set"]
+        );
     }
 }

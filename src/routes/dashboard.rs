@@ -70,13 +70,27 @@ async fn signed_in<'a>(
     };
     match d.gate.check(req).await {
         Ok(who) => Ok((d, who)),
-        Err(Denied::Missing | Denied::Wrong) => Err(guarded(HttpResponse::Unauthorized())
-            .insert_header((
-                header::WWW_AUTHENTICATE,
-                "Basic realm=\"Switchboard dashboard\", charset=\"UTF-8\"",
-            ))
+        Err(Denied::Busy) => Err(guarded(HttpResponse::ServiceUnavailable())
+            .insert_header((header::RETRY_AFTER, "2"))
             .content_type("text/plain; charset=utf-8")
-            .body("sign in to see the dashboard\n")),
+            .body("too many sign-ins at once; try again\n")),
+        Err(Denied::Missing | Denied::Wrong) => {
+            let mut refused = guarded(HttpResponse::Unauthorized());
+            // The page's script asks with `X-Switchboard-Page` and gets a bare 401, which the
+            // browser hands to it instead of holding the request for a sign-in prompt: the page
+            // then tells its user to reload, which prompts. Everything else is challenged (the
+            // browser answers a challenge to the page's stylesheet, script and event stream with
+            // the credentials the page was opened with).
+            if !req.headers().contains_key("x-switchboard-page") {
+                refused.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    "Basic realm=\"Switchboard dashboard\", charset=\"UTF-8\"",
+                ));
+            }
+            Err(refused
+                .content_type("text/plain; charset=utf-8")
+                .body("sign in to see the dashboard\n"))
+        }
     }
 }
 

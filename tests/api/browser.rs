@@ -294,3 +294,53 @@ async fn the_page_in_chromium_follows_the_calls_live() {
 
     browser.close().await.expect("browser closes");
 }
+
+#[tokio::test]
+async fn the_page_reconnects_after_a_restart_and_says_when_the_password_changed() {
+    use switchboard::startup::{Application, Overrides, ShutdownHandle};
+    let port = free_port();
+    let start = |hash: String| async move {
+        let mut s = crate::helpers::test_settings();
+        s.server.port = port;
+        with_users(&mut s);
+        for u in &mut s.dashboard.users {
+            u.password_hash = hash.clone();
+        }
+        let app = Application::build_with(s, Overrides::default())
+            .await
+            .expect("server");
+        let stop: ShutdownHandle = app.shutdown_handle();
+        (stop, tokio::spawn(app.run_until_stopped()))
+    };
+    let (stop, run) = start(crate::dashboard::hash()).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    let page = format!(
+        "http://ada:{}@127.0.0.1:{port}/dashboard",
+        PASSWORD.replace(' ', "%20")
+    );
+    browser.goto(&page).await.expect("the page");
+    shows(&browser, "#conn", "live").await;
+
+    // A restart with the same password: the page finds its way back and follows the new server.
+    stop.trigger();
+    run.await.unwrap().unwrap();
+    let (stop, run) = start(crate::dashboard::hash()).await;
+    let app = TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::new(),
+        notices: Default::default(),
+    };
+    app.inbound("CA-after-restart", CALLER).await;
+    shows(&browser, &total("waiting"), "1").await;
+    shows(&browser, "#conn", "live").await;
+
+    // A restart with a new password: the old one is refused, and the page says so.
+    stop.trigger();
+    run.await.unwrap().unwrap();
+    let other = switchboard::dashboard::auth::hash_password("another passphrase").unwrap();
+    let (stop, _run) = start(other).await;
+    shows(&browser, "#conn", "signed out · reload to sign in").await;
+    browser.close().await.expect("browser closes");
+    stop.trigger();
+}

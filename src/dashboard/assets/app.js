@@ -57,7 +57,7 @@
 
   async function act(url, what) {
     try {
-      const res = await fetch(at(url), { method: 'POST', headers: { 'X-Switchboard-Action': '1' }, credentials: 'same-origin' });
+      const res = await fetch(at(url), { method: 'POST', headers: { 'X-Switchboard-Action': '1', 'X-Switchboard-Page': '1' }, credentials: 'same-origin' });
       if (!res.ok) {
         const body = await res.json().catch(() => ({}));
         toast(`${what}: ${body.error || res.status}`);
@@ -250,12 +250,20 @@
     }
     events.onopen = () => setConn('live');
     events.onerror = () => {
-      if (events.readyState === EventSource.CLOSED) {
-        // Refused (signed out, or the password changed): ask again by reloading, later.
-        setConn('signed-out', 'disconnected · reload to sign in');
-      } else {
-        setConn('reconnecting', 'reconnecting…');
-      }
+      setConn('reconnecting', 'reconnecting…');
+      // Signed out (401: the password changed with a restart) looks like any failed attempt to
+      // the stream; ask the server which it is. A replica shutting down (503) makes the browser
+      // give up on the stream: open another.
+      clearTimeout(connect.check);
+      connect.check = setTimeout(async () => {
+        const res = await fetch(at('/dashboard/me'), { headers: { 'X-Switchboard-Page': '1' }, credentials: 'same-origin' }).catch(() => null);
+        if (res && res.status === 401) {
+          events.close();
+          setConn('signed-out', 'signed out · reload to sign in');
+        } else if (events.readyState === EventSource.CLOSED) {
+          connect();
+        }
+      }, 3000);
     };
   }
 
@@ -272,7 +280,7 @@
 
   async function whoami() {
     try {
-      const res = await fetch(at('/dashboard/me'), { credentials: 'same-origin' });
+      const res = await fetch(at('/dashboard/me'), { headers: { 'X-Switchboard-Page': '1' }, credentials: 'same-origin' });
       if (!res.ok) return;
       state.me = await res.json();
       $('#who').textContent = `${state.me.name} · ${state.me.role}`;
