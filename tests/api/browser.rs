@@ -289,6 +289,17 @@ async fn the_page_in_chromium_follows_the_calls_live() {
     // On a phone: one column, still every figure.
     viewport(&browser, 390, 844).await;
     shows(&browser, &total("waiting"), "2").await;
+    let wider = browser
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            vec![],
+        )
+        .await
+        .expect("widths");
+    assert!(
+        wider.as_i64().is_some_and(|w| w <= 0),
+        "the page is wider than the phone by {wider}px"
+    );
     let phone = browser.screenshot().await.expect("screenshot");
     std::fs::write(output_dir().join("dashboard-phone.png"), &phone).expect("written");
 
