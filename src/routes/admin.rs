@@ -191,9 +191,17 @@ async fn change(
     };
     match done {
         Ok(view) => HttpResponse::Ok().json(view),
-        Err(ControlError::UnknownLine(_)) => error(StatusCode::NOT_FOUND, "no such line"),
-        Err(e @ ControlError::Past) => error(StatusCode::BAD_REQUEST, &e.to_string()),
-        Err(ControlError::Store(e)) => {
+        Err(e) => line_refused(e),
+    }
+}
+
+/// The answer to a line change that was refused (the admin API's and the dashboard's).
+pub(super) fn line_refused(e: ControlError) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    match e {
+        ControlError::UnknownLine(_) => error(StatusCode::NOT_FOUND, "no such line"),
+        e @ ControlError::Past => error(StatusCode::BAD_REQUEST, &e.to_string()),
+        ControlError::Store(e) => {
             tracing::error!(error = %e, "line override not saved");
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -284,14 +292,18 @@ async fn presence(
     match cx.service.set_away(&id, away, &by).await {
         Ok(Some((agent, p))) => HttpResponse::Ok().json(agent_view(&agent, &p, cx.clock.now_ms())),
         Ok(None) => error(StatusCode::NOT_FOUND, "no such agent"),
-        Err(e) => {
-            tracing::error!(error = %e, "agent presence not saved");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the change could not be saved",
-            )
-        }
+        Err(e) => presence_unsaved(e),
     }
+}
+
+/// The answer when an agent's presence could not be written (the admin API's and the
+/// dashboard's).
+pub(super) fn presence_unsaved(e: crate::call::StoreError) -> HttpResponse {
+    tracing::error!(error = %e, "agent presence not saved");
+    error(
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        "the change could not be saved",
+    )
 }
 
 #[cfg(test)]

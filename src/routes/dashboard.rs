@@ -27,7 +27,7 @@ use super::Context;
 use crate::dashboard::auth::{Denied, Gate, Who};
 use crate::dashboard::feed::{self, Feed};
 use crate::dashboard::settings::Role;
-use crate::lines::{ControlError, LineControl};
+use crate::lines::LineControl;
 
 /// The dashboard part of the context (`None`: off).
 pub(crate) struct Dashboard {
@@ -299,15 +299,7 @@ async fn line(req: HttpRequest, id: Path<String>, cx: Data<Context>, open: bool)
             d.feed.force();
             guarded(HttpResponse::Ok()).json(view)
         }
-        Err(ControlError::UnknownLine(_)) => error(StatusCode::NOT_FOUND, "no such line"),
-        Err(e @ ControlError::Past) => error(StatusCode::BAD_REQUEST, &e.to_string()),
-        Err(ControlError::Store(e)) => {
-            tracing::error!(error = %e, "line override not saved");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the change could not be saved",
-            )
-        }
+        Err(e) => super::admin::line_refused(e),
     }
 }
 
@@ -339,13 +331,7 @@ async fn agent(req: HttpRequest, id: Path<String>, cx: Data<Context>, away: bool
             guarded(HttpResponse::Ok()).json(json!({ "id": &*agent.id, "away": away }))
         }
         Ok(None) => error(StatusCode::NOT_FOUND, "no such agent"),
-        Err(e) => {
-            tracing::error!(error = %e, "agent presence not saved");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the change could not be saved",
-            )
-        }
+        Err(e) => super::admin::presence_unsaved(e),
     }
 }
 
