@@ -26,4 +26,23 @@ while IFS=$'\t' read -r file text; do
     silence 1 0.05 0.5% reverse silence 1 0.05 0.5% reverse pad 0 0.3 norm -3
   printf '%-16s %6d bytes  "%s"\n' "$file" "$(stat -c %s "$here/$file")" "$text"
 done < "$tmp/list"
+
+# Hold audio for conference mode (conference.hold_audio = "hold.wav"): a slow, soft arpeggio that
+# sox synthesizes from sine and triangle tones (no recording, no sample, so no licence to track),
+# looped by the provider while the caller waits. About 16 s, same telephone format.
+chords=("261.63 329.63 392.00" "220.00 261.63 329.63" "174.61 220.00 261.63" "196.00 246.94 293.66")
+parts=()
+i=0
+for chord in "${chords[@]}"; do
+  for rep in 1 2; do
+    for f in $chord; do
+      i=$((i+1))
+      sox -R -D -n -r 8000 -c 1 "$tmp/n$i.wav" synth 0.66 sine "$f" synth 0.66 triangle mix "$f" \
+        fade q 0.04 0.66 0.45 vol 0.5
+      parts+=("$tmp/n$i.wav")
+    done
+  done
+done
+sox -V1 -R -D "${parts[@]}" -r 8000 -c 1 -e u-law "$here/hold.wav" reverb 30 norm -9 trim 0 15.5 fade t 0.2 15.5 0.2
+printf '%-16s %6d bytes  (synthesized hold audio)\n' "hold.wav" "$(stat -c %s "$here/hold.wav")"
 echo "made with espeak-ng $(espeak-ng --version | awk "{print \$4}"), $(sox --version | sed "s/.*SoX/SoX/")"

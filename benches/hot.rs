@@ -43,6 +43,7 @@ fn bench(c: &mut Criterion) {
     let incoming = Event::Incoming {
         from: Party::parse("+12025550142").expect("party"),
         to: Party::parse("+18005550100").expect("party"),
+        account: None,
     };
     let ringing = transition(&sid, None, &incoming, 0, &policy, &snapshot)
         .next

@@ -55,6 +55,26 @@ pub struct Settings {
     pub recordings: RecordingSettings,
     pub reports: ReportSettings,
     pub dashboard: crate::dashboard::settings::DashboardSettings,
+    pub conference: ConferenceSettings,
+}
+
+/// `[conference]`: how conference-mode lines (`mode = "conference"`) run their rooms.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConferenceSettings {
+    /// An organizer who presses 1 after another took the call: `hangup` or `join`.
+    pub extra_organizers: crate::call::policy::ExtraOrganizers,
+    /// The room is recorded from when the first organizer joins (the caller is told first).
+    pub record: bool,
+    /// The caller hears "NAME is joining this call" when the first organizer joins.
+    pub announce: bool,
+    /// What the caller hears while waiting: a file of the audio folder (looped).
+    pub hold_audio: String,
+    /// Placing an organizer's call, announcing and moving the caller go through this queue; when
+    /// full, new requests are dropped (counted and logged).
+    pub queue_capacity: usize,
+    /// At most this many provider requests at once.
+    pub concurrency: usize,
 }
 
 /// `[reports]`: how the call reports count.
@@ -630,6 +650,8 @@ impl Check for SecuritySettings {
 struct RawTwilio {
     auth_token: SecretString,
     api_base_url: String,
+    #[serde(default)]
+    account_sid: String,
 }
 
 #[derive(Debug, Clone)]
@@ -638,6 +660,9 @@ pub struct TwilioSettings {
     pub auth_token: Option<SecretString>,
     /// Twilio's REST API (`https://api.twilio.com`).
     pub api_base_url: Url,
+    /// The account (`AC…`) conference mode's REST requests are made for, with the auth token;
+    /// empty: the account each call came in on.
+    pub account_sid: String,
 }
 
 /// Who is pinged on incoming calls and new voicemails.
@@ -759,6 +784,8 @@ impl Check for PrivacySettings {
 struct RawTelnyx {
     api_base_url: String,
     api_key: SecretString,
+    #[serde(default)]
+    texml_application_id: String,
     /// Not in the defaults: absent means "when an API key is set".
     #[serde(default)]
     agents_from_api: Option<bool>,
@@ -775,6 +802,9 @@ pub struct TelnyxSettings {
     pub api_base_url: Url,
     /// The API key, when the Telnyx API is used.
     pub api_key: Option<SecretString>,
+    /// The TeXML application the organizers' calls of conference mode are placed through
+    /// (`ApplicationSid`); empty: none.
+    pub texml_application_id: String,
     /// The agents are the account's credential connections, not `[[agents]]` (default: when an
     /// API key is set). An API key kept only for the balance check sets this to false.
     pub agents_from_api: bool,
@@ -807,6 +837,7 @@ impl RawTelnyx {
                 .agents_from_api
                 .unwrap_or(!self.api_key.expose_secret().trim().is_empty()),
             api_key: optional_secret(self.api_key),
+            texml_application_id: self.texml_application_id.trim().to_owned(),
             public_key: public_key?,
             outbound_voice_profile_id: (!profile.is_empty()).then(|| profile.to_owned()),
             sip_domain: self.sip_domain.trim().to_owned(),
@@ -1032,12 +1063,41 @@ struct RawLine {
     #[serde(default)]
     after_hours: AfterHoursAction,
     #[serde(default)]
-    after_hours_forward: Vec<String>,
+    after_hours_forward: Vec<RawForward>,
+    #[serde(default)]
+    mode: LineMode,
     prompts: Option<PathBuf>,
     menu: Option<RawMenu>,
     screen: Option<crate::domain::Screen>,
     strategy: Option<crate::call::routing::Strategy>,
     wrap_up_secs: Option<u32>,
+}
+
+/// One `after_hours_forward` entry: a number or SIP address, or `{ name, number | sip }` (a
+/// conference-mode line greets its organizers by name).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawForward {
+    Plain(String),
+    Named {
+        name: String,
+        #[serde(default)]
+        number: Option<String>,
+        #[serde(default)]
+        sip: Option<String>,
+    },
+}
+
+/// How a line reaches its agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineMode {
+    /// One `<Dial>` rings the agents; the first to answer (or press 1) is bridged.
+    #[default]
+    Dial,
+    /// The caller waits in a conference room; organizers are called through the REST API, must
+    /// press 1, and the first joins the room (Code of Conduct hotlines). See `[conference]`.
+    Conference,
 }
 
 /// `[lines.menu]` as written.
@@ -1159,6 +1219,8 @@ pub struct LineSettings {
     pub screen: Option<crate::domain::Screen>,
     pub strategy: Option<crate::call::routing::Strategy>,
     pub wrap_up_secs: Option<u32>,
+    /// `dial` (the default) or `conference`.
+    pub mode: LineMode,
 }
 
 impl RawLine {
@@ -1176,13 +1238,30 @@ impl RawLine {
         );
         let mut forward = Vec::new();
         for (i, target) in self.after_hours_forward.iter().enumerate() {
-            let endpoint = if target.trim().starts_with("sip") {
-                Endpoint::sip(target)
-            } else {
-                Endpoint::number(target)
+            let (name, endpoint) = match target {
+                RawForward::Plain(t) if t.trim().starts_with("sip") => {
+                    (format!("after hours {}", i + 1), Endpoint::sip(t))
+                }
+                RawForward::Plain(t) => (format!("after hours {}", i + 1), Endpoint::number(t)),
+                RawForward::Named {
+                    name,
+                    number: Some(n),
+                    sip: None,
+                } => (name.clone(), Endpoint::number(n)),
+                RawForward::Named {
+                    name,
+                    number: None,
+                    sip: Some(s),
+                } => (name.clone(), Endpoint::sip(s)),
+                RawForward::Named { .. } => (
+                    String::new(),
+                    Err(crate::domain::FieldError::Invalid(
+                        "needs a name and exactly one of number or sip",
+                    )),
+                ),
             };
-            match endpoint {
-                Ok(e) => forward.extend(Agent::new(&format!("after hours {}", i + 1), e).ok()),
+            match endpoint.and_then(|e| Agent::new(&name, e)) {
+                Ok(a) => forward.push(a),
                 Err(e) => p.check(
                     false,
                     &format!("{key}.after_hours_forward[{i}]"),
@@ -1200,6 +1279,7 @@ impl RawLine {
             p.within(secs, 0..=3600, &format!("{key}.wrap_up_secs"));
         }
         id.map(|id| LineSettings {
+            mode: self.mode,
             screen: self.screen,
             strategy: self.strategy,
             wrap_up_secs: self.wrap_up_secs,
@@ -1456,6 +1536,7 @@ struct RawSettings {
     recordings: RawRecordings,
     reports: RawReports,
     dashboard: crate::dashboard::settings::RawDashboard,
+    conference: ConferenceSettings,
 }
 
 impl RawSettings {
@@ -1529,6 +1610,7 @@ impl RawSettings {
             twilio: TwilioSettings {
                 auth_token: optional_secret(self.twilio.auth_token),
                 api_base_url: twilio_api,
+                account_sid: self.twilio.account_sid.trim().to_owned(),
             },
             slack,
             privacy: self.privacy,
@@ -1545,6 +1627,7 @@ impl RawSettings {
             recordings: self.recordings.parse(&mut p),
             reports: self.reports.parse(&mut p),
             dashboard: self.dashboard.parse(&mut p),
+            conference: self.conference,
         };
         settings.blocking.check(&mut p);
         settings.cross_section().check(&mut p);
@@ -1642,6 +1725,31 @@ impl Check for CrossSection<'_> {
             "security.mode",
             "enforce and log need telnyx.public_key or twilio.auth_token",
         );
+        // Conference mode places calls through the provider's REST API: it needs its keys.
+        if s.lines.iter().any(|l| l.mode == LineMode::Conference) {
+            let (ok, needs) = match s.provider.kind {
+                crate::texml::Provider::Telnyx => (
+                    s.telnyx.api_key.is_some() && !s.telnyx.texml_application_id.is_empty(),
+                    "needs telnyx.api_key and telnyx.texml_application_id",
+                ),
+                crate::texml::Provider::Twilio => (
+                    s.twilio.auth_token.is_some(),
+                    "needs twilio.auth_token (and twilio.account_sid, or the calls' own account)",
+                ),
+            };
+            p.check(ok, "lines.mode", &format!("\"conference\" {needs}"));
+        }
+        p.check(
+            crate::audio::AudioDir::valid_name(&s.conference.hold_audio),
+            "conference.hold_audio",
+            "must be a plain file name in the audio folder",
+        );
+        p.within(
+            s.conference.queue_capacity,
+            1..=1_000_000,
+            "conference.queue_capacity",
+        );
+        p.within(s.conference.concurrency, 1..=256, "conference.concurrency");
         // With agents from the API, their ids are known only once read.
         let known = (!s.telnyx.agents_from_api).then_some(s.agents.as_slice());
         check_lines(&s.lines, &s.schedules, known, p);

@@ -34,6 +34,7 @@ pub mod admin_client;
 pub mod agents;
 pub mod audio;
 pub mod call;
+pub mod conference;
 pub mod config;
 pub mod dashboard;
 pub mod domain;

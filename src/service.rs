@@ -61,6 +61,8 @@ pub(crate) struct Parts {
     pub(crate) clock: Arc<dyn Clock>,
     /// Callbacks kept at most while the store does not answer.
     pub(crate) deferred_capacity: usize,
+    /// Conference mode's requests to the provider (`None`: no line is in conference mode).
+    pub(crate) requests: Option<crate::conference::Requests>,
 }
 
 pub(crate) struct CallService {
@@ -86,6 +88,7 @@ pub(crate) struct CallService {
     deferred_capacity: usize,
     /// What became of them: queued, applied, dropped (`callbacks_deferred_total`).
     deferred_fates: Family<FateLabels, Counter>,
+    requests: Option<crate::conference::Requests>,
 }
 
 impl CallService {
@@ -100,6 +103,7 @@ impl CallService {
             sinks,
             clock,
             deferred_capacity,
+            requests,
         } = parts;
         let marks_failed = Counter::default();
         registry.register(
@@ -148,6 +152,7 @@ impl CallService {
             deferred: Mutex::new(VecDeque::new()),
             deferred_capacity,
             deferred_fates,
+            requests,
         }
     }
 
@@ -184,9 +189,12 @@ impl CallService {
         };
         // Only the events that may ring someone need who is busy.
         let presence = match event {
-            Event::Incoming { .. } | Event::MenuInput { .. } | Event::DialEnded { .. } => {
-                self.presence.all().await?
-            }
+            Event::Incoming { .. }
+            | Event::MenuInput { .. }
+            | Event::DialEnded { .. }
+            | Event::OrganizerStatus { .. }
+            | Event::OrganizerPlaced { .. }
+            | Event::Expired => self.presence.all().await?,
             _ => Default::default(),
         };
         let (policy, agents) = (&self.policy, &self.agents);
@@ -235,6 +243,13 @@ impl CallService {
                 line: applied.line.clone(),
                 fact,
             });
+        }
+        for command in applied.commands {
+            match &self.requests {
+                Some(requests) => requests.send(command),
+                None => tracing::error!(call_sid = %sid, order = command.order.label(),
+                    "a conference request without the provider's API configured: dropped"),
+            }
         }
         Ok((applied.reply, applied.line))
     }
@@ -388,8 +403,9 @@ impl CallService {
         self.live_calls.set(live);
     }
 
-    /// Settles the calls whose voicemail never came, then forgets finished and stale calls.
-    pub(crate) async fn sweep(&self) {
+    /// Settles the calls whose voicemail never came, and moves on conference rooms whose timer
+    /// is due.
+    pub(crate) async fn settle_due(&self) {
         let now = self.clock.now_ms();
         match self.store.due(now).await {
             Ok(due) => {
@@ -401,6 +417,12 @@ impl CallService {
             }
             Err(e) => tracing::warn!(error = %e, "could not list calls to settle; will try again"),
         }
+    }
+
+    /// Settles what is due, then forgets finished and stale calls.
+    pub(crate) async fn sweep(&self) {
+        self.settle_due().await;
+        let now = self.clock.now_ms();
         match self.store.sweep(now).await {
             Ok(swept) => {
                 if swept.stale > 0 {
@@ -427,13 +449,35 @@ impl CallService {
         }
     }
 
-    /// Sweeps every `every` until the task is stopped.
+    /// Sweeps every `every` until the task is stopped; in between, looks for what is due every
+    /// second (a conference room's timer is counted in seconds).
     pub(crate) async fn keep_swept(self: Arc<Self>, every: Duration) {
-        let mut tick = tokio::time::interval(every);
+        let step = Duration::from_secs(1).min(every);
+        let mut tick = tokio::time::interval(step);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut since_sweep = Duration::ZERO;
         loop {
             tick.tick().await;
-            self.sweep().await;
+            since_sweep += step;
+            if since_sweep >= every {
+                since_sweep = Duration::ZERO;
+                self.sweep().await;
+            } else {
+                self.settle_due().await;
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::conference::Report for CallService {
+    /// What the provider's API said about a call, applied like a callback (kept for later when
+    /// the store does not answer).
+    async fn report(&self, call: &CallSid, event: Event) {
+        let at = self.clock.now_ms();
+        if let Err(e) = self.apply(call, &event).await {
+            tracing::warn!(call_sid = %call, error = %e, "call store away: the provider's answer waits");
+            self.defer(call.clone(), event, at);
         }
     }
 }

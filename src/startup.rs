@@ -130,6 +130,8 @@ pub struct Overrides {
 struct Tasks {
     service: Arc<CallService>,
     sweep_every: Duration,
+    /// Sends conference mode's requests to the provider (`None`: no line in that mode).
+    conference_worker: Option<crate::conference::Worker>,
     lease: Arc<Lease>,
     agent_sync: Option<AgentSync>,
     scheduler: Option<JobScheduler>,
@@ -314,7 +316,27 @@ impl Application {
             sinks: sinks.clone(),
             clock: clock.clone(),
             deferred_capacity: settings.calls.retry_queue,
+            requests: None,
         };
+        // Conference mode's requests to the provider, when a line is in conference mode.
+        let conference = settings
+            .lines
+            .iter()
+            .any(|l| l.mode == crate::config::LineMode::Conference)
+            .then(|| {
+                crate::conference::queue(
+                    crate::conference::api::VoiceApi::new(&settings),
+                    renderer.urls().clone(),
+                    settings.conference.queue_capacity,
+                    settings.conference.concurrency,
+                    &mut registry,
+                )
+            });
+        let (requests, conference_worker) = match conference {
+            Some((requests, worker)) => (Some(requests), Some(worker)),
+            None => (None, None),
+        };
+        let parts = crate::service::Parts { requests, ..parts };
         let service = Arc::new(CallService::new(parts, &mut registry));
         tracing::info!(
             static_agents,
@@ -403,6 +425,7 @@ impl Application {
             tasks: Tasks {
                 service,
                 sweep_every: Duration::from_secs(settings.calls.sweep_interval_secs),
+                conference_worker,
                 lease,
                 agent_sync,
                 scheduler,
@@ -435,6 +458,7 @@ impl Application {
         let Tasks {
             service,
             sweep_every,
+            conference_worker,
             lease,
             agent_sync,
             scheduler,
@@ -447,6 +471,10 @@ impl Application {
             tokio::spawn(service.clone().keep_retrying(Duration::from_secs(1))),
             tokio::spawn(lease.clone().keep()),
         ];
+        if let Some(worker) = conference_worker {
+            let report: Arc<dyn crate::conference::Report> = service.clone();
+            background.push(tokio::spawn(worker.run(report)));
+        }
         if let Some(sync) = agent_sync {
             background.push(tokio::spawn(sync.keep_in_step()));
         }

@@ -90,6 +90,19 @@ impl Params {
     }
 }
 
+/// A provider id (`AccountSid`, `ConferenceSid`) if it is plain: letters, digits, `-`, `_`,
+/// `:` and `.` (Telnyx's `v3:…`), at most 128 characters; anything else is dropped, as it would
+/// be written into a URL path.
+pub fn plain_id(v: Option<&str>) -> Option<Box<str>> {
+    v.filter(|v| {
+        (1..=128).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'))
+            && !v.contains("..")
+    })
+    .map(Box::from)
+}
+
 fn truncate(v: &str) -> String {
     v.chars().take(40).collect()
 }
@@ -101,6 +114,7 @@ pub fn incoming(p: &Params) -> Result<(CallSid, Event), BadRequest> {
         Event::Incoming {
             from: p.party("From")?,
             to: p.party("To")?,
+            account: plain_id(p.text("AccountSid")),
         },
     ))
 }
@@ -223,6 +237,110 @@ pub fn screen(p: &Params, query: &Params, pressed: bool) -> Result<(CallSid, Eve
     ))
 }
 
+/// The caller's call our own query names (`call`).
+fn own_call(query: &Params) -> Result<CallSid, BadRequest> {
+    query.sid("call")
+}
+
+/// The organizer our own query names (`agent`).
+fn own_agent(query: &Params) -> Result<Box<str>, BadRequest> {
+    query
+        .text("agent")
+        .filter(|a| a.len() <= 128)
+        .map(Box::from)
+        .ok_or(BadRequest::Missing("agent"))
+}
+
+/// Conference mode: an organizer's call answered (`pressed`: false, its document) or the key
+/// they pressed (true). The request is about the organizer's call (`CallSid`); our own query
+/// names the caller's call and the organizer.
+pub fn organizer(
+    p: &Params,
+    query: &Params,
+    pressed: bool,
+) -> Result<(CallSid, Event), BadRequest> {
+    let step = match pressed {
+        false => ScreenStep::Start,
+        true => ScreenStep::Pressed(
+            p.text("Digits")
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(|d| Box::from(truncate(d))),
+        ),
+    };
+    Ok((
+        own_call(query)?,
+        Event::Organizer {
+            agent: own_agent(query)?,
+            leg: p.sid("CallSid")?,
+            step,
+        },
+    ))
+}
+
+/// Conference mode: a status callback of an organizer's call.
+pub fn organizer_status(p: &Params, query: &Params) -> Result<(CallSid, Event), BadRequest> {
+    let raw = p
+        .text("CallStatus")
+        .ok_or(BadRequest::Missing("CallStatus"))?;
+    Ok((
+        own_call(query)?,
+        Event::OrganizerStatus {
+            agent: own_agent(query)?,
+            leg: p.sid("CallSid")?,
+            status: CallStatus::parse(raw),
+        },
+    ))
+}
+
+/// Conference mode: a conference status callback (`StatusCallbackEvent`, `ConferenceSid`,
+/// `ParticipantLabel`, `CallSid`).
+pub fn room(p: &Params, query: &Params) -> Result<(CallSid, Event), BadRequest> {
+    let raw = p
+        .text("StatusCallbackEvent")
+        .ok_or(BadRequest::Missing("StatusCallbackEvent"))?;
+    let conference = plain_id(p.text("ConferenceSid")).ok_or(BadRequest::Field(
+        "ConferenceSid",
+        FieldError::Invalid("is missing or not a plain id"),
+    ))?;
+    Ok((
+        own_call(query)?,
+        Event::Room {
+            change: crate::call::conference::RoomChange::parse(raw),
+            conference,
+            label: p
+                .text("ParticipantLabel")
+                .filter(|l| l.len() <= 160)
+                .map(Box::from),
+            leg: p.opt_sid("CallSid")?,
+        },
+    ))
+}
+
+/// Conference mode: the caller's `<Dial>` into the room ended (its action).
+pub fn room_left(p: &Params, query: &Params) -> Result<(CallSid, Event), BadRequest> {
+    let sid = match p.opt_sid("CallSid")? {
+        Some(sid) => sid,
+        None => own_call(query)?,
+    };
+    Ok((sid, Event::RoomLeft))
+}
+
+/// Conference mode: the announcement document for the caller.
+pub fn announce(query: &Params) -> Result<(CallSid, Event), BadRequest> {
+    Ok((
+        own_call(query)?,
+        Event::Announce {
+            agent: own_agent(query)?,
+        },
+    ))
+}
+
+/// A document for the call as it is (the REST API moved it here).
+pub fn resume(p: &Params) -> Result<(CallSid, Event), BadRequest> {
+    Ok((p.sid("CallSid")?, Event::Resume))
+}
+
 /// A status callback: for a dialled leg when it names a parent, else for the caller's call. The
 /// returned CallSid is always the caller's (the key of the call's state).
 pub fn status(p: &Params) -> Result<(CallSid, Event), BadRequest> {
@@ -253,15 +371,21 @@ pub fn record_ended(p: &Params) -> Result<(CallSid, Event), BadRequest> {
 /// A recording status callback. `query` says which recording (`kind`), as we wrote it; the
 /// provider's `RecordingSource` is the fallback.
 pub fn recording(p: &Params, query: &Params) -> Result<(CallSid, Event), BadRequest> {
-    let sid = p.sid("CallSid")?;
+    // A conference recording's callback may name another participant's call, or none: our own
+    // query names the caller's.
+    let sid = match query.text("call") {
+        Some(_) => own_call(query)?,
+        None => p.sid("CallSid")?,
+    };
     let kind = match (query.text("kind"), p.text("RecordingSource")) {
         (Some("voicemail"), _) | (None, Some("RecordVerb")) => RecordingKind::Voicemail,
         (Some("conversation"), _) | (None, Some("DialVerb")) => RecordingKind::Conversation,
+        (Some("conference"), _) | (None, Some("Conference")) => RecordingKind::Conference,
         (Some(other), _) => {
             return Err(BadRequest::NotOneOf(
                 "kind",
                 truncate(other),
-                "voicemail, conversation",
+                "voicemail, conversation, conference",
             ))
         }
         (None, _) => return Err(BadRequest::Missing("kind")),

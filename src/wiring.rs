@@ -41,7 +41,9 @@ impl Settings {
         let renderer = line_prompts
             .into_iter()
             .fold(renderer, |r, (line, own)| r.with_line_prompts(line, own));
-        let renderer = renderer.with_screening(self.line_names(), self.privacy.mask_caller_numbers);
+        let renderer = renderer
+            .with_screening(self.line_names(), self.privacy.mask_caller_numbers)
+            .with_rooms(self.conference.record, &self.conference.hold_audio);
         Ok(self
             .lines
             .iter()
@@ -189,5 +191,11 @@ fn line_policy(line: &LineSettings, settings: &Settings) -> LinePolicy {
             strategy: line.strategy.unwrap_or(settings.dial.strategy),
             wrap_up_secs: line.wrap_up_secs.unwrap_or(settings.dial.wrap_up_secs),
         },
+        conference: (line.mode == crate::config::LineMode::Conference).then_some(
+            crate::call::policy::ConferenceRules {
+                extra_organizers: settings.conference.extra_organizers,
+                announce: settings.conference.announce,
+            },
+        ),
     }
 }

@@ -92,6 +92,8 @@ pub enum RecordingKind {
     Voicemail,
     /// The conversation with an agent, from `<Dial record=...>`.
     Conversation,
+    /// A conference-mode call's room, from `<Conference record=...>`.
+    Conference,
 }
 
 /// `RecordingStatus` of a recording callback.
@@ -127,8 +129,12 @@ pub enum ScreenStep {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// The provider fetched the voice URL for this call.
-    Incoming { from: Party, to: Party },
+    /// The provider fetched the voice URL for this call (`account`: its `AccountSid`).
+    Incoming {
+        from: Party,
+        to: Party,
+        account: Option<Box<str>>,
+    },
     /// The `<Dial>` of round `round` (its group `group`, 0 when a round is one `<Dial>`) ended
     /// and the provider requests its action URL. `round` is `None` when the request did not say
     /// (then the current round and group are meant).
@@ -182,9 +188,43 @@ pub enum Event {
         /// The provider's copy (to delete once archived), when the callback names it.
         copy: Option<ProviderCopy>,
     },
-    /// The grace period of an ended call whose outcome was not settled has passed (from the
-    /// sweeper, never from the provider): no voicemail is coming any more.
+    /// The grace period of an ended call whose outcome was not settled has passed, or a
+    /// conference-mode call's wave rang out (from the sweeper, never from the provider).
     Expired,
+    /// Conference mode: an organizer's call (`leg`) answered and its document is fetched
+    /// (`Start`), or they pressed a key (`Pressed`).
+    Organizer {
+        agent: Box<str>,
+        leg: CallSid,
+        step: ScreenStep,
+    },
+    /// Conference mode: a status callback of an organizer's call.
+    OrganizerStatus {
+        agent: Box<str>,
+        leg: CallSid,
+        status: CallStatus,
+    },
+    /// Conference mode: the REST API placed the call to an organizer (`leg`: its CallSid, when
+    /// the answer said it) or could not (`placed: false`).
+    OrganizerPlaced {
+        agent: Box<str>,
+        leg: Option<CallSid>,
+        placed: bool,
+    },
+    /// Conference mode: a conference status callback (someone joined or left the room).
+    Room {
+        change: super::conference::RoomChange,
+        conference: Box<str>,
+        label: Option<Box<str>>,
+        /// The participant's call (`CallSid`), which says who it is when no label came.
+        leg: Option<CallSid>,
+    },
+    /// Conference mode: the caller's `<Dial>` into the room ended.
+    RoomLeft,
+    /// Conference mode: the announcement document ("NAME is joining") is fetched.
+    Announce { agent: Box<str> },
+    /// A document fetched for the call as it is (the caller was moved by the REST API).
+    Resume,
 }
 
 impl Event {
@@ -204,6 +244,17 @@ impl Event {
             Event::RecordEnded => "record-ended",
             Event::Recording { .. } => "recording",
             Event::Expired => "expired",
+            Event::Organizer {
+                step: ScreenStep::Start,
+                ..
+            } => "organizer",
+            Event::Organizer { .. } => "organizer-input",
+            Event::OrganizerStatus { .. } => "organizer-status",
+            Event::OrganizerPlaced { .. } => "organizer-placed",
+            Event::Room { .. } => "room",
+            Event::RoomLeft => "room-left",
+            Event::Announce { .. } => "announce",
+            Event::Resume => "resume",
         }
     }
 }

@@ -42,6 +42,13 @@ pub enum FactKind {
         duration_secs: Option<u32>,
         copy: Option<ProviderCopy>,
     },
+    /// The recording of a conference-mode call's room is ready (one per recording: a room
+    /// recorded again after a stop has several).
+    ConferenceRecorded {
+        url: Box<str>,
+        duration_secs: Option<u32>,
+        copy: Option<ProviderCopy>,
+    },
     /// The caller's call is over. `settled` is false when a late voicemail recording may still
     /// change `outcome` (it is then [`Outcome::Missed`]): a [`FactKind::Settled`] follows.
     Ended { outcome: Outcome, settled: bool },
@@ -72,6 +79,8 @@ impl FactKind {
             FactKind::AfterHours { .. } => 7,
             FactKind::TurnedAway { .. } => 8,
             FactKind::ConversationRecorded { .. } => 9,
+            // Not guarded (each recording is told once by its id instead).
+            FactKind::ConferenceRecorded { .. } => 10,
         }
     }
 

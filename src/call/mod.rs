@@ -13,6 +13,7 @@
 //! - [`transition`]: the decisions
 //! - [`store`], [`redis_store`]: where calls live, in memory or in Redis
 
+pub mod conference;
 pub mod event;
 pub mod fact;
 pub mod hours;

@@ -159,6 +159,26 @@ impl Menu {
     }
 }
 
+/// What happens to an organizer who presses 1 after another organizer took a conference call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtraOrganizers {
+    /// Told another organizer took it; their call ends. Calls still ringing are ended as soon
+    /// as the first organizer accepts.
+    #[default]
+    Hangup,
+    /// They join the room too (a second organizer); calls still ringing keep ringing.
+    Join,
+}
+
+/// How a conference-mode line runs its rooms (`[conference]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConferenceRules {
+    pub extra_organizers: ExtraOrganizers,
+    /// The caller hears "NAME is joining this call" when the first organizer joins.
+    pub announce: bool,
+}
+
 /// One line's rules.
 #[derive(Debug, Clone)]
 pub struct LinePolicy {
@@ -172,6 +192,9 @@ pub struct LinePolicy {
     pub menu: Option<Menu>,
     /// Who rings in what order, who presses 1 first, how long agents wrap up.
     pub routing: Routing,
+    /// Conference mode (`mode = "conference"`): the caller waits in a room and organizers are
+    /// called through the REST API. `None`: the `<Dial>` flow.
+    pub conference: Option<ConferenceRules>,
 }
 
 impl PartialEq for LinePolicy {
@@ -356,6 +379,31 @@ impl Policy {
             true => self.ring_secs.max(Self::MIN_RING_SECS),
             false => self.ring_secs_each(waves),
         }
+    }
+
+    /// The conference rules of `line`, when it is in conference mode.
+    pub fn conference_of(&self, line: &LineId) -> Option<&ConferenceRules> {
+        self.line_policy(line).and_then(|l| l.conference.as_ref())
+    }
+
+    /// The waves a conference-mode round of `line` calls `targets` in: one organizer each when
+    /// the strategy rings one at a time, else everyone at once, cut to the operator's
+    /// `max_legs_per_dial` (the account's concurrent-call and dials-per-second limits). The
+    /// provider's `<Dial>` limits do not apply: each organizer is a call of its own.
+    pub fn conference_waves(
+        &self,
+        line: &LineId,
+        forward: bool,
+        targets: &Targets,
+    ) -> Vec<Targets> {
+        if !forward && self.routing_of(line).strategy.one_at_a_time() {
+            return self.waves(line, forward, targets);
+        }
+        let limits = DialLimits {
+            max_legs: self.limits.max_legs,
+            ..DialLimits::default()
+        };
+        limits.groups(targets)
     }
 
     pub fn with_routing(self, routing: Routing) -> Policy {

@@ -52,6 +52,7 @@ fn event() -> impl Strategy<Value = Event> {
         Just(Event::Incoming {
             from: party("+12025550142"),
             to: party("+18005550100"),
+            account: None,
         }),
         (
             1u8..=3,
@@ -261,6 +262,7 @@ mod who_rings {
             Happening::Incoming => Event::Incoming {
                 from: caller,
                 to: party("+18005550100"),
+                account: None,
             },
             Happening::LegStatus(a, status) => Event::LegStatus {
                 leg: leg_of(call, *a),

@@ -7,7 +7,8 @@
 //! re-decides from the winner's state, so no update is lost, and since only the winning
 //! transition's facts are returned, no fact is told twice. Two sorted sets are kept by the same
 //! script: live calls scored by their expiry (counting them is one `ZCOUNT`), and calls that
-//! ended unsettled scored by when they are due to settle ([`CallStore::due`]).
+//! ended unsettled scored by when they are due to settle, and conference-mode calls scored by
+//! their room's timer ([`CallStore::due`]).
 
 use std::time::Duration;
 
@@ -226,7 +227,11 @@ impl RedisStore {
             };
             let value = serde_json::to_string(&next)?;
             let px = self.expiry.until(&next, now).saturating_sub(now).max(1);
-            let settle_by = next.unsettled_since().map(|at| self.expiry.settle_by(at));
+            // Due: to settle (an unsettled voicemail), or a conference call's timer.
+            let settle_by = next
+                .unsettled_since()
+                .map(|at| self.expiry.settle_by(at))
+                .or_else(|| next.conference_due());
             let written: i64 = self
                 .cas
                 .key(&key)

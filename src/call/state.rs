@@ -85,6 +85,14 @@ pub struct Call {
     /// The caller was welcomed by the line's menu: ringing opens without the greeting.
     #[serde(default)]
     pub greeted: bool,
+    /// The provider's account the call came in on (`AccountSid`): conference mode's REST
+    /// requests name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Box<str>>,
+    /// The conference recordings already reported (their ids), so a repeated callback is
+    /// told once; a conference may be recorded more than once (stopped and started again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recordings: Vec<Box<str>>,
 }
 
 /// Where the call is.
@@ -109,6 +117,9 @@ pub enum Phase {
         #[serde(default)]
         screen: Screen,
     },
+    /// Conference mode: the caller waits in a conference room while organizers are called
+    /// through the REST API, then talks there with the one who pressed 1 first.
+    Conference(Box<super::conference::Room>),
     /// The bridge with an agent ended; the caller hears the after-call prompt.
     WrapUp {
         pickup: Pickup,
@@ -301,6 +312,30 @@ pub enum Reply {
     },
     /// To the agent who pressed 1 first: nothing more (the document ends, the provider bridges).
     Accept,
+    /// Conference mode, to the caller: `lead`, the recording notice, then wait in conference
+    /// `room` with hold audio until an organizer joins.
+    Conference {
+        call: CallSid,
+        room: Box<str>,
+        lead: Lead,
+    },
+    /// Conference mode, to an organizer whose phone answered: hello `name`, which line, press 1
+    /// to join (a `<Gather>` whose action names the call and the organizer); no key hangs up.
+    Organizer {
+        call: CallSid,
+        agent: Box<str>,
+        name: Box<str>,
+    },
+    /// Conference mode, to an organizer who pressed 1: into conference `room` (`host`: the first,
+    /// whose leaving ends the room; else a second organizer).
+    JoinRoom {
+        call: CallSid,
+        room: Box<str>,
+        agent: Box<str>,
+        host: bool,
+    },
+    /// Conference mode, to the caller: `name` is joining this call.
+    Announce { name: Box<str> },
     /// To an agent who pressed 1 too late: another agent took the call; hang up.
     TooLate,
     /// To an agent whose caller is no longer waiting: say so; hang up.
@@ -359,6 +394,8 @@ impl Call {
             recording: None,
             after_hours: false,
             greeted: false,
+            account: None,
+            recordings: Vec::new(),
         }
     }
 
@@ -384,8 +421,23 @@ impl Call {
         }
     }
 
+    /// What opens the first document that rings: the greeting, the after-hours prompt (a
+    /// forwarded call), or nothing (the menu welcomed the caller).
+    fn lead(&self) -> Lead {
+        match (self.after_hours, self.greeted) {
+            (true, _) => Lead::AfterHours,
+            (false, true) => Lead::Nothing,
+            (false, false) => Lead::Greeting,
+        }
+    }
+
     pub fn reply(&self) -> Reply {
         match &self.phase {
+            Phase::Conference(room) => Reply::Conference {
+                call: self.sid.clone(),
+                room: room.name.clone(),
+                lead: self.lead(),
+            },
             Phase::Dialing {
                 round,
                 group,
@@ -401,11 +453,7 @@ impl Call {
                 targets: ringing.clone(),
                 caller: self.from.clone(),
                 ring_secs: *ring_secs,
-                lead: match (self.after_hours, self.greeted) {
-                    (true, _) => Lead::AfterHours,
-                    (false, true) => Lead::Nothing,
-                    (false, false) => Lead::Greeting,
-                },
+                lead: self.lead(),
             },
             Phase::Menu { attempt } => Reply::Menu { attempt: *attempt },
             Phase::WrapUp { .. } => Reply::AfterCall,

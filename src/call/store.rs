@@ -39,6 +39,8 @@ pub struct Applied {
     pub marks: Vec<super::routing::Mark>,
     /// What happened to the agents' legs (for the ledger).
     pub legs: Vec<super::transition::LegFact>,
+    /// Requests for the provider's REST API (conference mode).
+    pub commands: Vec<super::conference::Command>,
 }
 
 impl From<Step> for Applied {
@@ -50,6 +52,7 @@ impl From<Step> for Applied {
             ignored: step.ignored,
             marks: step.marks,
             legs: step.legs,
+            commands: step.commands,
         }
     }
 }
@@ -142,7 +145,8 @@ pub trait CallStore: Send + Sync {
         now: Millis,
         decide: &Decide<'_>,
     ) -> Result<Applied, StoreError>;
-    /// Calls that ended unsettled and whose grace period has passed at `now`.
+    /// Calls that ended unsettled and whose grace period has passed at `now`, and conference-mode
+    /// calls whose room's timer is due.
     async fn due(&self, now: Millis) -> Result<Vec<CallSid>, StoreError>;
     /// Forgets ended calls past their grace period and stale calls past their TTL.
     async fn sweep(&self, now: Millis) -> Result<Swept, StoreError>;
@@ -253,6 +257,7 @@ impl MemoryStore {
                 e.call
                     .unsettled_since()
                     .is_some_and(|at| self.expiry.settle_by(at) <= now)
+                    || e.call.conference_due().is_some_and(|due| due <= now)
             })
             .map(|e| e.key().clone())
             .collect()

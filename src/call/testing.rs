@@ -42,6 +42,7 @@ pub(crate) fn incoming() -> Event {
     Event::Incoming {
         from: party(CALLER),
         to: party(LINE),
+        account: None,
     }
 }
 
@@ -280,6 +281,11 @@ pub(crate) fn describe(call: &Call) -> String {
         } => format!("dialing {round}"),
         Phase::Dialing { round, group, .. } => format!("dialing {round}.{group}"),
         Phase::Menu { attempt } => format!("menu {attempt}"),
+        Phase::Conference(room) => match (&room.host, room.talking_since) {
+            (_, Some(_)) => "talking in room".into(),
+            (Some(_), None) => "host joining".into(),
+            (None, None) => format!("room {}.{}", room.round, room.wave),
+        },
         Phase::WrapUp { .. } => "wrap-up".into(),
         Phase::Voicemail { recorded: true, .. } => "voicemail recorded".into(),
         Phase::Voicemail { .. } => "voicemail".into(),
@@ -302,6 +308,7 @@ pub(crate) fn name(kind: &FactKind) -> String {
         FactKind::SentToVoicemail { .. } => "sent to voicemail".into(),
         FactKind::VoicemailLeft { .. } => "voicemail left".into(),
         FactKind::ConversationRecorded { .. } => "conversation recorded".into(),
+        FactKind::ConferenceRecorded { .. } => "conference recorded".into(),
         FactKind::Ended { outcome, settled } => format!(
             "ended {}{}",
             outcome.label(),

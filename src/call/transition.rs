@@ -8,6 +8,7 @@
 use crate::domain::{CallSid, LineId, Party, ProviderCopy};
 use crate::time::{secs_between, Millis};
 
+use super::conference::{self, Command};
 use super::event::{CallStatus, DialStatus, Event, RecordingKind, RecordingStatus, ScreenStep};
 use super::fact::{Fact, FactKind, Ignored, MissReason};
 use super::policy::{
@@ -41,6 +42,8 @@ pub struct Step {
     pub marks: Vec<Mark>,
     /// What happened to the agents' legs, for the ledger.
     pub legs: Vec<LegFact>,
+    /// What the provider must be asked to do through its REST API (conference mode).
+    pub commands: Vec<Command>,
 }
 
 /// What a step did to the agents' legs: a `<Dial>` rang these agents; one of them took the call;
@@ -66,9 +69,13 @@ pub enum LegFact {
     },
 }
 
-/// The `<Dial>` a call is ringing, and who took it, if anyone.
+/// The `<Dial>` a call is ringing (or the wave of organizers its room is calling), and who took
+/// it, if anyone.
 fn dial_of(call: &Call) -> Option<(u8, u8, &Targets, Option<&Pickup>)> {
     match &call.phase {
+        Phase::Conference(room) if room.talking_since.is_none() || room.host.is_some() => {
+            Some((room.round, room.wave, &room.ringing, room.host.as_ref()))
+        }
         Phase::Dialing {
             round,
             group,
@@ -107,9 +114,17 @@ fn leg_facts(before: Option<&Call>, after: &Call, event: &Event) -> Vec<LegFact>
             pickup: Some(p),
             ..
         } if (*r, *g) == (round, group) => Some(p),
+        Phase::Conference(room) if (room.round, room.wave) == (round, group) => room.host.as_ref(),
         Phase::WrapUp { pickup, .. } => Some(pickup),
         _ => None,
     };
+    // A room's wave is over when the room calls another one or sends the caller to voicemail.
+    let wave_over = before.is_some_and(|b| matches!(b.phase, Phase::Conference(_)))
+        && match &after.phase {
+            Phase::Conference(room) => (room.round, room.wave) != (round, group),
+            Phase::Voicemail { .. } => true,
+            _ => false,
+        };
     match taken {
         Some(p) => facts.insert(
             0,
@@ -120,7 +135,7 @@ fn leg_facts(before: Option<&Call>, after: &Call, event: &Event) -> Vec<LegFact>
                 agent: p.agent.clone(),
             },
         ),
-        None if matches!(event, Event::DialEnded { .. }) => {
+        None if matches!(event, Event::DialEnded { .. }) || wave_over => {
             facts.insert(0, LegFact::RangOut { round, group })
         }
         None => {}
@@ -129,34 +144,37 @@ fn leg_facts(before: Option<&Call>, after: &Call, event: &Event) -> Vec<LegFact>
 }
 
 /// What one arm decided; [`transition`] adds the reply.
-struct Change {
-    next: Option<Call>,
-    facts: Vec<Fact>,
-    ignored: Option<Ignored>,
+pub(super) struct Change {
+    pub(super) next: Option<Call>,
+    pub(super) facts: Vec<Fact>,
+    pub(super) ignored: Option<Ignored>,
     /// The document, when it is not the call's own: the usual one for an unknown call is not
     /// it, or the request is an agent's (a screened leg's whisper).
-    reply: Option<Reply>,
-    marks: Vec<Mark>,
+    pub(super) reply: Option<Reply>,
+    pub(super) marks: Vec<Mark>,
+    pub(super) commands: Vec<Command>,
 }
 
 impl Change {
-    fn ignored(why: Ignored) -> Change {
+    pub(super) fn ignored(why: Ignored) -> Change {
         Change {
             next: None,
             facts: Vec::new(),
             ignored: Some(why),
             reply: None,
             marks: Vec::new(),
+            commands: Vec::new(),
         }
     }
 
-    fn to(call: Call, facts: Vec<Fact>) -> Change {
+    pub(super) fn to(call: Call, facts: Vec<Fact>) -> Change {
         Change {
             next: Some(call),
             facts,
             ignored: None,
             reply: None,
             marks: Vec::new(),
+            commands: Vec::new(),
         }
     }
 
@@ -168,16 +186,29 @@ impl Change {
             ignored: None,
             reply: Some(reply),
             marks: Vec::new(),
+            commands: Vec::new(),
         }
     }
 
     /// Nothing changes; the agent's leg gets `reply`.
-    fn answer(reply: Reply) -> Change {
+    pub(super) fn answer(reply: Reply) -> Change {
         Change::gone(Vec::new(), reply)
     }
 
+    /// Nothing changes, nothing is wrong: the call's own document.
+    fn unchanged() -> Change {
+        Change {
+            next: None,
+            facts: Vec::new(),
+            ignored: None,
+            reply: None,
+            marks: Vec::new(),
+            commands: Vec::new(),
+        }
+    }
+
     /// With these marks.
-    fn marking(mut self, marks: Vec<Mark>) -> Change {
+    pub(super) fn marking(mut self, marks: Vec<Mark>) -> Change {
         self.marks = marks;
         self
     }
@@ -188,7 +219,7 @@ const RELEASED: u8 = 15;
 
 impl Call {
     /// Emits a fact of `kind` unless one of its kind was already emitted for this call.
-    fn emit(&mut self, facts: &mut Vec<Fact>, kind: FactKind) {
+    pub(super) fn emit(&mut self, facts: &mut Vec<Fact>, kind: FactKind) {
         if self.emitted.first(kind.flag()) {
             facts.push(Fact {
                 from: self.from.clone(),
@@ -204,7 +235,7 @@ impl Call {
     }
 
     /// The agent `pickup` names took this call at `pickup.at`: their mark, when known.
-    fn taken(&self, pickup: &Pickup, policy: &Policy) -> Vec<Mark> {
+    pub(super) fn taken(&self, pickup: &Pickup, policy: &Policy) -> Vec<Mark> {
         let Some(agent) = pickup.agent_id.clone() else {
             return Vec::new();
         };
@@ -219,7 +250,7 @@ impl Call {
     }
 
     /// The conversation of `pickup` ended at `now`: its agent's release, once per call.
-    fn release(&mut self, pickup: &Pickup, now: Millis) -> Vec<Mark> {
+    pub(super) fn release(&mut self, pickup: &Pickup, now: Millis) -> Vec<Mark> {
         match &pickup.agent_id {
             Some(agent) if self.emitted.first(RELEASED) => vec![Mark::Ended {
                 agent: agent.clone(),
@@ -232,7 +263,12 @@ impl Call {
     }
 
     /// Goes to voicemail, saying why.
-    fn send_to_voicemail(&mut self, intro: Intro, reason: MissReason, facts: &mut Vec<Fact>) {
+    pub(super) fn send_to_voicemail(
+        &mut self,
+        intro: Intro,
+        reason: MissReason,
+        facts: &mut Vec<Fact>,
+    ) {
         self.phase = Phase::Voicemail {
             intro,
             recorded: false,
@@ -242,7 +278,13 @@ impl Call {
     }
 
     /// Ends the call with `outcome`.
-    fn end(&mut self, outcome: Outcome, settled: bool, now: Millis, facts: &mut Vec<Fact>) {
+    pub(super) fn end(
+        &mut self,
+        outcome: Outcome,
+        settled: bool,
+        now: Millis,
+        facts: &mut Vec<Fact>,
+    ) {
         self.phase = Phase::Ended {
             outcome: outcome.clone(),
             at: now,
@@ -284,7 +326,13 @@ pub fn transition(
         }
         // A repeated voice request: the call keeps its document.
         (Event::Incoming { .. }, Some(_)) => Change::ignored(Ignored::Duplicate),
-        (Event::Incoming { from, to }, None) => new_call(sid, from, to, now, policy, snapshot),
+        (Event::Incoming { from, to, account }, None) => {
+            let mut change = new_call(sid, from, to, now, policy, snapshot);
+            if let Some(call) = change.next.as_mut() {
+                call.account = account.clone();
+            }
+            change
+        }
         (e @ Event::DialEnded { .. }, Some(call)) => dial_ended(call, e, now, policy, snapshot),
         (
             Event::DialEnded {
@@ -334,9 +382,64 @@ pub fn transition(
             },
             Some(call),
         ) => recording(call, *kind, *status, url, *duration_secs, copy),
-        (Event::Expired, Some(call)) => expired(call),
+        (Event::Expired, Some(call)) => match &call.phase {
+            Phase::Conference(room) => conference::timer(call, room, now, policy, snapshot),
+            _ => expired(call),
+        },
+        (Event::Organizer { agent, leg, step }, Some(call)) => {
+            conference::organizer(call, agent, leg, step, now, policy)
+        }
+        // The caller's call is over (and forgotten): the organizer is told.
+        (Event::Organizer { .. }, None) => Change::answer(Reply::CallerGone),
+        (Event::OrganizerStatus { agent, leg, status }, Some(call)) => {
+            conference::organizer_status(call, agent, leg, *status, now, policy, snapshot)
+        }
+        (
+            Event::OrganizerPlaced {
+                leg: None,
+                placed: true,
+                ..
+            },
+            Some(_),
+        ) => {
+            // Placed, but the answer did not say its CallSid: its callbacks will.
+            Change::unchanged()
+        }
+        (Event::OrganizerPlaced { agent, leg, placed }, Some(call)) => {
+            let leg = leg.as_ref().filter(|_| *placed);
+            conference::organizer_placed(call, agent, leg, now, policy, snapshot)
+        }
+        (
+            Event::Room {
+                change,
+                conference,
+                label,
+                leg,
+            },
+            Some(call),
+        ) => {
+            let label = label
+                .as_deref()
+                .map(str::to_owned)
+                .or_else(|| conference::label_of_leg(call, leg.as_ref()?));
+            conference::room_changed(call, *change, conference, label.as_deref(), now, policy)
+        }
+        (Event::RoomLeft, Some(call)) => conference::room_left(call, now),
+        (Event::Announce { agent }, call) => {
+            let name = call.and_then(|c| conference::announced_name(c, agent));
+            match name {
+                Some(name) => Change::answer(Reply::Announce { name }),
+                None => Change::answer(Reply::Hangup),
+            }
+        }
+        (Event::Resume, Some(_)) => Change::unchanged(),
         (_, None) => Change::ignored(Ignored::UnknownCall),
     };
+    let mut change = change;
+    // A call put on `Dialing` on a conference-mode line waits in its room instead.
+    if let Some(next) = change.next.as_mut() {
+        conference::seat(call, next, now, policy, &mut change.commands);
+    }
     let held = change.next.as_ref().or(call);
     let line = held.map_or_else(|| policy.line_of(event), |c| c.line.clone());
     let reply = match (held, change.reply) {
@@ -356,6 +459,7 @@ pub fn transition(
         ignored: change.ignored,
         marks: change.marks,
         legs,
+        commands: change.commands,
     }
 }
 
@@ -408,13 +512,9 @@ fn new_call(
                 live_calls: snapshot.live_calls,
             },
         };
-        return Change {
-            next: None,
-            facts: vec![fact],
-            ignored: None,
-            reply: None,
-            marks: Vec::new(),
-        };
+        let mut change = Change::unchanged();
+        change.facts.push(fact);
+        return change;
     }
     let mut facts = Vec::new();
     // The line's hours are read once, when the call arrives; a call in progress keeps its path.
@@ -604,7 +704,7 @@ fn turn_away(
 
 /// Round `round` of call `sid` on `line` starts: those of `available` who are free now, in the
 /// line's strategy's order, its first `<Dial>` ringing. `None`: nobody is free.
-fn first_dial(
+pub(super) fn first_dial(
     sid: &CallSid,
     line: &LineId,
     round: u8,
@@ -837,13 +937,9 @@ fn recover(
         let reason = MissReason::Recovered;
         call.emit(&mut facts, FactKind::SentToVoicemail { reason });
     }
-    Change {
-        next: Some(call),
-        facts,
-        ignored: Some(Ignored::UnknownCall),
-        reply: None,
-        marks: Vec::new(),
-    }
+    let mut change = Change::to(call, facts);
+    change.ignored = Some(Ignored::UnknownCall);
+    change
 }
 
 fn leg_status(
@@ -1014,6 +1110,7 @@ fn call_status(call: &Call, status: CallStatus, now: Millis) -> Change {
     };
     let (outcome, settled) = match &call.phase {
         Phase::Ended { .. } => return Change::ignored(Ignored::Duplicate),
+        Phase::Conference(room) => return conference::caller_gone(call, room, now),
         Phase::Dialing { pickup: None, .. } | Phase::Menu { .. } => {
             let waited_secs = secs_between(call.started_at, now);
             (Outcome::Abandoned { waited_secs }, true)
@@ -1089,6 +1186,28 @@ fn recording(
         }
         return Change::ignored(Ignored::NoRecording);
     };
+    if kind == RecordingKind::Conference {
+        let id: Box<str> = copy.as_ref().map_or_else(|| url.clone(), |c| c.sid.clone());
+        if call.recordings.contains(&id) {
+            return Change::ignored(Ignored::Duplicate);
+        }
+        if next.recordings.len() >= 16 {
+            next.recordings.remove(0);
+        }
+        next.recordings.push(id);
+        // Told once per recording (by its id), not once per call: a room may be recorded again.
+        facts.push(super::fact::Fact {
+            from: call.from.clone(),
+            to: call.to.clone(),
+            line: call.line.clone(),
+            kind: FactKind::ConferenceRecorded {
+                url: url.clone(),
+                duration_secs,
+                copy: copy.clone(),
+            },
+        });
+        return Change::to(next, facts);
+    }
     if kind == RecordingKind::Conversation {
         if call.recording.is_some() {
             return Change::ignored(Ignored::Duplicate);
@@ -1816,6 +1935,7 @@ mod tests {
                 after_hours,
                 menu: None,
                 routing: Default::default(),
+                conference: None,
             }])
         };
         let run = |after_hours| Script::new().policy(policy(after_hours)).at(0, incoming());
@@ -1856,6 +1976,7 @@ mod tests {
             after_hours: AfterHours::Reject,
             menu: None,
             routing: Default::default(),
+            conference: None,
         }]);
         let (call, _) = Script::new().policy(open).at(0, incoming()).play();
         let call = call.expect("call");
@@ -1885,6 +2006,7 @@ mod tests {
                 after_hours: AfterHours::Voicemail,
                 menu: Some(menu),
                 routing: Default::default(),
+                conference: None,
             },
             LinePolicy {
                 id: LineId::new("sales"),
@@ -1893,6 +2015,7 @@ mod tests {
                 after_hours: sales_after,
                 menu: None,
                 routing: Default::default(),
+                conference: None,
             },
         ])
     }
@@ -2136,6 +2259,7 @@ mod tests {
         let incoming = Event::Incoming {
             from: party("anonymous"),
             to: party(LINE),
+            account: None,
         };
         let step = transition(&sid("CA1"), None, &incoming, 0, &policy, &snapshot());
         let (call, facts): (_, Vec<_>) =

@@ -179,6 +179,14 @@ pub fn live_call(call: &Call, mask: bool) -> Option<LiveCall> {
             p.at,
             Some(p.agent.as_deref().unwrap_or("an agent").to_owned()),
         ),
+        Phase::Conference(room) => match (&room.host, room.talking_since) {
+            (Some(host), Some(since)) => (
+                CallState::Talking,
+                since,
+                Some(host.agent.as_deref().unwrap_or("an organizer").to_owned()),
+            ),
+            _ => (CallState::Ringing, call.started_at, None),
+        },
         Phase::Voicemail { .. } => (CallState::Voicemail, call.started_at, None),
         Phase::WrapUp { .. } | Phase::Closing { .. } | Phase::Ended { .. } => return None,
     };
@@ -224,6 +232,16 @@ impl<'a> Activity<'a> {
                     ringing,
                     ..
                 } => a.ringing.extend(ringing.iter().map(|agent| &*agent.id)),
+                Phase::Conference(room) => {
+                    use crate::call::conference::OrganizerState as S;
+                    for o in &room.organizers {
+                        match o.state {
+                            S::Joined | S::Accepted => a.talking.insert(&*o.id),
+                            S::Calling | S::Answered => a.ringing.insert(&*o.id),
+                            _ => false,
+                        };
+                    }
+                }
                 _ => {}
             }
         }

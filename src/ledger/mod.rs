@@ -133,6 +133,10 @@ impl Entry {
                 e.kind = "conversation_recorded";
                 serde_json::json!({ "duration_secs": duration_secs })
             }
+            FactKind::ConferenceRecorded { duration_secs, .. } => {
+                e.kind = "conference_recorded";
+                serde_json::json!({ "duration_secs": duration_secs })
+            }
             FactKind::VoicemailLeft { duration_secs, .. } => {
                 e.kind = "voicemail_left";
                 serde_json::json!({ "duration_secs": duration_secs })

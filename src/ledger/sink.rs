@@ -99,6 +99,11 @@ impl Sink for LedgerSink {
                     duration_secs,
                     copy,
                 } => Some(("conversation", url, *duration_secs, copy)),
+                FactKind::ConferenceRecorded {
+                    url,
+                    duration_secs,
+                    copy,
+                } => Some(("conference", url, *duration_secs, copy)),
                 _ => None,
             };
             if let (Some(archive), Some((kind, url, duration_secs, copy))) =

@@ -32,8 +32,19 @@ impl Kind {
     /// The routes of `path` (a matched pattern).
     fn of(path: &str) -> Kind {
         match path {
-            "/texml/inbound" | "/texml/dial" | "/texml/menu" | "/texml/voicemail" => Kind::Voice,
-            "/texml/screen" | "/texml/screen/answer" => Kind::Screen,
+            "/texml/inbound"
+            | "/texml/dial"
+            | "/texml/menu"
+            | "/texml/voicemail"
+            | "/texml/conference/left"
+            | "/texml/conference/resume"
+            | "/texml/conference/hold" => Kind::Voice,
+            "/texml/screen"
+            | "/texml/screen/answer"
+            | "/texml/conference/organizer"
+            | "/texml/conference/organizer/answer"
+            | "/texml/conference/organizer/left"
+            | "/texml/conference/announce" => Kind::Screen,
             "/telnyx/events" => Kind::CallControl,
             _ => Kind::Callback,
         }

@@ -20,6 +20,20 @@ pub(super) async fn status(req: HttpRequest, body: Verified, cx: Data<Context>) 
     callback(&req, &body, &cx, |p, _| webhook::status(p)).await
 }
 
+/// Conference mode: status callbacks of the organizers' calls.
+pub(super) async fn organizer_status(
+    req: HttpRequest,
+    body: Verified,
+    cx: Data<Context>,
+) -> HttpResponse {
+    callback(&req, &body, &cx, webhook::organizer_status).await
+}
+
+/// Conference mode: the rooms' status callbacks (join, leave, start, end).
+pub(super) async fn room(req: HttpRequest, body: Verified, cx: Data<Context>) -> HttpResponse {
+    callback(&req, &body, &cx, webhook::room).await
+}
+
 pub(super) async fn recording(req: HttpRequest, body: Verified, cx: Data<Context>) -> HttpResponse {
     callback(&req, &body, &cx, webhook::recording).await
 }

@@ -10,8 +10,11 @@
 //! | `GET`/`POST /texml/voicemail` | Record action: goodbye | [`voice`] |
 //! | `GET`/`POST /texml/screen?call=&round=&group=&agent=` | a screened leg's whisper: press 1 | [`voice`] |
 //! | `GET`/`POST /texml/screen/answer?…` | the key a screened agent pressed: connect or hang up | [`voice`] |
+//! | `GET`/`POST /texml/conference/organizer?call=&agent=` (`/answer`) | conference mode: an organizer's call answered: hello, press 1 (the key pressed) | [`voice`] |
+//! | `GET`/`POST /texml/conference/left`, `/resume`, `/hold`, `/announce`, `/organizer/left` | conference mode: the caller's room ended; a moved caller's document; hold audio; "NAME is joining"; an organizer's room ended | [`voice`] |
+//! | `POST /texml/conference/leg?call=&agent=`, `/events?call=` | conference mode: organizers' call status callbacks; the room's events | [`callbacks`] |
 //! | `POST /texml/status` | status callbacks of the call and of every dialled leg | [`callbacks`] |
-//! | `POST /texml/recording?kind=voicemail\|conversation` | recording status callbacks | [`callbacks`] |
+//! | `POST /texml/recording?kind=voicemail\|conversation\|conference` | recording status callbacks | [`callbacks`] |
 //! | `POST /telnyx/events` | Call Control events of the agents' own calls | [`callbacks`] |
 //! | `GET /audio/{file}` | prompts from the audio folder | [`audio`] |
 //! | `GET /admin/lines`, `POST /admin/lines/{id}/close\|open` | lines' state; open or close by hand (Bearer token) | [`admin`] |
@@ -146,6 +149,41 @@ fn configure(cfg: &mut web::ServiceConfig) {
         "/texml/screen/answer",
         web::route().guard(get_or_post()).to(voice::screen_answer),
     )
+    .route(
+        "/texml/conference/organizer",
+        web::route().guard(get_or_post()).to(voice::organizer),
+    )
+    .route(
+        "/texml/conference/organizer/answer",
+        web::route()
+            .guard(get_or_post())
+            .to(voice::organizer_answer),
+    )
+    .route(
+        "/texml/conference/organizer/left",
+        web::route().guard(get_or_post()).to(voice::organizer_left),
+    )
+    .route(
+        "/texml/conference/left",
+        web::route().guard(get_or_post()).to(voice::room_left),
+    )
+    .route(
+        "/texml/conference/resume",
+        web::route().guard(get_or_post()).to(voice::resume),
+    )
+    .route(
+        "/texml/conference/hold",
+        web::route().guard(get_or_post()).to(voice::hold),
+    )
+    .route(
+        "/texml/conference/announce",
+        web::route().guard(get_or_post()).to(voice::announce),
+    )
+    .route(
+        "/texml/conference/leg",
+        web::post().to(callbacks::organizer_status),
+    )
+    .route("/texml/conference/events", web::post().to(callbacks::room))
     .route("/texml/status", web::post().to(callbacks::status))
     .route("/texml/recording", web::post().to(callbacks::recording))
     .route("/telnyx/events", web::post().to(callbacks::telnyx_events))

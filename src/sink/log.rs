@@ -42,6 +42,9 @@ fn log(record: &Record, privacy: &Privacy) {
                 FactKind::ConversationRecorded { duration_secs, .. } => {
                     tracing::info!(call_sid = %sid, duration_secs, "conversation recording ready")
                 }
+                FactKind::ConferenceRecorded { duration_secs, .. } => {
+                    tracing::info!(call_sid = %sid, duration_secs, "conference recording ready")
+                }
                 FactKind::Ended { outcome, settled } => match outcome {
                     Outcome::Abandoned { waited_secs } => {
                         tracing::info!(call_sid = %sid, %from, waited_secs, "caller hung up while agents rang")

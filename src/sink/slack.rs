@@ -303,6 +303,7 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                 // Blocked callers are logged and counted, not posted.
                 FactKind::Ended { .. }
                 | FactKind::ConversationRecorded { .. }
+                | FactKind::ConferenceRecorded { .. }
                 | FactKind::Settled { .. }
                 | FactKind::Refused { .. }
                 | FactKind::TurnedAway { .. } => return None,

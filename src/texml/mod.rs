@@ -124,6 +124,10 @@ pub enum Verb {
     Gather(Gather),
     /// `<Redirect method="POST">`: fetch the next document from this URL.
     Redirect(String),
+    /// `<Dial>` into a conference room.
+    Room(RoomDial),
+    /// `<Play loop="0">`: this audio, over and over (hold audio).
+    Loop(String),
     Hangup,
     /// `<Reject reason="rejected"/>`: refuse an unanswered call.
     Reject,
@@ -174,6 +178,31 @@ pub struct DialNoun {
     /// (screening). `None`: bridged as soon as it answers.
     pub url: Option<String>,
 }
+
+/// `<Dial>` with one `<Conference>`: the caller waiting in a room, or an organizer joining it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomDial {
+    /// The Dial action: requested when this participant's time in the room is over.
+    pub action: String,
+    pub time_limit_secs: u32,
+    /// The conference's name (opaque).
+    pub name: String,
+    /// `participantLabel`: the REST API can address the participant by it.
+    pub label: String,
+    /// `startConferenceOnEnter`: false while waiting for someone who starts it (hold audio).
+    pub start_on_enter: bool,
+    /// `endConferenceOnExit`: the room ends when this participant leaves.
+    pub end_on_exit: bool,
+    /// `waitUrl`: the document played until the conference starts.
+    pub wait_url: Option<String>,
+    /// `record="record-from-start"` (from when the conference starts), with its callback.
+    pub recording_status_callback: Option<String>,
+    /// `statusCallback` for the room's events (start, end, join, leave).
+    pub status_callback: String,
+}
+
+/// Room events we ask the provider to report.
+pub const ROOM_EVENTS: &str = "start end join leave";
 
 /// Leg events we ask the provider to report.
 pub const LEG_EVENTS: &str = "initiated ringing answered completed";

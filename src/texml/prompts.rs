@@ -152,6 +152,13 @@ pub struct Prompts {
     pub screen_taken: Prompt,
     /// To an agent whose caller is no longer waiting.
     pub screen_gone: Prompt,
+    /// Conference mode, to an organizer whose phone answered: `{name}` and `{line}` are filled
+    /// in.
+    pub organizer: Prompt,
+    /// Conference mode, to the caller: `{name}` is filled in.
+    pub joining: Prompt,
+    /// Conference mode, after the greeting when the room is recorded.
+    pub recorded: Prompt,
     pub display_name: Option<DisplayName>,
     /// The file's voice and language, for texts spoken from elsewhere (a line's menu).
     pub voice: Option<String>,
@@ -171,6 +178,16 @@ const SCREEN: &str = "{line} call from {caller}. Press 1 to take it.";
 const SCREEN_TAKEN: &str = "Another agent took this call. Thank you.";
 /// When the file has no `[screen_gone]`.
 const SCREEN_GONE: &str = "The caller is no longer waiting. Thank you.";
+/// Conference mode: what an organizer hears, when the file has no `[organizer]`.
+const ORGANIZER: &str = "Hello {name}. {line} call. Press 1 to join.";
+/// When the file has no `[joining]`.
+const JOINING: &str = "{name} is joining this call.";
+/// When the file has no `[recorded]`.
+const RECORDED: &str = "This call is recorded.";
+/// The placeholders `[organizer]` may use.
+const ORGANIZER_PLACEHOLDERS: [&str; 2] = ["{name}", "{line}"];
+/// The placeholders `[joining]` may use.
+const JOINING_PLACEHOLDERS: [&str; 1] = ["{name}"];
 /// The placeholders `[screen]` may use.
 const SCREEN_PLACEHOLDERS: [&str; 2] = ["{line}", "{caller}"];
 
@@ -192,6 +209,9 @@ struct FileDef {
     screen: Option<PromptDef>,
     screen_taken: Option<PromptDef>,
     screen_gone: Option<PromptDef>,
+    organizer: Option<PromptDef>,
+    joining: Option<PromptDef>,
+    recorded: Option<PromptDef>,
     #[serde(default)]
     ring: RingDef,
 }
@@ -406,11 +426,58 @@ impl Prompts {
                 Some(p) => prompt("screen_gone", p)?,
                 None => spoken(SCREEN_GONE),
             },
+            organizer: match &def.organizer {
+                Some(p) => {
+                    spoken_only(&src, "organizer", p, &ORGANIZER_PLACEHOLDERS)?;
+                    prompt("organizer", p)?
+                }
+                None => spoken(ORGANIZER),
+            },
+            joining: match &def.joining {
+                Some(p) => {
+                    spoken_only(&src, "joining", p, &JOINING_PLACEHOLDERS)?;
+                    prompt("joining", p)?
+                }
+                None => spoken(JOINING),
+            },
+            recorded: match &def.recorded {
+                Some(p) => prompt("recorded", p)?,
+                None => spoken(RECORDED),
+            },
             display_name,
             voice,
             language,
         })
     }
+}
+
+/// A prompt with placeholders: spoken (no `audio`), using only `known` placeholders.
+fn spoken_only(
+    src: &Source<'_>,
+    key: &str,
+    p: &PromptDef,
+    known: &[&str],
+) -> Result<(), TemplateError> {
+    let mut rest = p.say.get_ref().clone();
+    for k in known {
+        rest = rest.replace(k, "");
+    }
+    if rest.contains(['{', '}']) {
+        return Err(src.error(
+            Some(p.say.span()),
+            format!(
+                "[{key}] say may use only the placeholders {}",
+                known.join(" and ")
+            ),
+        ));
+    }
+    if p.audio.is_some() {
+        return Err(src.error(
+            Some(p.say.span()),
+            format!("[{key}] is spoken (it says a name): remove `audio`"),
+        ));
+    }
+    Ok(())
 }
 
 /// A caller as an agent hears them: a number digit by digit (`+1 202…` becomes `1 2 0 2 …`),

@@ -23,6 +23,7 @@ pub struct Urls {
     status: String,
     recording_voicemail: String,
     recording_conversation: String,
+    conference: String,
 }
 
 impl Urls {
@@ -42,6 +43,7 @@ impl Urls {
             status: abs("texml/status")?,
             recording_voicemail: abs("texml/recording?kind=voicemail")?,
             recording_conversation: abs("texml/recording?kind=conversation")?,
+            conference: abs("texml/conference/")?,
             base,
         })
     }
@@ -94,6 +96,29 @@ impl Urls {
         format!("{base}?{query}")
     }
 
+    /// Conference mode: `path` under `/texml/conference/`, with these query pairs.
+    pub fn conference(&self, path: &str, pairs: &[(&str, &str)]) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            query.append_pair(k, v);
+        }
+        let query = query.finish();
+        match query.is_empty() {
+            true => format!("{}{path}", self.conference),
+            false => format!("{}{path}?{query}", self.conference),
+        }
+    }
+
+    /// Conference mode: the recording callback of `call`'s room (the call rides along: a
+    /// conference recording's callback may name another participant's call, or none).
+    pub fn recording_conference(&self, call: &crate::domain::CallSid) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("kind", "conference")
+            .append_pair("call", call.as_str())
+            .finish();
+        format!("{}texml/recording?{query}", self.base)
+    }
+
     /// A file of the audio folder (names are checked to be plain, see [`crate::audio`]).
     pub fn audio(&self, name: &str) -> String {
         self.base
@@ -134,6 +159,9 @@ pub struct Renderer {
     line_names: std::collections::HashMap<LineId, String>,
     /// Callers' numbers masked in what agents hear (`privacy.mask_caller_numbers`).
     mask_callers: bool,
+    /// Conference mode: rooms are recorded; the hold audio's file.
+    room_record: bool,
+    hold_audio: String,
     /// The apology document, rendered at start so that a failure while rendering can still answer
     /// the caller with something valid.
     fallback: Vec<u8>,
@@ -157,6 +185,8 @@ impl Renderer {
             menus: Default::default(),
             line_names: Default::default(),
             mask_callers: false,
+            room_record: true,
+            hold_audio: "hold.wav".into(),
             fallback: Vec::new(),
         };
         renderer.fallback = renderer
@@ -188,6 +218,43 @@ impl Renderer {
         self.line_names = line_names;
         self.mask_callers = mask_callers;
         self
+    }
+
+    /// How conference-mode rooms are run: recorded or not, and what the caller waits to.
+    pub fn with_rooms(mut self, record: bool, hold_audio: &str) -> Renderer {
+        self.room_record = record;
+        self.hold_audio = hold_audio.to_owned();
+        self
+    }
+
+    /// The hold document of a room: the hold audio, looped.
+    pub fn hold(&self) -> Vec<u8> {
+        let doc = Response::new(vec![Verb::Loop(self.urls.audio(&self.hold_audio))]);
+        doc.to_xml().unwrap_or_else(|_| self.fallback.clone())
+    }
+
+    fn line_name(&self, line: &LineId) -> String {
+        self.line_names
+            .get(line)
+            .map_or_else(|| line.as_str().to_owned(), Clone::clone)
+    }
+
+    /// A prompt with `{placeholder}`s filled in (a spoken one; an audio one as it is).
+    fn filled(&self, prompt: &super::Prompt, pairs: &[(&str, &str)]) -> Verb {
+        let prompt = match prompt {
+            super::Prompt::Say(say) => {
+                let mut text = say.text.clone();
+                for (k, v) in pairs {
+                    text = text.replace(k, v);
+                }
+                super::Prompt::Say(Say {
+                    text,
+                    ..say.clone()
+                })
+            }
+            other => other.clone(),
+        };
+        self.verb(&prompt)
     }
 
     pub fn urls(&self) -> &Urls {
@@ -382,6 +449,79 @@ impl Renderer {
                     }),
                     Verb::Hangup,
                 ])
+            }
+            Reply::Conference { call, room, lead } => {
+                let mut verbs = Vec::new();
+                match lead {
+                    Lead::Greeting => verbs.push(self.verb(&p.greeting)),
+                    Lead::AfterHours => verbs.push(self.verb(&p.after_hours)),
+                    Lead::Nothing => {}
+                }
+                if self.room_record {
+                    verbs.push(self.verb(&p.recorded));
+                }
+                let call_pair = [("call", call.as_str())];
+                verbs.push(Verb::Room(super::RoomDial {
+                    action: self.urls.conference("left", &call_pair),
+                    time_limit_secs: self.dial.time_limit_secs,
+                    name: room.to_string(),
+                    label: crate::call::conference::CALLER_LABEL.to_owned(),
+                    start_on_enter: false,
+                    end_on_exit: true,
+                    wait_url: Some(self.urls.conference("hold", &[])),
+                    recording_status_callback: self
+                        .room_record
+                        .then(|| self.urls.recording_conference(call)),
+                    status_callback: self.urls.conference("events", &call_pair),
+                }));
+                // Reached if the provider skips the Dial action: the caller is not left in silence.
+                verbs.push(self.verb(&p.goodbye));
+                verbs.push(Verb::Hangup);
+                Response::new(verbs)
+            }
+            Reply::Organizer { call, agent, name } => {
+                let prompt = self.filled(
+                    &p.organizer,
+                    &[("{name}", name), ("{line}", &self.line_name(line))],
+                );
+                let pairs = [("call", call.as_str()), ("agent", agent)];
+                // No key: Twilio falls through to the hangup; Telnyx may instead request the
+                // action without digits, which hangs up too.
+                Response::new(vec![
+                    Verb::Gather(super::Gather {
+                        action: self.urls.conference("organizer/answer", &pairs),
+                        timeout_secs: self.dial.screen_timeout_secs,
+                        verbs: vec![prompt],
+                    }),
+                    Verb::Hangup,
+                ])
+            }
+            Reply::JoinRoom {
+                call,
+                room,
+                agent,
+                host,
+            } => {
+                let call_pair = [("call", call.as_str())];
+                Response::new(vec![
+                    Verb::Room(super::RoomDial {
+                        action: self.urls.conference("organizer/left", &call_pair),
+                        time_limit_secs: self.dial.time_limit_secs,
+                        name: room.to_string(),
+                        label: crate::call::conference::organizer_label(agent),
+                        start_on_enter: true,
+                        end_on_exit: *host,
+                        wait_url: None,
+                        recording_status_callback: self
+                            .room_record
+                            .then(|| self.urls.recording_conference(call)),
+                        status_callback: self.urls.conference("events", &call_pair),
+                    }),
+                    Verb::Hangup,
+                ])
+            }
+            Reply::Announce { name } => {
+                Response::new(vec![self.filled(&p.joining, &[("{name}", name)])])
             }
             // The document ends: the provider connects the agent to the caller.
             Reply::Accept => Response::new(vec![]),

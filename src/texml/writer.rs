@@ -5,7 +5,7 @@ use std::io;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
-use super::{Dial, Record, Response, Verb, LEG_EVENTS};
+use super::{Dial, Record, Response, RoomDial, Verb, LEG_EVENTS, ROOM_EVENTS};
 use crate::domain::Endpoint;
 
 type W = Writer<Vec<u8>>;
@@ -67,6 +67,12 @@ fn write_verb(w: &mut W, verb: &Verb) -> io::Result<()> {
             el.push_attribute(("method", "POST"));
             text_element(w, el, url)
         }
+        Verb::Room(room) => write_room(w, room),
+        Verb::Loop(url) => {
+            let mut el = BytesStart::new("Play");
+            el.push_attribute(("loop", "0"));
+            text_element(w, el, url)
+        }
         Verb::Hangup => w.write_event(Event::Empty(BytesStart::new("Hangup"))),
         Verb::Reject => {
             let mut el = BytesStart::new("Reject");
@@ -111,6 +117,40 @@ fn write_dial(w: &mut W, dial: &Dial) -> io::Result<()> {
         }
         text_element(w, el, target)?;
     }
+    w.write_event(Event::End(BytesEnd::new("Dial")))
+}
+
+fn write_room(w: &mut W, room: &RoomDial) -> io::Result<()> {
+    let time_limit = room.time_limit_secs.to_string();
+    let flag = |b: bool| if b { "true" } else { "false" };
+    let mut el = BytesStart::new("Dial");
+    el.push_attribute(("action", room.action.as_str()));
+    el.push_attribute(("method", "POST"));
+    el.push_attribute(("timeLimit", time_limit.as_str()));
+    w.write_event(Event::Start(el))?;
+    let mut el = BytesStart::new("Conference");
+    el.push_attribute(("participantLabel", room.label.as_str()));
+    el.push_attribute(("beep", "false"));
+    el.push_attribute(("startConferenceOnEnter", flag(room.start_on_enter)));
+    el.push_attribute(("endConferenceOnExit", flag(room.end_on_exit)));
+    if let Some(url) = &room.wait_url {
+        el.push_attribute(("waitUrl", url.as_str()));
+        el.push_attribute(("waitMethod", "POST"));
+    }
+    match &room.recording_status_callback {
+        Some(cb) => {
+            el.push_attribute(("record", "record-from-start"));
+            el.push_attribute(("trim", "do-not-trim"));
+            el.push_attribute(("recordingStatusCallback", cb.as_str()));
+            el.push_attribute(("recordingStatusCallbackMethod", "POST"));
+            el.push_attribute(("recordingStatusCallbackEvent", "completed"));
+        }
+        None => el.push_attribute(("record", "do-not-record")),
+    }
+    el.push_attribute(("statusCallback", room.status_callback.as_str()));
+    el.push_attribute(("statusCallbackMethod", "POST"));
+    el.push_attribute(("statusCallbackEvent", ROOM_EVENTS));
+    text_element(w, el, &room.name)?;
     w.write_event(Event::End(BytesEnd::new("Dial")))
 }
 

@@ -1,0 +1,333 @@
+//! The provider's REST API for calls and conferences, as conference mode uses it: place a call,
+//! update a call (end it, or give it a new document), update a conference participant
+//! (announce, mute, hold), remove one, add one, and start or stop a call's recording.
+//!
+//! Telnyx: the TeXML REST API under `{telnyx.api_base_url}/texml/Accounts/{AccountSid}/…`, JSON
+//! bodies, `Authorization: Bearer <api_key>`; placing a call names the TeXML application
+//! (`ApplicationSid`). Twilio: `{twilio.api_base_url}/2010-04-01/Accounts/{AccountSid}/….json`,
+//! form bodies, HTTP Basic with the account and its auth token. Paths, field names and answers
+//! follow Telnyx's OpenAPI-generated SDK (team-telnyx/telnyx-python, `resources/texml/accounts`)
+//! and Twilio's API reference. 429 and 5xx answers (and network errors) are retried a bounded
+//! number of times, honouring `Retry-After`.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+
+use crate::retry::{backoff, retry_after};
+use crate::texml::Provider;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{provider} API answered {status}: {detail}")]
+    Status {
+        provider: &'static str,
+        status: u16,
+        detail: String,
+    },
+    #[error("{0} API unreachable: {1}")]
+    Network(&'static str, String),
+    #[error("no account to make the request for (the call's AccountSid was not known)")]
+    NoAccount,
+    #[error("{0} API is not configured: {1}")]
+    NotConfigured(&'static str, &'static str),
+}
+
+impl ApiError {
+    /// The resource is gone or was never there (a call that already ended): nothing to do.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, ApiError::Status { status, .. } if matches!(status, 404 | 410 | 422))
+    }
+}
+
+/// How a request authenticates and where it goes.
+pub struct VoiceApi {
+    http: reqwest::Client,
+    provider: Provider,
+    telnyx_base: String,
+    telnyx_key: Option<SecretString>,
+    application: String,
+    twilio_base: String,
+    twilio_account: String,
+    twilio_token: Option<SecretString>,
+    max_retries: u32,
+    retry_base: Duration,
+}
+
+/// What a request carries: named fields, sent as JSON (Telnyx) or a form (Twilio). A name may
+/// repeat (Twilio's `StatusCallbackEvent`); as JSON, repeated values are joined with spaces.
+pub type Fields = Vec<(&'static str, String)>;
+
+impl VoiceApi {
+    pub fn new(settings: &crate::config::Settings) -> VoiceApi {
+        let t = &settings.telnyx;
+        VoiceApi {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(t.timeout_secs))
+                .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
+            provider: settings.provider.kind,
+            telnyx_base: t.api_base_url.as_str().trim_end_matches('/').to_owned(),
+            telnyx_key: t.api_key.clone(),
+            application: t.texml_application_id.clone(),
+            twilio_base: settings
+                .twilio
+                .api_base_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+            twilio_account: settings.twilio.account_sid.clone(),
+            twilio_token: settings.twilio.auth_token.clone(),
+            max_retries: t.max_retries,
+            retry_base: Duration::from_millis(t.retry_base_ms),
+        }
+    }
+
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    fn name(&self) -> &'static str {
+        match self.provider {
+            Provider::Telnyx => "Telnyx",
+            Provider::Twilio => "Twilio",
+        }
+    }
+
+    /// The account a request is made for: Twilio's configured one, else the call's.
+    fn account<'a>(&'a self, call_account: Option<&'a str>) -> Result<&'a str, ApiError> {
+        match self.provider {
+            Provider::Twilio if !self.twilio_account.is_empty() => Ok(&self.twilio_account),
+            _ => call_account
+                .filter(|a| !a.is_empty())
+                .ok_or(ApiError::NoAccount),
+        }
+    }
+
+    /// The URL of `resource` (`Calls`, `Calls/CA1`, `Conferences/CF1/Participants/caller`…).
+    fn url(&self, account: &str, resource: &str) -> String {
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let path: Vec<String> = resource.split('/').map(enc).collect();
+        let path = path.join("/");
+        match self.provider {
+            Provider::Telnyx => format!(
+                "{}/texml/Accounts/{}/{path}",
+                self.telnyx_base,
+                enc(account)
+            ),
+            Provider::Twilio => format!(
+                "{}/2010-04-01/Accounts/{}/{path}.json",
+                self.twilio_base,
+                enc(account)
+            ),
+        }
+    }
+
+    /// Places a call to `to` (a number or SIP address) from `from`, whose document is fetched
+    /// from `url` when it answers, with status callbacks to `status_callback`, ringing at most
+    /// `timeout_secs`. Returns the new call's CallSid when the answer says it.
+    pub async fn place_call(
+        &self,
+        account: Option<&str>,
+        to: &str,
+        from: &str,
+        url: &str,
+        status_callback: &str,
+        timeout_secs: u32,
+    ) -> Result<Option<String>, ApiError> {
+        let account = self.account(account)?;
+        let mut fields: Fields = vec![
+            ("To", to.to_owned()),
+            ("From", from.to_owned()),
+            ("Url", url.to_owned()),
+            ("StatusCallback", status_callback.to_owned()),
+            ("StatusCallbackMethod", "POST".to_owned()),
+            ("Timeout", timeout_secs.to_string()),
+        ];
+        match self.provider {
+            Provider::Telnyx => {
+                if self.application.is_empty() {
+                    return Err(ApiError::NotConfigured(
+                        "Telnyx",
+                        "telnyx.texml_application_id is empty",
+                    ));
+                }
+                fields.push(("ApplicationSid", self.application.clone()));
+                fields.push(("UrlMethod", "POST".to_owned()));
+            }
+            Provider::Twilio => fields.push(("Method", "POST".to_owned())),
+        }
+        for event in ["initiated", "ringing", "answered", "completed"] {
+            fields.push(("StatusCallbackEvent", event.to_owned()));
+        }
+        let answer = self
+            .send(Method::POST, &self.url(account, "Calls"), &fields)
+            .await?;
+        Ok(["sid", "call_sid", "CallSid"]
+            .iter()
+            .find_map(|k| answer.get(*k).or_else(|| answer.get("data")?.get(*k)))
+            .and_then(Value::as_str)
+            .map(str::to_owned))
+    }
+
+    /// Updates call `sid` (end it: `Status`; a new document: `Url`).
+    pub async fn update_call(
+        &self,
+        account: Option<&str>,
+        sid: &str,
+        fields: &Fields,
+    ) -> Result<(), ApiError> {
+        let account = self.account(account)?;
+        let url = self.url(account, &format!("Calls/{sid}"));
+        self.send(Method::POST, &url, fields).await.map(drop)
+    }
+
+    /// Ends call `sid`: Telnyx documents `Status=completed` for any live call; Twilio cancels a
+    /// call that still rings with `canceled` (which does nothing to an answered one) and ends an
+    /// answered one with `completed`, so a call not known to be answered gets both, in turn.
+    pub async fn end_call(
+        &self,
+        account: Option<&str>,
+        sid: &str,
+        answered: bool,
+    ) -> Result<(), ApiError> {
+        let status = |s: &str| vec![("Status", s.to_owned())];
+        if self.provider == Provider::Twilio && !answered {
+            match self.update_call(account, sid, &status("canceled")).await {
+                Err(e) if !e.is_gone() => return Err(e),
+                _ => {}
+            }
+        }
+        self.update_call(account, sid, &status("completed")).await
+    }
+
+    /// Updates participant `who` (a CallSid or a participant label) of conference `conference`.
+    pub async fn update_participant(
+        &self,
+        account: Option<&str>,
+        conference: &str,
+        who: &str,
+        fields: &Fields,
+    ) -> Result<(), ApiError> {
+        let account = self.account(account)?;
+        let url = self.url(
+            account,
+            &format!("Conferences/{conference}/Participants/{who}"),
+        );
+        self.send(Method::POST, &url, fields).await.map(drop)
+    }
+
+    /// Sends one request, retrying 429, 5xx and network errors.
+    async fn send(&self, method: Method, url: &str, fields: &Fields) -> Result<Value, ApiError> {
+        let provider = self.name();
+        let mut attempt = 0;
+        loop {
+            let request = self.http.request(method.clone(), url);
+            let request = match self.provider {
+                Provider::Telnyx => {
+                    let key = self
+                        .telnyx_key
+                        .as_ref()
+                        .ok_or(ApiError::NotConfigured("Telnyx", "telnyx.api_key is empty"))?;
+                    request
+                        .bearer_auth(key.expose_secret())
+                        .json(&json_body(fields))
+                }
+                Provider::Twilio => {
+                    let token = self.twilio_token.as_ref().ok_or(ApiError::NotConfigured(
+                        "Twilio",
+                        "twilio.auth_token is empty",
+                    ))?;
+                    let account = url
+                        .split("/Accounts/")
+                        .nth(1)
+                        .and_then(|rest| rest.split('/').next())
+                        .unwrap_or_default();
+                    request
+                        .basic_auth(account, Some(token.expose_secret()))
+                        .form(fields)
+                }
+            };
+            let (error, wait) = match request.send().await {
+                Ok(res) if res.status().is_success() => {
+                    let body = res.bytes().await.unwrap_or_default();
+                    return Ok(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                }
+                Ok(res) => {
+                    let status = res.status();
+                    let wait = retry_after(res.headers());
+                    let body = res.text().await.unwrap_or_default();
+                    let error = ApiError::Status {
+                        provider,
+                        status: status.as_u16(),
+                        detail: body.chars().take(200).collect(),
+                    };
+                    if !(status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
+                        return Err(error);
+                    }
+                    (error, wait)
+                }
+                Err(e) => (
+                    ApiError::Network(provider, e.without_url().to_string()),
+                    None,
+                ),
+            };
+            if attempt >= self.max_retries {
+                return Err(error);
+            }
+            let wait = wait
+                .unwrap_or_else(|| backoff(self.retry_base, attempt + 1, Duration::from_secs(8)));
+            tracing::debug!(%error, attempt, wait_ms = wait.as_millis() as u64, "provider API request will be retried");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// Fields as a JSON object: a repeated name's values joined with spaces (Telnyx takes
+/// `StatusCallbackEvent` as one space-separated string); `true`/`false` as booleans, digits as
+/// integers (`Timeout`).
+fn json_body(fields: &Fields) -> Value {
+    let mut map = Map::new();
+    for (k, v) in fields {
+        let value = match map.get(*k) {
+            Some(Value::String(before)) => Value::String(format!("{before} {v}")),
+            _ => match v.as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                n if !n.is_empty() && n.len() < 10 && n.bytes().all(|b| b.is_ascii_digit()) => {
+                    Value::from(n.parse::<u64>().unwrap_or_default())
+                }
+                _ => Value::String(v.clone()),
+            },
+        };
+        map.insert((*k).to_owned(), value);
+    }
+    Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_fields_join_and_flags_are_booleans_in_json() {
+        let fields: Fields = vec![
+            ("StatusCallbackEvent", "initiated".into()),
+            ("StatusCallbackEvent", "completed".into()),
+            ("Muted", "true".into()),
+            ("Timeout", "25".into()),
+        ];
+        assert_eq!(
+            json_body(&fields),
+            serde_json::json!({
+                "StatusCallbackEvent": "initiated completed",
+                "Muted": true,
+                "Timeout": 25,
+            })
+        );
+    }
+}

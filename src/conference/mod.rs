@@ -1,0 +1,204 @@
+//! Conference mode's requests to the provider, off the call path. The call core decides what
+//! must be asked ([`crate::call::conference::Command`]); the call service puts each request on a
+//! bounded queue ([`Requests`]) and answers the provider at once; a background worker sends them
+//! through the REST API ([`api::VoiceApi`]), several at a time, and reports what the API said
+//! back to the call core (an organizer's call was placed, with its CallSid, or could not be).
+//! A full queue drops the request, a failed one is given up after its retries: both are counted
+//! (`conference_requests_total`) and logged, and the room's timer still bounds the caller's wait.
+
+pub mod api;
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::call::conference::{Command, Order, CALLER_LABEL};
+use crate::call::Event;
+use crate::domain::{CallSid, Endpoint};
+use crate::texml::Urls;
+
+use api::{ApiError, Fields, VoiceApi};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    order: &'static str,
+    result: &'static str,
+}
+
+/// The call path's end of the queue.
+#[derive(Clone)]
+pub struct Requests {
+    tx: mpsc::Sender<Command>,
+    counts: Family<RequestLabels, Counter>,
+}
+
+/// The worker's end.
+pub struct Worker {
+    rx: mpsc::Receiver<Command>,
+    counts: Family<RequestLabels, Counter>,
+    api: Arc<VoiceApi>,
+    urls: Urls,
+    concurrency: usize,
+}
+
+/// Where the worker reports what the provider said about a call (the call service).
+#[async_trait::async_trait]
+pub trait Report: Send + Sync + 'static {
+    async fn report(&self, call: &CallSid, event: Event);
+}
+
+/// The queue and its worker, with their metrics registered.
+pub fn queue(
+    api: VoiceApi,
+    urls: Urls,
+    capacity: usize,
+    concurrency: usize,
+    registry: &mut Registry,
+) -> (Requests, Worker) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let counts = Family::<RequestLabels, Counter>::default();
+    registry.register(
+        "conference_requests",
+        "Conference mode's requests to the provider's REST API, by order and result (sent, failed, dropped)",
+        counts.clone(),
+    );
+    (
+        Requests {
+            tx,
+            counts: counts.clone(),
+        },
+        Worker {
+            rx,
+            counts,
+            api: Arc::new(api),
+            urls,
+            concurrency: concurrency.max(1),
+        },
+    )
+}
+
+fn count(counts: &Family<RequestLabels, Counter>, order: &'static str, result: &'static str) {
+    counts.get_or_create(&RequestLabels { order, result }).inc();
+}
+
+impl Requests {
+    /// Queues `command`; never waits. A full queue drops it (counted and logged).
+    pub fn send(&self, command: Command) {
+        let order = command.order.label();
+        if let Err(e) = self.tx.try_send(command) {
+            count(&self.counts, order, "dropped");
+            let command = match &e {
+                mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
+            };
+            tracing::error!(call_sid = %command.call, order, "conference request queue full: request dropped");
+        }
+    }
+}
+
+impl Worker {
+    /// Sends the queued requests until the queue closes, at most `concurrency` at once.
+    pub async fn run(mut self, report: Arc<dyn Report>) {
+        let permits = Arc::new(Semaphore::new(self.concurrency));
+        let shared = Arc::new((self.api, self.urls, self.counts));
+        while let Some(command) = self.rx.recv().await {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            let shared = shared.clone();
+            let report = report.clone();
+            tokio::spawn(async move {
+                let (api, urls, counts) = &*shared;
+                let order = command.order.label();
+                match execute(api, urls, &command).await {
+                    Ok(placed) => {
+                        count(counts, order, "sent");
+                        if let Order::Call { agent, .. } = &command.order {
+                            let leg = placed.and_then(|s| CallSid::parse(&s).ok());
+                            let event = Event::OrganizerPlaced {
+                                agent: agent.id.clone(),
+                                leg,
+                                placed: true,
+                            };
+                            report.report(&command.call, event).await;
+                        }
+                    }
+                    Err(e) if e.is_gone() && !matches!(command.order, Order::Call { .. }) => {
+                        // Ending a call that already ended, or announcing into a room that is
+                        // over: nothing left to do.
+                        count(counts, order, "gone");
+                        tracing::debug!(call_sid = %command.call, order, error = %e, "conference request: already gone");
+                    }
+                    Err(e) => {
+                        count(counts, order, "failed");
+                        tracing::error!(call_sid = %command.call, order, error = %e, "conference request failed");
+                        if let Order::Call { agent, .. } = &command.order {
+                            let event = Event::OrganizerPlaced {
+                                agent: agent.id.clone(),
+                                leg: None,
+                                placed: false,
+                            };
+                            report.report(&command.call, event).await;
+                        }
+                    }
+                }
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Sends one command; for a placed call, its CallSid when the provider said it.
+async fn execute(
+    api: &VoiceApi,
+    urls: &Urls,
+    command: &Command,
+) -> Result<Option<String>, ApiError> {
+    let account = command.account.as_deref();
+    let call = command.call.as_str();
+    match &command.order {
+        Order::Call {
+            agent,
+            from,
+            ring_secs,
+        } => {
+            let pairs = [("call", call), ("agent", &*agent.id)];
+            let to = match &agent.endpoint {
+                Endpoint::Sip(uri) | Endpoint::Number(uri) => uri,
+            };
+            api.place_call(
+                account,
+                to,
+                from.as_str(),
+                &urls.conference("organizer", &pairs),
+                &urls.conference("leg", &pairs),
+                *ring_secs,
+            )
+            .await
+        }
+        Order::Hangup { leg, answered } => api
+            .end_call(account, leg.as_str(), *answered)
+            .await
+            .map(|()| None),
+        Order::Announce { conference, agent } => {
+            let pairs = [("call", call), ("agent", &**agent)];
+            let fields: Fields = vec![
+                ("AnnounceUrl", urls.conference("announce", &pairs)),
+                ("AnnounceMethod", "POST".to_owned()),
+            ];
+            api.update_participant(account, conference, CALLER_LABEL, &fields)
+                .await
+                .map(|()| None)
+        }
+        Order::ToVoicemail => {
+            let fields: Fields = vec![
+                ("Url", urls.conference("resume", &[])),
+                ("Method", "POST".to_owned()),
+            ];
+            api.update_call(account, call, &fields).await.map(|()| None)
+        }
+    }
+}
