@@ -95,7 +95,7 @@ impl Respond for FakeS3 {
 }
 
 /// The ledger's event kinds for call `sid`, once `kind` is among them.
-async fn events_until(app: &TestApp, sid: &str, kind: &str) -> Vec<Value> {
+pub(crate) async fn events_until(app: &TestApp, sid: &str, kind: &str) -> Vec<Value> {
     for _ in 0..200 {
         let (_, call) = admin(app, "GET", &format!("/admin/calls/{sid}"), None).await;
         let events = call["events"].as_array().cloned().unwrap_or_default();

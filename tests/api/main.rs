@@ -8,6 +8,7 @@ mod bad_input;
 mod browser;
 mod call_flow;
 mod callbacks;
+mod conference;
 mod dashboard;
 mod helpers;
 mod jobs;

@@ -1,0 +1,706 @@
+//! Conference mode (Code of Conduct hotlines) over HTTP, against local fakes of the Telnyx TeXML
+//! REST API and of Twilio's: the caller waits in a room; every organizer is called through the
+//! API; the first to press 1 joins, the others' calls are ended; the caller hears who joins; the
+//! room's recording is archived and linked in Slack; a voicemail that answers never joins; two
+//! pressing at once, one joins; nobody accepting moves the caller to voicemail in time; the
+//! caller hanging up ends every organizer's call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use switchboard::config::Settings;
+use switchboard::time::ManualClock;
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::admin::admin;
+use crate::helpers::{Received, Spawn, TestApp, PUBLIC_URL, T0};
+use crate::ledger::slack_message;
+use crate::lines::lines_from;
+use crate::replicas::slack_ok;
+
+const CALLER: &str = "+12025550142";
+const HOTLINE: &str = "+18005550199";
+const KEY: &str = "KEY-example-not-a-secret";
+const APP_ID: &str = "texml-app-example";
+const TWILIO_TOKEN: &str = "twilio-token-example-not-a-secret";
+
+/// Three organizers on phones, one conference-mode line (the keys make the file valid alone;
+/// each test points them at its fake).
+const COC: &str = r#"
+[telnyx]
+api_key = "KEY-example-not-a-secret"
+texml_application_id = "texml-app-example"
+
+[[agents]]
+name = "Ada"
+number = "+12025550101"
+
+[[agents]]
+name = "Bob"
+number = "+12025550102"
+
+[[agents]]
+name = "Cleo"
+number = "+12025550103"
+
+[[lines]]
+id = "coc"
+name = "Code of Conduct hotline"
+numbers = ["+18005550199"]
+mode = "conference"
+"#;
+
+/// The provider's REST API, faked: every request answered 200 (placing a call answers as
+/// Telnyx's spec says, without the new call's id; Twilio's with its `sid`), kept to be read.
+async fn fake_api(twilio: bool) -> MockServer {
+    let api = MockServer::start().await;
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    let placed = move |_: &Request| {
+        let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match twilio {
+            true => ResponseTemplate::new(201).set_body_json(serde_json::json!({
+                "sid": format!("CA-placed-{n}"), "status": "queued"
+            })),
+            false => ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "from": HOTLINE, "status": "queued", "to": "+12025550101"
+            })),
+        }
+    };
+    Mock::given(method("POST"))
+        .and(path_regex(r"/Calls(\.json)?$"))
+        .respond_with(placed)
+        .mount(&api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/rec/"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(vec![7u8; 3000], "audio/mpeg"))
+        .mount(&api)
+        .await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
+        .mount(&api)
+        .await;
+    api
+}
+
+/// One request the fake API received: method, path, and its fields (JSON or form).
+#[derive(Debug, Clone)]
+struct Sent {
+    path: String,
+    fields: Value,
+    auth: String,
+}
+
+async fn sent(api: &MockServer) -> Vec<Sent> {
+    api.received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| !r.url.path().starts_with("/rec/"))
+        .map(|r| {
+            let fields = serde_json::from_slice::<Value>(&r.body).unwrap_or_else(|_| {
+                let mut map = serde_json::Map::new();
+                for (k, v) in url::form_urlencoded::parse(&r.body) {
+                    let v = match map.remove(&*k) {
+                        Some(Value::String(before)) => format!("{before} {v}"),
+                        _ => v.into_owned(),
+                    };
+                    map.insert(k.into_owned(), Value::String(v));
+                }
+                Value::Object(map)
+            });
+            Sent {
+                path: r.url.path().to_owned(),
+                fields,
+                auth: r
+                    .headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// The requests whose path ends with `suffix`, once there are `n` of them.
+async fn wait_for(api: &MockServer, suffix: &str, n: usize) -> Vec<Sent> {
+    for _ in 0..200 {
+        let got: Vec<Sent> = sent(api)
+            .await
+            .into_iter()
+            .filter(|s| s.path.ends_with(suffix))
+            .collect();
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let all = sent(api).await;
+    panic!("fewer than {n} requests to …{suffix}: {all:#?}");
+}
+
+fn on_telnyx(api: &MockServer) -> impl FnOnce(&mut Settings) + '_ {
+    move |s: &mut Settings| {
+        s.telnyx.api_key = Some(KEY.to_owned().into());
+        s.telnyx.agents_from_api = false;
+        s.telnyx.texml_application_id = APP_ID.into();
+        s.telnyx.api_base_url = format!("{}/v2", api.uri()).parse().expect("url");
+        s.telnyx.retry_base_ms = 10;
+    }
+}
+
+fn on_twilio(api: &MockServer) -> impl FnOnce(&mut Settings) + '_ {
+    move |s: &mut Settings| {
+        s.provider.kind = switchboard::texml::Provider::Twilio;
+        s.twilio.auth_token = Some(TWILIO_TOKEN.to_owned().into());
+        s.twilio.api_base_url = api.uri().parse().expect("url");
+        s.telnyx.retry_base_ms = 10;
+        // Signatures are the security tests' business; these requests come unsigned.
+        s.security.mode = switchboard::signature::Mode::Off;
+        s.security.voice_mode = switchboard::signature::Mode::Off;
+    }
+}
+
+async fn hotline(
+    api: &MockServer,
+    twilio: bool,
+    clock: Arc<ManualClock>,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut spawn = Spawn::default().settings(lines_from(COC)).clock(clock);
+    spawn = match twilio {
+        true => spawn.settings(on_twilio(api)),
+        false => spawn.settings(on_telnyx(api)),
+    };
+    spawn
+        .settings(|s| {
+            crate::admin::with_token(s);
+            s.dial.wrap_up_secs = 0;
+        })
+        .settings(tweak)
+        .start()
+        .await
+}
+
+/// The caller calls the hotline.
+async fn call(app: &TestApp, sid: &str) -> Received {
+    let form = [
+        ("AccountSid", "ACtest"),
+        ("CallSid", sid),
+        ("From", CALLER),
+        ("To", HOTLINE),
+    ];
+    app.post_form("/texml/inbound", &form).await
+}
+
+/// The provider requesting `url` (absolute, as we wrote it) for call `leg`, with `digits`.
+async fn fetch(app: &TestApp, url: &str, leg: &str, digits: Option<&str>) -> Received {
+    let path = url
+        .strip_prefix(PUBLIC_URL)
+        .unwrap_or_else(|| panic!("{url} is not under {PUBLIC_URL}"));
+    let mut form = vec![
+        ("AccountSid", "ACtest"),
+        ("CallSid", leg),
+        ("CallStatus", "in-progress"),
+        ("From", HOTLINE),
+    ];
+    if let Some(d) = digits {
+        form.push(("Digits", d));
+    }
+    app.post_form(path, &form).await
+}
+
+/// A status callback of an organizer's call, to the URL the placing request named.
+async fn leg_status(app: &TestApp, status_callback: &str, leg: &str, status: &str) -> StatusCode {
+    let path = status_callback.strip_prefix(PUBLIC_URL).expect("ours");
+    let form = [
+        ("AccountSid", "ACtest"),
+        ("CallSid", leg),
+        ("CallStatus", status),
+    ];
+    app.post_form(path, &form).await.status
+}
+
+/// A conference status callback for call `sid`'s room.
+async fn room_event(app: &TestApp, sid: &str, event: &str, label: &str, leg: &str) {
+    let form = [
+        ("AccountSid", "ACtest"),
+        ("ConferenceSid", "CF-room-1"),
+        ("FriendlyName", "hotline"),
+        ("StatusCallbackEvent", event),
+        ("ParticipantLabel", label),
+        ("CallSid", leg),
+    ];
+    let path = format!("/texml/conference/events?call={sid}");
+    assert_eq!(app.post_form(&path, &form).await.status, StatusCode::OK);
+}
+
+/// An organizer's placed call: where the API was asked to send its document and callbacks.
+struct Placed {
+    to: String,
+    url: String,
+    status_callback: String,
+}
+
+fn placed(s: &Sent) -> Placed {
+    let f = |k: &str| s.fields[k].as_str().unwrap_or_default().to_owned();
+    Placed {
+        to: f("To"),
+        url: f("Url"),
+        status_callback: f("StatusCallback"),
+    }
+}
+
+fn doc(answer: &Received) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse(&answer.body).expect("well-formed XML")
+}
+
+fn says(answer: &Received) -> Vec<String> {
+    doc(answer)
+        .descendants()
+        .filter(|n| n.has_tag_name("Say"))
+        .filter_map(|n| n.text().map(str::to_owned))
+        .collect()
+}
+
+fn conference_attr(answer: &Received, name: &str) -> Option<String> {
+    doc(answer)
+        .descendants()
+        .find(|n| n.has_tag_name("Conference"))
+        .and_then(|n| n.attribute(name))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_coc_call_rings_three_organizers_one_joins_announced_recorded_archived_and_linked() {
+    let api = fake_api(false).await;
+    let slack = slack_ok().await;
+    let clock = Arc::new(ManualClock::at(T0));
+    let app = hotline(&api, false, clock.clone(), |s| {
+        crate::helpers::use_slack(s, &slack);
+        s.recordings.archive = true;
+        s.recordings.retry_base_ms = 10;
+    })
+    .await;
+
+    // The caller: the greeting, "this call is recorded", then the room, with hold audio.
+    let answer = call(&app, "CA-coc").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let greeting = doc(&answer).root_element().first_element_child().map(|n| {
+        (
+            n.tag_name().name().to_owned(),
+            n.text().unwrap_or_default().to_owned(),
+        )
+    });
+    assert_eq!(
+        greeting,
+        Some((
+            "Play".into(),
+            "https://switchboard.test/audio/greeting.wav".into()
+        ))
+    );
+    assert_eq!(says(&answer), ["This call is recorded."], "{}", answer.body);
+    let room = doc(&answer)
+        .descendants()
+        .find(|n| n.has_tag_name("Conference"))
+        .and_then(|n| n.text().map(str::to_owned))
+        .expect("a room");
+    assert!(
+        room.starts_with("hotline-") && !room.contains("5550142"),
+        "{room}"
+    );
+    assert_eq!(
+        conference_attr(&answer, "startConferenceOnEnter").as_deref(),
+        Some("false")
+    );
+    assert_eq!(
+        conference_attr(&answer, "endConferenceOnExit").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        conference_attr(&answer, "participantLabel").as_deref(),
+        Some("caller")
+    );
+    let hold = conference_attr(&answer, "waitUrl").expect("hold");
+    let music = fetch(&app, &hold, "CA-coc", None).await;
+    assert!(
+        music
+            .body
+            .contains(r#"<Play loop="0">https://switchboard.test/audio/hold.wav</Play>"#),
+        "{}",
+        music.body
+    );
+
+    // Three calls placed through the TeXML API, with the application, the key, the hotline's
+    // number, and our documents.
+    let calls = wait_for(&api, "/v2/texml/Accounts/ACtest/Calls", 3).await;
+    let mut to: Vec<String> = calls.iter().map(|c| placed(c).to).collect();
+    to.sort();
+    assert_eq!(to, ["+12025550101", "+12025550102", "+12025550103"]);
+    for c in &calls {
+        assert_eq!(c.auth, format!("Bearer {KEY}"));
+        assert_eq!(c.fields["ApplicationSid"], APP_ID);
+        assert_eq!(c.fields["From"], HOTLINE);
+        assert_eq!(
+            c.fields["StatusCallbackEvent"],
+            "initiated ringing answered completed"
+        );
+        assert!(c.fields["Timeout"].is_u64(), "{:?}", c.fields);
+    }
+    let by = |n: &str| {
+        calls
+            .iter()
+            .map(placed)
+            .find(|p| p.to.ends_with(n))
+            .expect("placed")
+    };
+    let (ada, bob, cleo) = (by("0101"), by("0102"), by("0103"));
+    assert!(
+        ada.url.starts_with(
+            "https://switchboard.test/texml/conference/organizer?call=CA-coc&agent=ada"
+        ),
+        "{}",
+        ada.url
+    );
+
+    // Bob's and Cleo's phones ring; Ada's answers: she hears who the call is for.
+    leg_status(&app, &bob.status_callback, "L-bob", "ringing").await;
+    leg_status(&app, &cleo.status_callback, "L-cleo", "ringing").await;
+    let hello = fetch(&app, &ada.url, "L-ada", None).await;
+    assert_eq!(
+        says(&hello),
+        ["Hello Ada. Code of Conduct hotline call. Press 1 to join."]
+    );
+    let gather = crate::helpers::gather_action(&hello);
+    // She presses 1: into the room, recorded from then on; her leaving ends it.
+    let join = fetch(&app, &gather, "L-ada", Some("1")).await;
+    assert_eq!(
+        conference_attr(&join, "participantLabel").as_deref(),
+        Some("organizer-ada")
+    );
+    assert_eq!(
+        conference_attr(&join, "startConferenceOnEnter").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        conference_attr(&join, "endConferenceOnExit").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        conference_attr(&join, "record").as_deref(),
+        Some("record-from-start")
+    );
+    // The other two calls are ended.
+    let ended = wait_for(&api, "/Calls/L-cleo", 1).await;
+    assert_eq!(ended[0].fields["Status"], "completed");
+    wait_for(&api, "/Calls/L-bob", 1).await;
+    // Bob answers anyway and presses 1: too late.
+    let late = fetch(&app, &bob.url, "L-bob", None).await;
+    assert_eq!(says(&late), ["Another agent took this call. Thank you."]);
+
+    // The room's callbacks: the caller, then Ada: the caller is told who is joining.
+    room_event(&app, "CA-coc", "participant-join", "caller", "CA-coc").await;
+    room_event(&app, "CA-coc", "participant-join", "organizer-ada", "L-ada").await;
+    room_event(&app, "CA-coc", "participant-join", "organizer-ada", "L-ada").await;
+    let announce = wait_for(&api, "/Conferences/CF-room-1/Participants/caller", 1).await;
+    assert_eq!(announce.len(), 1, "announced once: {announce:?}");
+    let url = announce[0].fields["AnnounceUrl"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let said = fetch(&app, &url, "CA-coc", None).await;
+    assert_eq!(says(&said), ["Ada is joining this call."]);
+
+    // They talk; Ada leaves, the room ends; the caller's Dial action, then the hangup.
+    clock.advance_secs(300);
+    room_event(
+        &app,
+        "CA-coc",
+        "participant-leave",
+        "organizer-ada",
+        "L-ada",
+    )
+    .await;
+    let left = fetch(
+        &app,
+        &format!("{PUBLIC_URL}/texml/conference/left?call=CA-coc"),
+        "CA-coc",
+        None,
+    )
+    .await;
+    assert!(
+        says(&left).iter().any(|s| s.contains("Goodbye")),
+        "{}",
+        left.body
+    );
+    app.call_status("CA-coc", "completed").await;
+
+    // The room's recording: archived, and Slack links our copy.
+    let recording = format!("{}/rec/room.mp3", api.uri());
+    for _ in 0..2 {
+        let form = [
+            ("AccountSid", "ACtest"),
+            ("CallSid", "L-ada"),
+            ("ConferenceSid", "CF-room-1"),
+            ("RecordingSid", "RE-room-1"),
+            ("RecordingUrl", recording.as_str()),
+            ("RecordingStatus", "completed"),
+            ("RecordingDuration", "298"),
+        ];
+        let path = "/texml/recording?kind=conference&call=CA-coc";
+        assert_eq!(app.post_form(path, &form).await.status, StatusCode::OK);
+    }
+    let text = slack_message(&slack, "Conference saved").await;
+    assert!(
+        text.contains("https://switchboard.test/recordings/"),
+        "{text}"
+    );
+    let answered = slack_message(&slack, "answered").await;
+    assert!(answered.contains("Ada"), "{answered}");
+
+    // The ledger: answered by Ada, the recording archived once.
+    let events = crate::archive_stores::events_until(&app, "CA-coc", "recording.archived").await;
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(kinds.contains(&"answered"), "{kinds:?}");
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "conference_recorded")
+            .count(),
+        1,
+        "{kinds:?}"
+    );
+    let (_, row) = admin(&app, "GET", "/admin/calls/CA-coc", None).await;
+    assert_eq!(row["answered_by"], "Ada", "{row}");
+    assert_eq!(row["outcome"], "answered", "{row}");
+}
+
+#[tokio::test]
+async fn an_organizers_voicemail_never_joins_and_the_caller_goes_to_voicemail_when_every_call_ended(
+) {
+    let api = fake_api(false).await;
+    let app = hotline(&api, false, Arc::new(ManualClock::at(T0)), |s| {
+        s.dial.rounds = 1;
+    })
+    .await;
+    call(&app, "CA-vm").await;
+    let calls: Vec<Placed> = wait_for(&api, "/Accounts/ACtest/Calls", 3)
+        .await
+        .iter()
+        .map(placed)
+        .collect();
+    // Ada's voicemail answers: it hears the prompt, presses nothing, its call hangs up.
+    let ada = calls.iter().find(|p| p.to.ends_with("0101")).expect("ada");
+    let hello = fetch(&app, &ada.url, "L-ada", None).await;
+    let gather = crate::helpers::gather_action(&hello);
+    let nothing = fetch(&app, &gather, "L-ada", None).await;
+    assert!(
+        nothing.body.contains("<Hangup/>") && !nothing.body.contains("Conference"),
+        "{}",
+        nothing.body
+    );
+    // Every call ends without anyone pressing 1: the caller leaves the room for voicemail.
+    for (p, leg, status) in [
+        (ada, "L-ada", "completed"),
+        (&calls[1], "L-2", "busy"),
+        (&calls[2], "L-3", "no-answer"),
+    ] {
+        leg_status(&app, &p.status_callback, leg, status).await;
+    }
+    let moved = wait_for(&api, "/Calls/CA-vm", 1).await;
+    assert_eq!(
+        moved[0].fields["Url"],
+        "https://switchboard.test/texml/conference/resume"
+    );
+    let vm = fetch(
+        &app,
+        moved[0].fields["Url"].as_str().expect("url"),
+        "CA-vm",
+        None,
+    )
+    .await;
+    assert!(vm.body.contains("<Record"), "{}", vm.body);
+    let (_, _) = (app, api);
+}
+
+#[tokio::test]
+async fn two_organizers_pressing_1_at_once_one_joins() {
+    let api = fake_api(false).await;
+    let app = hotline(&api, false, Arc::new(ManualClock::at(T0)), |_| {}).await;
+    call(&app, "CA-race").await;
+    let calls: Vec<Placed> = wait_for(&api, "/Calls", 3)
+        .await
+        .iter()
+        .map(placed)
+        .collect();
+    let mut actions = Vec::new();
+    for (i, p) in calls.iter().enumerate() {
+        let leg = format!("L-{i}");
+        let hello = fetch(&app, &p.url, &leg, None).await;
+        actions.push((crate::helpers::gather_action(&hello), leg));
+    }
+    let presses = actions
+        .iter()
+        .map(|(action, leg)| fetch(&app, action, leg, Some("1")));
+    let answers = futures_util::future::join_all(presses).await;
+    let joined = answers
+        .iter()
+        .filter(|a| a.body.contains("<Conference"))
+        .count();
+    let too_late = answers
+        .iter()
+        .filter(|a| says(a) == ["Another agent took this call. Thank you."])
+        .count();
+    assert_eq!(
+        (joined, too_late),
+        (1, 2),
+        "{:#?}",
+        answers.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn nobody_accepting_moves_the_caller_to_voicemail_within_the_ring_time() {
+    let api = fake_api(false).await;
+    let clock = Arc::new(ManualClock::at(T0));
+    let app = hotline(&api, false, clock.clone(), |s| {
+        s.dial.rounds = 1;
+        s.dial.ring_timeout_secs = 30;
+    })
+    .await;
+    call(&app, "CA-wait").await;
+    let calls: Vec<Placed> = wait_for(&api, "/Calls", 3)
+        .await
+        .iter()
+        .map(placed)
+        .collect();
+    for (i, p) in calls.iter().enumerate() {
+        leg_status(&app, &p.status_callback, &format!("L-{i}"), "ringing").await;
+    }
+    // Each call was placed to ring for the line's ring time.
+    let placed_calls = wait_for(&api, "/Calls", 3).await;
+    assert!(placed_calls.iter().all(|c| c.fields["Timeout"] == 30));
+    // Before the ring time: still waiting.
+    clock.advance_secs(29);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(sent(&api)
+        .await
+        .iter()
+        .all(|s| !s.path.ends_with("/Calls/CA-wait")));
+    // The calls never report ending (callbacks lost): the room's timer moves the caller, and
+    // ends the calls still ringing.
+    clock.advance_secs(7);
+    let moved = wait_for(&api, "/Calls/CA-wait", 1).await;
+    assert!(moved[0].fields["Url"]
+        .as_str()
+        .expect("url")
+        .ends_with("/texml/conference/resume"));
+    for i in 0..3 {
+        let ended = wait_for(&api, &format!("/Calls/L-{i}"), 1).await;
+        assert_eq!(ended[0].fields["Status"], "completed");
+    }
+}
+
+#[tokio::test]
+async fn the_caller_hanging_up_ends_every_organizer_call() {
+    let api = fake_api(false).await;
+    let app = hotline(&api, false, Arc::new(ManualClock::at(T0)), |_| {}).await;
+    call(&app, "CA-gone").await;
+    let calls: Vec<Placed> = wait_for(&api, "/Calls", 3)
+        .await
+        .iter()
+        .map(placed)
+        .collect();
+    leg_status(&app, &calls[0].status_callback, "L-0", "ringing").await;
+    leg_status(&app, &calls[1].status_callback, "L-1", "ringing").await;
+    // The third is answered and hears the prompt.
+    fetch(&app, &calls[2].url, "L-2", None).await;
+    app.call_status("CA-gone", "completed").await;
+    for i in 0..3 {
+        let ended = wait_for(&api, &format!("/Calls/L-{i}"), 1).await;
+        assert_eq!(ended[0].fields["Status"], "completed", "L-{i}");
+    }
+    // Pressing 1 now: the caller is gone.
+    let hello_action =
+        format!("{PUBLIC_URL}/texml/conference/organizer/answer?call=CA-gone&agent=cleo");
+    let late = fetch(&app, &hello_action, "L-2", Some("1")).await;
+    assert_eq!(says(&late), ["The caller is no longer waiting. Thank you."]);
+}
+
+#[tokio::test]
+async fn under_twilio_the_calls_api_is_a_form_with_basic_auth_and_ringing_calls_are_canceled() {
+    let api = fake_api(true).await;
+    let app = hotline(&api, true, Arc::new(ManualClock::at(T0)), |_| {}).await;
+    call(&app, "CA-tw").await;
+    let calls = wait_for(&api, "/2010-04-01/Accounts/ACtest/Calls.json", 3).await;
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("ACtest:{TWILIO_TOKEN}"));
+    for c in &calls {
+        assert_eq!(c.auth, format!("Basic {basic}"));
+        assert_eq!(c.fields["Method"], "POST");
+        assert!(c.fields.get("ApplicationSid").is_none());
+        assert_eq!(
+            c.fields["StatusCallbackEvent"],
+            "initiated ringing answered completed"
+        );
+    }
+    // Twilio answers with each call's sid: an organizer known only by it is ended by it.
+    let first = placed(&calls[0]);
+    let hello = fetch(&app, &first.url, "CA-placed-0", None).await;
+    let gather = crate::helpers::gather_action(&hello);
+    fetch(&app, &gather, "CA-placed-0", Some("1")).await;
+    // The two others never reported anything: canceled (ringing), then completed.
+    let canceled = wait_for_status(&api, "canceled", 2).await;
+    let mut legs: Vec<&str> = canceled.iter().map(|s| s.path.as_str()).collect();
+    legs.sort();
+    assert_eq!(
+        legs,
+        [
+            "/2010-04-01/Accounts/ACtest/Calls/CA-placed-1.json",
+            "/2010-04-01/Accounts/ACtest/Calls/CA-placed-2.json"
+        ]
+    );
+    assert_eq!(canceled.len(), 2, "{canceled:?}");
+    let completed = wait_for_status(&api, "completed", 2).await;
+    assert!(completed.iter().all(|s| s.path.ends_with(".json")));
+    // The announcement: Twilio's participant resource, addressed by the caller's label.
+    room_event(&app, "CA-tw", "participant-join", "caller", "CA-tw").await;
+    let agent = first.url.split("agent=").nth(1).expect("agent").to_owned();
+    room_event(
+        &app,
+        "CA-tw",
+        "participant-join",
+        &format!("organizer-{agent}"),
+        "CA-placed-0",
+    )
+    .await;
+    let announce = wait_for(
+        &api,
+        "/2010-04-01/Accounts/ACtest/Conferences/CF-room-1/Participants/caller.json",
+        1,
+    )
+    .await;
+    assert!(announce[0].fields["AnnounceUrl"]
+        .as_str()
+        .expect("url")
+        .contains("/texml/conference/announce?call=CA-tw"));
+}
+
+async fn wait_for_status(api: &MockServer, status: &str, n: usize) -> Vec<Sent> {
+    for _ in 0..200 {
+        let got: Vec<Sent> = sent(api)
+            .await
+            .into_iter()
+            .filter(|s| s.fields["Status"] == status)
+            .collect();
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("fewer than {n} Status={status}: {:#?}", sent(api).await);
+}
