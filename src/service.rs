@@ -167,7 +167,48 @@ impl CallService {
         sid: &CallSid,
         event: &Event,
     ) -> Result<(Reply, LineId), StoreError> {
-        self.apply_at(sid, event, self.clock.now_ms()).await
+        let (reply, line, _) = self.apply_at(sid, event, self.clock.now_ms()).await?;
+        Ok((reply, line))
+    }
+
+    /// An operator's live-control action on conference call `sid`: `None` when it was taken
+    /// (the provider's request is queued), else why not.
+    pub(crate) async fn control(
+        &self,
+        sid: &CallSid,
+        control: crate::call::conference::Control,
+        by: &str,
+    ) -> Result<Option<Ignored>, StoreError> {
+        let event = Event::Control {
+            control,
+            by: by.into(),
+        };
+        let (_, _, ignored) = self.apply_at(sid, &event, self.clock.now_ms()).await?;
+        Ok(ignored)
+    }
+
+    /// Call `sid` as the store holds it now (`None`: not held).
+    pub(crate) async fn call(
+        &self,
+        sid: &CallSid,
+    ) -> Result<Option<crate::call::Call>, StoreError> {
+        let seen = Mutex::new(None);
+        let now = self.clock.now_ms();
+        let peek = |call: Option<&crate::call::Call>| {
+            *seen.lock().unwrap_or_else(|p| p.into_inner()) = call.cloned();
+            crate::call::Step {
+                next: None,
+                facts: Vec::new(),
+                reply: Reply::Hangup,
+                line: LineId::main(),
+                ignored: None,
+                marks: Vec::new(),
+                legs: Vec::new(),
+                commands: Vec::new(),
+            }
+        };
+        self.store.apply(sid, now, &peek).await?;
+        Ok(seen.into_inner().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Applies one event to call `sid` as of `now`.
@@ -176,7 +217,7 @@ impl CallService {
         sid: &CallSid,
         event: &Event,
         now: Millis,
-    ) -> Result<(Reply, LineId), StoreError> {
+    ) -> Result<(Reply, LineId, Option<Ignored>), StoreError> {
         // Only a new call needs the live count (one more round trip with Redis).
         let live_calls = match event {
             Event::Incoming { .. } => self.store.live(now).await?,
@@ -226,6 +267,11 @@ impl CallService {
         }
         if let Some(why) = applied.ignored {
             let reason = why.label();
+            // An operator's refused action is answered to them, not a provider's oddity.
+            let reason = match event {
+                Event::Control { .. } => "control_refused",
+                _ => reason,
+            };
             self.ignored.get_or_create(&ReasonLabels { reason }).inc();
             diagnose(why, event);
         }
@@ -251,7 +297,7 @@ impl CallService {
                     "a conference request without the provider's API configured: dropped"),
             }
         }
-        Ok((applied.reply, applied.line))
+        Ok((applied.reply, applied.line, applied.ignored))
     }
 
     /// Writes one change of an agent's presence. A failure is counted and logged, not the
@@ -261,6 +307,11 @@ impl CallService {
             self.marks_failed.inc();
             tracing::error!(agent = mark.agent(), error = %e, "agent presence not updated");
         }
+    }
+
+    /// Agent `id`, when there is one.
+    pub(crate) fn agent(&self, id: &str) -> Option<crate::domain::Agent> {
+        self.agents.by_id(id)
     }
 
     /// Every agent with their presence, in roster order (for the admin API).

@@ -195,6 +195,7 @@ fn line_policy(line: &LineSettings, settings: &Settings) -> LinePolicy {
             crate::call::policy::ConferenceRules {
                 extra_organizers: settings.conference.extra_organizers,
                 announce: settings.conference.announce,
+                record: settings.conference.record,
             },
         ),
     }

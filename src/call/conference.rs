@@ -73,6 +73,75 @@ pub struct Room {
     /// The caller was told who is joining.
     #[serde(default)]
     pub announced: bool,
+    /// Participants (labels) muted, or on hold, by an operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub muted: Vec<Box<str>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<Box<str>>,
+    /// The room is being recorded (asked of the REST API); the recording's id once known.
+    #[serde(default)]
+    pub recording: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_sid: Option<Box<str>>,
+    /// People an operator pulled in (their organizer entries are in wave [`INVITED`]).
+    #[serde(default)]
+    pub guests: u8,
+}
+
+/// The wave of the people an operator pulled into a room: not part of any round.
+pub const INVITED: u8 = u8::MAX;
+
+/// A live-control action on a conference-mode call (the admin API, the dashboard). `who` is a
+/// participant label: `caller`, `organizer-<agent id>`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    Mute {
+        who: Box<str>,
+        on: bool,
+    },
+    /// On hold (hears the hold audio; the others do not hear them), or back.
+    Hold {
+        who: Box<str>,
+        on: bool,
+    },
+    Remove {
+        who: Box<str>,
+    },
+    /// Call someone (an agent, or a number) into the room: they are greeted and press 1.
+    Add {
+        agent: Agent,
+    },
+    Record {
+        on: bool,
+    },
+}
+
+impl Control {
+    /// The action's name in the ledger, Slack and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Control::Mute { on: true, .. } => "mute",
+            Control::Mute { on: false, .. } => "unmute",
+            Control::Hold { on: true, .. } => "hold",
+            Control::Hold { on: false, .. } => "resume",
+            Control::Remove { .. } => "remove",
+            Control::Add { .. } => "add",
+            Control::Record { on: true } => "record_start",
+            Control::Record { on: false } => "record_stop",
+        }
+    }
+}
+
+/// What an operator sees of a participant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Participant {
+    pub label: String,
+    pub name: String,
+    /// `waiting` (the caller before anyone joined), `in_room`, `ringing`, `answered` (hearing
+    /// the prompt), `joining` (pressed 1), `left`.
+    pub state: &'static str,
+    pub muted: bool,
+    pub held: bool,
 }
 
 /// One organizer's call.
@@ -174,6 +243,26 @@ pub enum Order {
     },
     /// Move the caller out of the room to the voicemail document.
     ToVoicemail,
+    /// Mute or unmute, hold or resume participant `who` (a label).
+    Participant {
+        conference: Box<str>,
+        who: Box<str>,
+        change: ParticipantChange,
+    },
+    /// Take participant `who` out of the room (their call ends).
+    Remove { conference: Box<str>, who: Box<str> },
+    /// Start recording the caller's call (the room as they hear it), or stop recording
+    /// `recording` (`None`: the provider's current one).
+    Record {
+        on: bool,
+        recording: Option<Box<str>>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantChange {
+    Muted(bool),
+    Held(bool),
 }
 
 impl Order {
@@ -184,6 +273,17 @@ impl Order {
             Order::Hangup { .. } => "hangup",
             Order::Announce { .. } => "announce",
             Order::ToVoicemail => "to_voicemail",
+            Order::Participant {
+                change: ParticipantChange::Muted(_),
+                ..
+            } => "mute",
+            Order::Participant {
+                change: ParticipantChange::Held(_),
+                ..
+            } => "hold",
+            Order::Remove { .. } => "remove",
+            Order::Record { on: true, .. } => "record_start",
+            Order::Record { on: false, .. } => "record_stop",
         }
     }
 }
@@ -341,6 +441,11 @@ pub(super) fn seat(
         host: None,
         talking_since: None,
         announced: false,
+        muted: Vec::new(),
+        held: Vec::new(),
+        recording: false,
+        recording_sid: None,
+        guests: 0,
     });
     room.round = round;
     room.wave = 0;
@@ -479,7 +584,8 @@ pub(super) fn organizer(
         .host
         .as_ref()
         .is_some_and(|h| h.agent_id.as_deref() == Some(agent));
-    let joinable = room.host.is_none() || extra == ExtraOrganizers::Join || is_host;
+    let invited = organizer.wave == INVITED;
+    let joinable = room.host.is_none() || extra == ExtraOrganizers::Join || is_host || invited;
     let mut next_room = room.as_ref().clone();
     let mut commands = Vec::new();
     if let Some(o) = next_room.organizer_mut(agent) {
@@ -792,6 +898,17 @@ pub(super) fn room_changed(
                 next_room.due = None;
                 changed = true;
             }
+            let record = policy.conference_of(&call.line).is_some_and(|c| c.record);
+            if is_host && record && !next_room.recording && next_room.recording_sid.is_none() {
+                next_room.recording = true;
+                commands.push(next_room.order(
+                    call,
+                    Order::Record {
+                        on: true,
+                        recording: None,
+                    },
+                ));
+            }
             let announce = policy.conference_of(&call.line).is_some_and(|c| c.announce);
             if is_host && announce && !next_room.announced {
                 if let Some(conference) = next_room.conference.clone() {
@@ -906,6 +1023,194 @@ pub(super) fn caller_gone(call: &Call, room: &Room, now: Millis) -> Change {
     change
 }
 
+/// An operator's action on the room of `call`.
+pub(super) fn control(call: &Call, control: &Control, by: &str, policy: &Policy) -> Change {
+    let Phase::Conference(room) = &call.phase else {
+        return Change::ignored(Ignored::Stale);
+    };
+    let mut room = room.as_ref().clone();
+    let mut commands = Vec::new();
+    let who_name = |room: &Room, who: &str| -> Option<Box<str>> {
+        if who == CALLER_LABEL {
+            return Some("the caller".into());
+        }
+        let id = who.strip_prefix("organizer-")?;
+        room.organizer(id)
+            .filter(|o| matches!(o.state, OrganizerState::Joined | OrganizerState::Accepted))
+            .map(|o| o.name.clone())
+    };
+    let who = match control {
+        Control::Mute { who, on } | Control::Hold { who, on } => {
+            let Some(name) = who_name(&room, who) else {
+                return Change::ignored(Ignored::NoParticipant);
+            };
+            let Some(conference) = room.conference.clone() else {
+                return Change::ignored(Ignored::Stale);
+            };
+            let (list, change) = match control {
+                Control::Mute { .. } => (&mut room.muted, ParticipantChange::Muted(*on)),
+                _ => (&mut room.held, ParticipantChange::Held(*on)),
+            };
+            let was = list.iter().any(|l| l == who);
+            if was == *on {
+                return Change::ignored(Ignored::Duplicate);
+            }
+            match on {
+                true => list.push(who.clone()),
+                false => list.retain(|l| l != who),
+            }
+            let order = Order::Participant {
+                conference,
+                who: who.clone(),
+                change,
+            };
+            commands.push(command(call, order));
+            name
+        }
+        Control::Remove { who } => {
+            let Some(name) = who_name(&room, who) else {
+                return Change::ignored(Ignored::NoParticipant);
+            };
+            let Some(conference) = room.conference.clone() else {
+                return Change::ignored(Ignored::Stale);
+            };
+            let order = Order::Remove {
+                conference,
+                who: who.clone(),
+            };
+            commands.push(command(call, order));
+            name
+        }
+        Control::Add { agent } => {
+            if room.organizers.len() >= MAX_ORGANIZERS {
+                return Change::ignored(Ignored::TooManyLegs);
+            }
+            let busy = room
+                .organizers
+                .iter()
+                .any(|o| o.id == agent.id && !o.state.over());
+            if busy {
+                return Change::ignored(Ignored::Duplicate);
+            }
+            room.guests = room.guests.saturating_add(1);
+            room.organizers.push(Organizer {
+                id: agent.id.clone(),
+                name: agent.name.clone(),
+                leg: None,
+                round: room.round,
+                wave: INVITED,
+                state: OrganizerState::Calling,
+            });
+            let order = Order::Call {
+                agent: agent.clone(),
+                from: call.to.clone(),
+                ring_secs: policy.ring_secs,
+            };
+            commands.push(command(call, order));
+            agent.name.clone()
+        }
+        Control::Record { on } => {
+            if room.recording == *on {
+                return Change::ignored(Ignored::Duplicate);
+            }
+            room.recording = *on;
+            let recording = match on {
+                true => None,
+                false => room.recording_sid.take(),
+            };
+            commands.push(command(call, Order::Record { on: *on, recording }));
+            "the room".into()
+        }
+    };
+    let mut next = call.clone();
+    next.phase = Phase::Conference(Box::new(room));
+    let fact = super::fact::Fact {
+        from: call.from.clone(),
+        to: call.to.clone(),
+        line: call.line.clone(),
+        kind: FactKind::Controlled {
+            action: control.label(),
+            who,
+            by: by.into(),
+        },
+    };
+    let mut change = Change::to(next, vec![fact]);
+    change.commands = commands;
+    change
+}
+
+/// The REST API started (or could not start) the room's recording.
+pub(super) fn recording_started(call: &Call, sid: Option<&str>, started: bool) -> Change {
+    let Phase::Conference(room) = &call.phase else {
+        return Change::ignored(Ignored::Stale);
+    };
+    let mut room = room.as_ref().clone();
+    match (started, sid) {
+        (true, Some(sid)) if room.recording => room.recording_sid = Some(sid.into()),
+        // Stopped meanwhile: the recording just started is stopped too.
+        (true, Some(sid)) => {
+            let mut change = Change::ignored(Ignored::Stale);
+            let order = Order::Record {
+                on: false,
+                recording: Some(sid.into()),
+            };
+            change.commands.push(command(call, order));
+            return change;
+        }
+        (true, None) => return Change::ignored(Ignored::Duplicate),
+        (false, _) => room.recording = false,
+    }
+    let mut next = call.clone();
+    next.phase = Phase::Conference(Box::new(room));
+    Change::to(next, Vec::new())
+}
+
+/// Who is in (or on the way into) the room of `call`, for an operator. `None`: not a
+/// conference-mode call in its room.
+pub fn participants(call: &Call) -> Option<Vec<Participant>> {
+    let Phase::Conference(room) = &call.phase else {
+        return None;
+    };
+    let flags = |label: &str| {
+        (
+            room.muted.iter().any(|l| &**l == label),
+            room.held.iter().any(|l| &**l == label),
+        )
+    };
+    let (muted, held) = flags(CALLER_LABEL);
+    let mut list = vec![Participant {
+        label: CALLER_LABEL.to_owned(),
+        name: "the caller".to_owned(),
+        state: match room.talking_since {
+            Some(_) => "in_room",
+            None => "waiting",
+        },
+        muted,
+        held,
+    }];
+    for o in &room.organizers {
+        let state = match o.state {
+            OrganizerState::Calling => "ringing",
+            OrganizerState::Answered => "answered",
+            OrganizerState::Accepted => "joining",
+            OrganizerState::Joined => "in_room",
+            OrganizerState::Left => "left",
+            OrganizerState::Declined | OrganizerState::Ended => continue,
+        };
+        let label = organizer_label(&o.id);
+        let (muted, held) = flags(&label);
+        list.retain(|p| p.label != label);
+        list.push(Participant {
+            label,
+            name: o.name.to_string(),
+            state,
+            muted,
+            held,
+        });
+    }
+    Some(list)
+}
+
 /// The name the announcement says for `agent` (`None`: not an organizer of this call).
 pub(super) fn announced_name(call: &Call, agent: &str) -> Option<Box<str>> {
     match &call.phase {
@@ -958,6 +1263,7 @@ mod tests {
             conference: Some(ConferenceRules {
                 extra_organizers: extra,
                 announce: true,
+                record: true,
             }),
         }])
     }
@@ -1018,6 +1324,9 @@ mod tests {
                     Order::Hangup { leg, .. } => format!("hangup {leg}"),
                     Order::Announce { agent, .. } => format!("announce {agent}"),
                     Order::ToVoicemail => "to voicemail".into(),
+                    Order::Participant { who, change, .. } => format!("{change:?} {who}"),
+                    Order::Remove { who, .. } => format!("remove {who}"),
+                    Order::Record { on, .. } => format!("record {on}"),
                 })
                 .collect()
         }
@@ -1121,7 +1430,7 @@ mod tests {
         // She appears in the room: the caller is told who is joining.
         run.at(8, joined("caller"));
         run.at(9, joined("organizer-ada"));
-        assert_eq!(run.orders(), ["announce ada"]);
+        assert_eq!(run.orders(), ["record true", "announce ada"]);
         assert_eq!(run.room().talking_since, Some(9000));
         // The join repeated: nothing more.
         run.at(10, joined("organizer-ada"));
@@ -1322,6 +1631,111 @@ mod tests {
         run.snapshot.available = Some(agents());
         assert!(matches!(run.at(0, incoming()), Reply::Ring { .. }));
         assert!(run.orders().is_empty());
+    }
+
+    #[test]
+    fn live_control_checks_the_room_and_says_what_it_did() {
+        let mut run = Run::new(policy(ExtraOrganizers::Hangup, Strategy::Ringall));
+        let control = |control: Control| Event::Control {
+            control,
+            by: "ops".into(),
+        };
+        let mute = |who: &str, on| {
+            control(Control::Mute {
+                who: who.into(),
+                on,
+            })
+        };
+        run.at(0, incoming_on("AC1"));
+        // Before the room started (no ConferenceSid yet): refused, nothing asked.
+        let early = transition(
+            &sid(CALL),
+            run.call.as_ref(),
+            &mute("caller", true),
+            1000,
+            &run.policy,
+            &run.snapshot,
+        );
+        assert_eq!(early.ignored, Some(Ignored::Stale));
+        run.at(3, organizer("ada", "L1"));
+        run.at(4, press("ada", "L1", Some("1")));
+        run.at(5, joined("caller"));
+        run.at(6, joined("organizer-ada"));
+        run.at(
+            6,
+            Event::RecordingStarted {
+                sid: Some("RE1".into()),
+                started: true,
+            },
+        );
+        run.orders();
+        run.facts.clear();
+        run.at(10, mute("caller", true));
+        assert_eq!(run.orders(), ["Muted(true) caller"]);
+        // Again: nothing more.
+        let again = transition(
+            &sid(CALL),
+            run.call.as_ref(),
+            &mute("caller", true),
+            11_000,
+            &run.policy,
+            &run.snapshot,
+        );
+        assert_eq!(again.ignored, Some(Ignored::Duplicate));
+        // Bob never joined: not a participant.
+        let bob = transition(
+            &sid(CALL),
+            run.call.as_ref(),
+            &mute("organizer-bob", true),
+            11_000,
+            &run.policy,
+            &run.snapshot,
+        );
+        assert_eq!(bob.ignored, Some(Ignored::NoParticipant));
+        run.at(
+            12,
+            control(Control::Hold {
+                who: "organizer-ada".into(),
+                on: true,
+            }),
+        );
+        run.at(13, control(Control::Record { on: false }));
+        run.at(14, control(Control::Record { on: true }));
+        assert_eq!(
+            run.orders(),
+            ["Held(true) organizer-ada", "record false", "record true"]
+        );
+        // Dana, pulled in, joins though the line hangs up on extra organizers.
+        let dana = Agent::new("Dana", Endpoint::number("+12025550177").expect("n")).expect("a");
+        run.at(15, control(Control::Add { agent: dana }));
+        assert_eq!(run.orders(), ["call dana"]);
+        run.at(20, organizer("dana", "L9"));
+        assert!(matches!(
+            run.at(21, press("dana", "L9", Some("1"))),
+            Reply::JoinRoom { host: false, .. }
+        ));
+        let said: Vec<_> = run
+            .facts
+            .iter()
+            .filter_map(|f| match f {
+                FactKind::Controlled { action, who, by } => Some(format!("{by}: {action} {who}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            said,
+            [
+                "ops: mute the caller",
+                "ops: hold Ada",
+                "ops: record_stop the room",
+                "ops: record_start the room",
+                "ops: add Dana"
+            ]
+        );
+        let list = participants(run.call.as_ref().expect("call")).expect("room");
+        let caller = list.iter().find(|p| p.label == "caller").expect("caller");
+        assert!(caller.muted && caller.state == "in_room");
+        assert!(list.iter().any(|p| p.label == "organizer-ada" && p.held));
     }
 
     #[test]

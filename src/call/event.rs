@@ -225,6 +225,17 @@ pub enum Event {
     Announce { agent: Box<str> },
     /// A document fetched for the call as it is (the caller was moved by the REST API).
     Resume,
+    /// Conference mode: an operator's live-control action (`by`: who, for the record).
+    Control {
+        control: super::conference::Control,
+        by: Box<str>,
+    },
+    /// Conference mode: the REST API started recording the room (`sid`: the recording's id,
+    /// when the answer said it; `started: false`: it could not).
+    RecordingStarted {
+        sid: Option<Box<str>>,
+        started: bool,
+    },
 }
 
 impl Event {
@@ -255,6 +266,8 @@ impl Event {
             Event::RoomLeft => "room-left",
             Event::Announce { .. } => "announce",
             Event::Resume => "resume",
+            Event::Control { .. } => "control",
+            Event::RecordingStarted { .. } => "recording-started",
         }
     }
 }

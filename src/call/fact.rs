@@ -49,6 +49,13 @@ pub enum FactKind {
         duration_secs: Option<u32>,
         copy: Option<ProviderCopy>,
     },
+    /// An operator acted on a conference-mode call: `action` (`mute`, `unmute`, `hold`,
+    /// `resume`, `remove`, `add`, `record_start`, `record_stop`) on `who` (a name), by `by`.
+    Controlled {
+        action: &'static str,
+        who: Box<str>,
+        by: Box<str>,
+    },
     /// The caller's call is over. `settled` is false when a late voicemail recording may still
     /// change `outcome` (it is then [`Outcome::Missed`]): a [`FactKind::Settled`] follows.
     Ended { outcome: Outcome, settled: bool },
@@ -81,6 +88,7 @@ impl FactKind {
             FactKind::ConversationRecorded { .. } => 9,
             // Not guarded (each recording is told once by its id instead).
             FactKind::ConferenceRecorded { .. } => 10,
+            FactKind::Controlled { .. } => 11,
         }
     }
 
@@ -142,6 +150,8 @@ pub enum Ignored {
     NoRecording,
     /// A status the call did not ask for (`dtmf`, `amd`, anything unknown).
     Unrequested,
+    /// A live-control action about a participant the room does not have.
+    NoParticipant,
 }
 
 impl Ignored {
@@ -155,6 +165,7 @@ impl Ignored {
             Ignored::TooManyLegs => "too_many_legs",
             Ignored::NoRecording => "no_recording",
             Ignored::Unrequested => "unrequested",
+            Ignored::NoParticipant => "no_participant",
         }
     }
 }

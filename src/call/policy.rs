@@ -177,6 +177,8 @@ pub struct ConferenceRules {
     pub extra_organizers: ExtraOrganizers,
     /// The caller hears "NAME is joining this call" when the first organizer joins.
     pub announce: bool,
+    /// The room is recorded from when the first organizer joins.
+    pub record: bool,
 }
 
 /// One line's rules.

@@ -309,6 +309,7 @@ pub(crate) fn name(kind: &FactKind) -> String {
         FactKind::VoicemailLeft { .. } => "voicemail left".into(),
         FactKind::ConversationRecorded { .. } => "conversation recorded".into(),
         FactKind::ConferenceRecorded { .. } => "conference recorded".into(),
+        FactKind::Controlled { action, .. } => format!("controlled {action}"),
         FactKind::Ended { outcome, settled } => format!(
             "ended {}{}",
             outcome.label(),

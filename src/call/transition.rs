@@ -433,6 +433,12 @@ pub fn transition(
             }
         }
         (Event::Resume, Some(_)) => Change::unchanged(),
+        (Event::Control { control, by }, Some(call)) => {
+            conference::control(call, control, by, policy)
+        }
+        (Event::RecordingStarted { sid, started }, Some(call)) => {
+            conference::recording_started(call, sid.as_deref(), *started)
+        }
         (_, None) => Change::ignored(Ignored::UnknownCall),
     };
     let mut change = change;

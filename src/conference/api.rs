@@ -107,7 +107,9 @@ impl VoiceApi {
         }
     }
 
-    /// The URL of `resource` (`Calls`, `Calls/CA1`, `Conferences/CF1/Participants/caller`…).
+    /// The URL of `resource` (`Calls`, `Calls/CA1`, `Conferences/CF1/Participants/caller`…):
+    /// Twilio's end in `.json`; Telnyx's as its API names them (only its recording resources
+    /// carry `.json`, and `resource` says so).
     fn url(&self, account: &str, resource: &str) -> String {
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let path: Vec<String> = resource.split('/').map(enc).collect();
@@ -119,9 +121,10 @@ impl VoiceApi {
                 enc(account)
             ),
             Provider::Twilio => format!(
-                "{}/2010-04-01/Accounts/{}/{path}.json",
+                "{}/2010-04-01/Accounts/{}/{}.json",
                 self.twilio_base,
-                enc(account)
+                enc(account),
+                path.trim_end_matches(".json")
             ),
         }
     }
@@ -220,6 +223,70 @@ impl VoiceApi {
         self.send(Method::POST, &url, fields).await.map(drop)
     }
 
+    /// Takes participant `who` out of conference `conference` (their call ends).
+    pub async fn remove_participant(
+        &self,
+        account: Option<&str>,
+        conference: &str,
+        who: &str,
+    ) -> Result<(), ApiError> {
+        let account = self.account(account)?;
+        let url = self.url(
+            account,
+            &format!("Conferences/{conference}/Participants/{who}"),
+        );
+        self.send(Method::DELETE, &url, &Vec::new()).await.map(drop)
+    }
+
+    /// Starts recording call `sid` (both directions, one channel), with recording callbacks to
+    /// `callback`. Returns the recording's id when the answer says it.
+    pub async fn start_recording(
+        &self,
+        account: Option<&str>,
+        sid: &str,
+        callback: &str,
+    ) -> Result<Option<String>, ApiError> {
+        let account = self.account(account)?;
+        let channels = match self.provider {
+            Provider::Telnyx => "single",
+            Provider::Twilio => "mono",
+        };
+        let fields: Fields = vec![
+            ("RecordingChannels", channels.to_owned()),
+            ("RecordingStatusCallback", callback.to_owned()),
+            ("RecordingStatusCallbackMethod", "POST".to_owned()),
+            ("RecordingStatusCallbackEvent", "completed".to_owned()),
+            ("RecordingTrack", "both".to_owned()),
+        ];
+        let url = self.url(account, &format!("Calls/{sid}/Recordings.json"));
+        let answer = self.send(Method::POST, &url, &fields).await?;
+        Ok(answer.get("sid").and_then(Value::as_str).map(str::to_owned))
+    }
+
+    /// Stops recording `recording` of call `sid` (`None`: under Twilio its current recording,
+    /// `Twilio.CURRENT`; Telnyx has no such name, so it needs the id).
+    pub async fn stop_recording(
+        &self,
+        account: Option<&str>,
+        sid: &str,
+        recording: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let account = self.account(account)?;
+        let recording = match (recording, self.provider) {
+            (Some(r), _) => r,
+            (None, Provider::Twilio) => "Twilio.CURRENT",
+            (None, Provider::Telnyx) => {
+                return Err(ApiError::NotConfigured(
+                    "Telnyx",
+                    "the recording's id is not known yet",
+                ))
+            }
+        };
+        let url = self.url(account, &format!("Calls/{sid}/Recordings/{recording}.json"));
+        let fields: Fields = vec![("Status", "stopped".to_owned())];
+        self.send(Method::POST, &url, &fields).await.map(drop)
+    }
+
     /// Sends one request, retrying 429, 5xx and network errors.
     async fn send(&self, method: Method, url: &str, fields: &Fields) -> Result<Value, ApiError> {
         let provider = self.name();
@@ -227,6 +294,26 @@ impl VoiceApi {
         loop {
             let request = self.http.request(method.clone(), url);
             let request = match self.provider {
+                _ if fields.is_empty() && method == Method::DELETE => match self.provider {
+                    Provider::Telnyx => request.bearer_auth(
+                        self.telnyx_key
+                            .as_ref()
+                            .ok_or(ApiError::NotConfigured("Telnyx", "telnyx.api_key is empty"))?
+                            .expose_secret(),
+                    ),
+                    Provider::Twilio => request.basic_auth(
+                        account_of_url(url),
+                        Some(
+                            self.twilio_token
+                                .as_ref()
+                                .ok_or(ApiError::NotConfigured(
+                                    "Twilio",
+                                    "twilio.auth_token is empty",
+                                ))?
+                                .expose_secret(),
+                        ),
+                    ),
+                },
                 Provider::Telnyx => {
                     let key = self
                         .telnyx_key
@@ -241,13 +328,8 @@ impl VoiceApi {
                         "Twilio",
                         "twilio.auth_token is empty",
                     ))?;
-                    let account = url
-                        .split("/Accounts/")
-                        .nth(1)
-                        .and_then(|rest| rest.split('/').next())
-                        .unwrap_or_default();
                     request
-                        .basic_auth(account, Some(token.expose_secret()))
+                        .basic_auth(account_of_url(url), Some(token.expose_secret()))
                         .form(fields)
                 }
             };
@@ -285,6 +367,14 @@ impl VoiceApi {
             attempt += 1;
         }
     }
+}
+
+/// The account a Twilio URL is for (its Basic user name).
+fn account_of_url(url: &str) -> &str {
+    url.split("/Accounts/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
 }
 
 /// Fields as a JSON object: a repeated name's values joined with spaces (Telnyx takes

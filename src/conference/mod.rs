@@ -16,7 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::call::conference::{Command, Order, CALLER_LABEL};
+use crate::call::conference::{Command, Order, ParticipantChange, CALLER_LABEL};
 use crate::call::Event;
 use crate::domain::{CallSid, Endpoint};
 use crate::texml::Urls;
@@ -116,13 +116,19 @@ impl Worker {
                 match execute(api, urls, &command).await {
                     Ok(placed) => {
                         count(counts, order, "sent");
-                        if let Order::Call { agent, .. } = &command.order {
-                            let leg = placed.and_then(|s| CallSid::parse(&s).ok());
-                            let event = Event::OrganizerPlaced {
+                        let event = match &command.order {
+                            Order::Call { agent, .. } => Some(Event::OrganizerPlaced {
                                 agent: agent.id.clone(),
-                                leg,
+                                leg: placed.and_then(|s| CallSid::parse(&s).ok()),
                                 placed: true,
-                            };
+                            }),
+                            Order::Record { on: true, .. } => Some(Event::RecordingStarted {
+                                sid: crate::webhook::plain_id(placed.as_deref()),
+                                started: true,
+                            }),
+                            _ => None,
+                        };
+                        if let Some(event) = event {
                             report.report(&command.call, event).await;
                         }
                     }
@@ -135,12 +141,19 @@ impl Worker {
                     Err(e) => {
                         count(counts, order, "failed");
                         tracing::error!(call_sid = %command.call, order, error = %e, "conference request failed");
-                        if let Order::Call { agent, .. } = &command.order {
-                            let event = Event::OrganizerPlaced {
+                        let event = match &command.order {
+                            Order::Call { agent, .. } => Some(Event::OrganizerPlaced {
                                 agent: agent.id.clone(),
                                 leg: None,
                                 placed: false,
-                            };
+                            }),
+                            Order::Record { on: true, .. } => Some(Event::RecordingStarted {
+                                sid: None,
+                                started: false,
+                            }),
+                            _ => None,
+                        };
+                        if let Some(event) = event {
                             report.report(&command.call, event).await;
                         }
                     }
@@ -193,6 +206,39 @@ async fn execute(
                 .await
                 .map(|()| None)
         }
+        Order::Participant {
+            conference,
+            who,
+            change,
+        } => {
+            let fields: Fields = match change {
+                ParticipantChange::Muted(on) => vec![("Muted", on.to_string())],
+                ParticipantChange::Held(true) => vec![
+                    ("Hold", "true".to_owned()),
+                    ("HoldUrl", urls.conference("hold", &[])),
+                    ("HoldMethod", "POST".to_owned()),
+                ],
+                ParticipantChange::Held(false) => vec![("Hold", "false".to_owned())],
+            };
+            api.update_participant(account, conference, who, &fields)
+                .await
+                .map(|()| None)
+        }
+        Order::Remove { conference, who } => api
+            .remove_participant(account, conference, who)
+            .await
+            .map(|()| None),
+        Order::Record { on: true, .. } => {
+            api.start_recording(account, call, &urls.recording_conference(&command.call))
+                .await
+        }
+        Order::Record {
+            on: false,
+            recording,
+        } => api
+            .stop_recording(account, call, recording.as_deref())
+            .await
+            .map(|()| None),
         Order::ToVoicemail => {
             let fields: Fields = vec![
                 ("Url", urls.conference("resume", &[])),

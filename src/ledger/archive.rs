@@ -110,8 +110,16 @@ pub struct Job {
 }
 
 impl Job {
+    /// The archived recording's id: one voicemail and one conversation per call; a conference
+    /// room may be recorded more than once (stopped and started again), so its id names the
+    /// provider's recording when the callback did.
     pub fn id(&self) -> String {
-        format!("{}-{}", self.call.as_str(), self.kind)
+        match (&self.copy, self.kind) {
+            (Some(copy), "conference") => {
+                format!("{}-conference-{}", self.call.as_str(), copy.sid)
+            }
+            _ => format!("{}-{}", self.call.as_str(), self.kind),
+        }
     }
 }
 

@@ -88,6 +88,9 @@ pub struct Entry {
     pub detail: Option<String>,
     /// The event's JSON.
     pub data: String,
+    /// Said after `kind` in the event's id, for kinds a call may have several of (operators'
+    /// actions, a room's recordings): empty for the others, so a repeated fact is written once.
+    pub repeat: String,
 }
 
 impl Entry {
@@ -110,6 +113,7 @@ impl Entry {
             talk_secs: None,
             detail: None,
             data: String::new(),
+            repeat: String::new(),
         };
         let data = match &fact.kind {
             FactKind::Ringing { agents } => {
@@ -133,8 +137,20 @@ impl Entry {
                 e.kind = "conversation_recorded";
                 serde_json::json!({ "duration_secs": duration_secs })
             }
-            FactKind::ConferenceRecorded { duration_secs, .. } => {
+            FactKind::Controlled { action, who, by } => {
+                e.kind = "control";
+                e.repeat = format!("/{at}/{action}/{who}");
+                e.detail = Some(format!("{action} {who} by {by}"));
+                serde_json::json!({ "action": action, "who": who, "by": by })
+            }
+            FactKind::ConferenceRecorded {
+                duration_secs, url, ..
+            } => {
                 e.kind = "conference_recorded";
+                let digest = <sha2::Sha256 as sha2::Digest>::digest(url.as_bytes());
+                e.repeat = std::iter::once("/".to_owned())
+                    .chain(digest[..8].iter().map(|b| format!("{b:02x}")))
+                    .collect();
                 serde_json::json!({ "duration_secs": duration_secs })
             }
             FactKind::VoicemailLeft { duration_secs, .. } => {
@@ -489,7 +505,7 @@ impl Ledger {
             let mut query = sqlx::query(&sql);
             for e in chunk {
                 query = query
-                    .bind(format!("{}/{}", e.call_sid, e.kind))
+                    .bind(format!("{}/{}{}", e.call_sid, e.kind, e.repeat))
                     .bind(e.call_sid.clone())
                     .bind(db_int(e.at))
                     .bind(e.kind)
@@ -1002,6 +1018,7 @@ mod tests {
             talk_secs: None,
             detail: None,
             data: "{}".into(),
+            repeat: String::new(),
         }
     }
 

@@ -296,6 +296,84 @@ async fn presence(
     }
 }
 
+/// `GET /admin/calls/{sid}/participants`: a conference call's room and who is in it.
+pub(super) async fn room(req: HttpRequest, sid: Path<String>, cx: Data<Context>) -> HttpResponse {
+    if let Err(refused) = authorized(&req, &cx) {
+        return refused.respond();
+    }
+    super::control::room(&cx, &sid).await
+}
+
+/// `POST /admin/calls/{sid}/participants/{label}/{action}`: mute, unmute, hold, resume, remove.
+pub(super) async fn participant(
+    req: HttpRequest,
+    path: Path<(String, String, String)>,
+    body: Bytes,
+    cx: Data<Context>,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    if let Err(refused) = authorized(&req, &cx) {
+        return refused.respond();
+    }
+    let (sid, who, action) = path.into_inner();
+    let whom: ByWhom = match optional_json(&body, "{\"by\": ...}") {
+        Ok(c) => c,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+    };
+    let Some(control) = super::control::participant_action(&action, &who) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the action is one of mute, unmute, hold, resume, remove",
+        );
+    };
+    super::control::act(&cx, &sid, control, &by(whom.by.as_deref())).await
+}
+
+/// `POST /admin/calls/{sid}/participants`: call someone into the room.
+pub(super) async fn add(
+    req: HttpRequest,
+    sid: Path<String>,
+    body: Bytes,
+    cx: Data<Context>,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    if let Err(refused) = authorized(&req, &cx) {
+        return refused.respond();
+    }
+    let add: super::control::Add = match optional_json(&body, "{\"agent\": ...}") {
+        Ok(a) => a,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+    };
+    let agent = match super::control::added(&cx, &add) {
+        Ok(a) => a,
+        Err(refused) => return refused.respond(),
+    };
+    let control = crate::call::conference::Control::Add { agent };
+    super::control::act(&cx, &sid, control, &by(add.by.as_deref())).await
+}
+
+/// `POST /admin/calls/{sid}/recording/{start|stop}`.
+pub(super) async fn recording(
+    req: HttpRequest,
+    path: Path<(String, String)>,
+    body: Bytes,
+    cx: Data<Context>,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    if let Err(refused) = authorized(&req, &cx) {
+        return refused.respond();
+    }
+    let (sid, action) = path.into_inner();
+    let whom: ByWhom = match optional_json(&body, "{\"by\": ...}") {
+        Ok(c) => c,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+    };
+    let Some(control) = super::control::recording_action(&action) else {
+        return error(StatusCode::BAD_REQUEST, "the action is start or stop");
+    };
+    super::control::act(&cx, &sid, control, &by(whom.by.as_deref())).await
+}
+
 /// The answer when an agent's presence could not be written (the admin API's and the
 /// dashboard's).
 pub(super) fn presence_unsaved(e: crate::call::StoreError) -> HttpResponse {

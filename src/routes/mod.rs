@@ -20,6 +20,7 @@
 //! | `GET /admin/lines`, `POST /admin/lines/{id}/close\|open` | lines' state; open or close by hand (Bearer token) | [`admin`] |
 //! | `GET /admin/agents`, `POST /admin/agents/{id}/away\|available` | agents' state; away or back by hand (Bearer token) | [`admin`] |
 //! | `GET /admin/calls`, `GET /admin/calls/{sid}`, `GET /admin/report` | the call history, one call with its events, reports (Bearer token) | [`history`] |
+//! | `GET /admin/calls/{sid}/participants`; `POST …/participants` (add), `…/participants/{label}/mute\|unmute\|hold\|resume\|remove`, `…/recording/start\|stop` | live control of a conference call (Bearer token) | [`control`] |
 //! | `GET /recordings/{id}` | an archived recording (Bearer token, or a signed link that expires) | [`recordings`] |
 //! | `GET /dashboard`, `/dashboard/events`, … | the live dashboard and its event stream (sign-in) | [`dashboard`] |
 //! | `GET /healthz`, `/readyz`, `/metrics` | alive; ready to take calls; Prometheus | [`health`] |
@@ -28,6 +29,7 @@ mod admin;
 mod audio;
 mod boundary;
 mod callbacks;
+mod control;
 mod dashboard;
 pub(crate) mod health;
 mod history;
@@ -195,6 +197,22 @@ fn configure(cfg: &mut web::ServiceConfig) {
     .route("/admin/agents", web::get().to(admin::agents))
     .route("/admin/calls", web::get().to(history::calls))
     .route("/admin/calls/{sid}", web::get().to(history::call))
+    .route(
+        "/admin/calls/{sid}/participants",
+        web::get().to(admin::room),
+    )
+    .route(
+        "/admin/calls/{sid}/participants",
+        web::post().to(admin::add),
+    )
+    .route(
+        "/admin/calls/{sid}/participants/{who}/{action}",
+        web::post().to(admin::participant),
+    )
+    .route(
+        "/admin/calls/{sid}/recording/{action}",
+        web::post().to(admin::recording),
+    )
     .route("/admin/report", web::get().to(history::report))
     .route("/recordings/{id}", web::get().to(recordings::recording))
     .route("/admin/agents/{id}/away", web::post().to(admin::away))

@@ -42,6 +42,9 @@ fn log(record: &Record, privacy: &Privacy) {
                 FactKind::ConversationRecorded { duration_secs, .. } => {
                     tracing::info!(call_sid = %sid, duration_secs, "conversation recording ready")
                 }
+                FactKind::Controlled { action, who, by } => {
+                    tracing::info!(call_sid = %sid, action, who = %who, by = %by, "conference call controlled")
+                }
                 FactKind::ConferenceRecorded { duration_secs, .. } => {
                     tracing::info!(call_sid = %sid, duration_secs, "conference recording ready")
                 }

@@ -288,6 +288,23 @@ fn content(record: &Record, privacy: &Privacy, style: &Style) -> Option<(String,
                     ":telephone_receiver: Call finished",
                     format!("{} talked with *{from}* for {}.", agent(a), duration(*talk_secs)),
                 ),
+                FactKind::Controlled { action, who, by } => (
+                    ":control_knobs: Call control",
+                    {
+                        let (by, who) = (escape(by), escape(who));
+                        match *action {
+                            "mute" => format!("*{by}* muted {who}."),
+                            "unmute" => format!("*{by}* unmuted {who}."),
+                            "hold" => format!("*{by}* put {who} on hold."),
+                            "resume" => format!("*{by}* took {who} off hold."),
+                            "remove" => format!("*{by}* removed {who} from the call."),
+                            "add" => format!("*{by}* is calling {who} into the call."),
+                            "record_start" => format!("*{by}* started recording the call."),
+                            "record_stop" => format!("*{by}* stopped recording the call."),
+                            other => format!("*{by}*: {other} {who}."),
+                        }
+                    },
+                ),
                 FactKind::AfterHours { action } => (
                     ":crescent_moon: Call after hours",
                     format!(

@@ -195,8 +195,6 @@ pub struct RoomDial {
     pub end_on_exit: bool,
     /// `waitUrl`: the document played until the conference starts.
     pub wait_url: Option<String>,
-    /// `record="record-from-start"` (from when the conference starts), with its callback.
-    pub recording_status_callback: Option<String>,
     /// `statusCallback` for the room's events (start, end, join, leave).
     pub status_callback: String,
 }

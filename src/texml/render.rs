@@ -469,9 +469,6 @@ impl Renderer {
                     start_on_enter: false,
                     end_on_exit: true,
                     wait_url: Some(self.urls.conference("hold", &[])),
-                    recording_status_callback: self
-                        .room_record
-                        .then(|| self.urls.recording_conference(call)),
                     status_callback: self.urls.conference("events", &call_pair),
                 }));
                 // Reached if the provider skips the Dial action: the caller is not left in silence.
@@ -512,9 +509,6 @@ impl Renderer {
                         start_on_enter: true,
                         end_on_exit: *host,
                         wait_url: None,
-                        recording_status_callback: self
-                            .room_record
-                            .then(|| self.urls.recording_conference(call)),
                         status_callback: self.urls.conference("events", &call_pair),
                     }),
                     Verb::Hangup,

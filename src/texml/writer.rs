@@ -137,16 +137,9 @@ fn write_room(w: &mut W, room: &RoomDial) -> io::Result<()> {
         el.push_attribute(("waitUrl", url.as_str()));
         el.push_attribute(("waitMethod", "POST"));
     }
-    match &room.recording_status_callback {
-        Some(cb) => {
-            el.push_attribute(("record", "record-from-start"));
-            el.push_attribute(("trim", "do-not-trim"));
-            el.push_attribute(("recordingStatusCallback", cb.as_str()));
-            el.push_attribute(("recordingStatusCallbackMethod", "POST"));
-            el.push_attribute(("recordingStatusCallbackEvent", "completed"));
-        }
-        None => el.push_attribute(("record", "do-not-record")),
-    }
+    // The room is recorded through the REST API (the caller's call, from when the first
+    // organizer joins), so that an operator can stop and start it.
+    el.push_attribute(("record", "do-not-record"));
     el.push_attribute(("statusCallback", room.status_callback.as_str()));
     el.push_attribute(("statusCallbackMethod", "POST"));
     el.push_attribute(("statusCallbackEvent", ROOM_EVENTS));

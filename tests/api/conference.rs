@@ -74,6 +74,13 @@ async fn fake_api(twilio: bool) -> MockServer {
         .respond_with(placed)
         .mount(&api)
         .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"/Recordings(\.json)?$"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"sid": "RE-call-1"})),
+        )
+        .mount(&api)
+        .await;
     Mock::given(method("GET"))
         .and(path_regex(r"^/rec/"))
         .respond_with(ResponseTemplate::new(200).set_body_raw(vec![7u8; 3000], "audio/mpeg"))
@@ -390,9 +397,10 @@ async fn a_coc_call_rings_three_organizers_one_joins_announced_recorded_archived
         conference_attr(&join, "endConferenceOnExit").as_deref(),
         Some("true")
     );
+    // Recorded through the API once she is in the room (below), not by the document.
     assert_eq!(
         conference_attr(&join, "record").as_deref(),
-        Some("record-from-start")
+        Some("do-not-record")
     );
     // The other two calls are ended.
     let ended = wait_for(&api, "/Calls/L-cleo", 1).await;
@@ -414,6 +422,20 @@ async fn a_coc_call_rings_three_organizers_one_joins_announced_recorded_archived
         .to_owned();
     let said = fetch(&app, &url, "CA-coc", None).await;
     assert_eq!(says(&said), ["Ada is joining this call."]);
+    // And the room is recorded from now on: the caller's call, through the API.
+    let record = wait_for(
+        &api,
+        "/v2/texml/Accounts/ACtest/Calls/CA-coc/Recordings.json",
+        1,
+    )
+    .await;
+    assert_eq!(
+        record[0].fields["RecordingStatusCallback"],
+        "https://switchboard.test/texml/recording?kind=conference&call=CA-coc"
+    );
+
+    // Live control over the admin API: each action reaches the API and the ledger.
+    control_actions(&app, &api, &slack, "CA-coc").await;
 
     // They talk; Ada leaves, the room ends; the caller's Dial action, then the hangup.
     clock.advance_secs(300);
@@ -703,4 +725,193 @@ async fn wait_for_status(api: &MockServer, status: &str, n: usize) -> Vec<Sent> 
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("fewer than {n} Status={status}: {:#?}", sent(api).await);
+}
+
+/// An admin request with the token; the status and JSON answer.
+async fn admin_post(app: &TestApp, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    admin(app, "POST", path, body).await
+}
+
+/// Every live-control action on call `sid` (in its room with Ada), checked at the fake API and
+/// in the ledger.
+async fn control_actions(app: &TestApp, api: &MockServer, slack: &MockServer, sid: &str) {
+    let base = format!("/admin/calls/{sid}");
+    let (status, room) = admin(app, "GET", &format!("{base}/participants"), None).await;
+    assert_eq!(status, StatusCode::OK, "{room}");
+    let who: Vec<(String, String)> = room["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .map(|p| {
+            (
+                p["label"].as_str().unwrap_or_default().to_owned(),
+                p["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(who.contains(&("caller".into(), "in_room".into())), "{room}");
+    assert!(
+        who.contains(&("organizer-ada".into(), "in_room".into())),
+        "{room}"
+    );
+    assert_eq!(room["recording"], true);
+
+    let by = Some(serde_json::json!({"by": "ops"}));
+    let participant = "/v2/texml/Accounts/ACtest/Conferences/CF-room-1/Participants/caller";
+    let (status, _) =
+        admin_post(app, &format!("{base}/participants/caller/mute"), by.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let muted = wait_for(api, participant, 2).await;
+    assert_eq!(muted[1].fields["Muted"], true, "{muted:?}");
+    // Muting again changes nothing and asks nothing.
+    let (status, again) =
+        admin_post(app, &format!("{base}/participants/caller/mute"), by.clone()).await;
+    assert_eq!(
+        (status, &again["unchanged"]),
+        (StatusCode::OK, &Value::Bool(true))
+    );
+    admin_post(
+        app,
+        &format!("{base}/participants/caller/unmute"),
+        by.clone(),
+    )
+    .await;
+    let unmuted = wait_for(api, participant, 3).await;
+    assert_eq!(unmuted[2].fields["Muted"], false);
+    let ada = "/v2/texml/Accounts/ACtest/Conferences/CF-room-1/Participants/organizer-ada";
+    admin_post(
+        app,
+        &format!("{base}/participants/organizer-ada/hold"),
+        by.clone(),
+    )
+    .await;
+    let held = wait_for(api, ada, 1).await;
+    assert_eq!(held[0].fields["Hold"], true);
+    assert_eq!(
+        held[0].fields["HoldUrl"],
+        "https://switchboard.test/texml/conference/hold"
+    );
+    admin_post(
+        app,
+        &format!("{base}/participants/organizer-ada/resume"),
+        by.clone(),
+    )
+    .await;
+    assert_eq!(wait_for(api, ada, 2).await[1].fields["Hold"], false);
+
+    // Recording: stop (by the id the start answered), then start again.
+    admin_post(app, &format!("{base}/recording/stop"), by.clone()).await;
+    let stopped = wait_for(api, &format!("/Calls/{sid}/Recordings/RE-call-1.json"), 1).await;
+    assert_eq!(stopped[0].fields["Status"], "stopped");
+    admin_post(app, &format!("{base}/recording/start"), by.clone()).await;
+    wait_for(api, &format!("/Calls/{sid}/Recordings.json"), 2).await;
+
+    // Pull someone in: called like an organizer, they press 1 and join as a second one.
+    let (status, added) = admin_post(
+        app,
+        &format!("{base}/participants"),
+        Some(serde_json::json!({"number": "+12025550177", "name": "Dana", "by": "ops"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{added}");
+    let calls = wait_for(api, "/v2/texml/Accounts/ACtest/Calls", 4).await;
+    let dana = calls
+        .iter()
+        .map(placed)
+        .find(|p| p.to == "+12025550177")
+        .expect("Dana called");
+    let hello = fetch(app, &dana.url, "L-dana", None).await;
+    assert_eq!(
+        says(&hello),
+        ["Hello Dana. Code of Conduct hotline call. Press 1 to join."]
+    );
+    let join = fetch(
+        app,
+        &crate::helpers::gather_action(&hello),
+        "L-dana",
+        Some("1"),
+    )
+    .await;
+    assert_eq!(
+        conference_attr(&join, "endConferenceOnExit").as_deref(),
+        Some("false")
+    );
+    let label = conference_attr(&join, "participantLabel").expect("label");
+    room_event(app, sid, "participant-join", &label, "L-dana").await;
+    let (status, _) = admin_post(
+        app,
+        &format!("{base}/participants/{label}/remove"),
+        by.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let removed = wait_for(
+        api,
+        &format!("/Conferences/CF-room-1/Participants/{label}"),
+        1,
+    )
+    .await;
+    let deletes = api
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "DELETE" && r.url.path().ends_with(&label))
+        .count();
+    assert_eq!((removed.len(), deletes), (1, 1));
+
+    // Refusals: an unknown participant, an unknown action, an unknown call.
+    let (status, _) = admin_post(
+        app,
+        &format!("{base}/participants/organizer-zed/mute"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = admin_post(app, &format!("{base}/participants/caller/shout"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = admin_post(app, "/admin/calls/CA-nobody/recording/stop", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The ledger has each action, in order; Slack says them.
+    let expected = [
+        "mute the caller",
+        "unmute the caller",
+        "hold Ada",
+        "resume Ada",
+        "record_stop the room",
+        "record_start the room",
+        "add Dana",
+        "remove Dana",
+    ];
+    let mut actions = Vec::new();
+    for _ in 0..100 {
+        let (_, call) = admin(app, "GET", &format!("/admin/calls/{sid}"), None).await;
+        actions = call["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e["kind"] == "control")
+            .map(|e| {
+                let d = &e["data"];
+                format!(
+                    "{} {}",
+                    d["action"].as_str().unwrap_or(""),
+                    d["who"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        if actions.len() >= expected.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // (The clock stands still in this test: events at one instant are listed by id.)
+    actions.sort();
+    let mut expected = expected.to_vec();
+    expected.sort();
+    assert_eq!(actions, expected);
+    let text = slack_message(slack, "muted the caller").await;
+    assert!(text.contains("ops"), "{text}");
 }
