@@ -45,6 +45,16 @@ pub struct LiveCall {
     /// Who it is talking with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// A conference-mode call's room: who is in it, whether it is recorded (for live control).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<RoomView>,
+}
+
+/// A conference room as the page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoomView {
+    pub recording: bool,
+    pub participants: Vec<crate::call::conference::Participant>,
 }
 
 /// What an agent is doing.
@@ -194,12 +204,20 @@ pub fn live_call(call: &Call, mask: bool) -> Option<LiveCall> {
         true => crate::sink::mask::mask(call.from.as_str()),
         false => call.from.as_str().to_owned(),
     };
+    let room = match &call.phase {
+        Phase::Conference(room) => Some(RoomView {
+            recording: room.recording,
+            participants: crate::call::conference::participants(call).unwrap_or_default(),
+        }),
+        _ => None,
+    };
     Some(LiveCall {
         sid: call.sid.as_str().to_owned(),
         caller,
         state,
         since,
         agent,
+        room,
     })
 }
 

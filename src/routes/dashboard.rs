@@ -303,6 +303,84 @@ async fn line(req: HttpRequest, id: Path<String>, cx: Data<Context>, open: bool)
     }
 }
 
+/// `POST /dashboard/calls/{sid}/participants/{who}/{action}`: a supervisor's live control.
+pub(super) async fn call_participant(
+    req: HttpRequest,
+    path: Path<(String, String, String)>,
+    cx: Data<Context>,
+) -> HttpResponse {
+    let (d, who) = match supervisor(&req, &cx).await {
+        Ok(ok) => ok,
+        Err(refused) => return refused,
+    };
+    let (sid, label, action) = path.into_inner();
+    let Some(control) = super::control::participant_action(&action, &label) else {
+        return super::admin::error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "the action is one of mute, unmute, hold, resume, remove",
+        );
+    };
+    let by = format!("{} (dashboard)", who.name);
+    let answer = super::control::act(&cx, &sid, control, &by).await;
+    d.feed.force();
+    answer
+}
+
+/// `POST /dashboard/calls/{sid}/recording/{start|stop}`.
+pub(super) async fn call_recording(
+    req: HttpRequest,
+    path: Path<(String, String)>,
+    cx: Data<Context>,
+) -> HttpResponse {
+    let (d, who) = match supervisor(&req, &cx).await {
+        Ok(ok) => ok,
+        Err(refused) => return refused,
+    };
+    let (sid, action) = path.into_inner();
+    let Some(control) = super::control::recording_action(&action) else {
+        return super::admin::error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "the action is start or stop",
+        );
+    };
+    let by = format!("{} (dashboard)", who.name);
+    let answer = super::control::act(&cx, &sid, control, &by).await;
+    d.feed.force();
+    answer
+}
+
+/// `POST /dashboard/calls/{sid}/participants` (`{"number", "name"}` or `{"agent"}`): call
+/// someone into the room.
+pub(super) async fn call_add(
+    req: HttpRequest,
+    sid: Path<String>,
+    body: actix_web::web::Bytes,
+    cx: Data<Context>,
+) -> HttpResponse {
+    let (d, who) = match supervisor(&req, &cx).await {
+        Ok(ok) => ok,
+        Err(refused) => return refused,
+    };
+    let add: super::control::Add = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return super::admin::error(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                &format!("the body must be JSON {{\"number\", \"name\"}} or {{\"agent\"}}: {e}"),
+            )
+        }
+    };
+    let agent = match super::control::added(&cx, &add) {
+        Ok(a) => a,
+        Err(refused) => return refused.respond(),
+    };
+    let by = format!("{} (dashboard)", who.name);
+    let control = crate::call::conference::Control::Add { agent };
+    let answer = super::control::act(&cx, &sid, control, &by).await;
+    d.feed.force();
+    answer
+}
+
 pub(super) async fn agent_away(
     req: HttpRequest,
     id: Path<String>,

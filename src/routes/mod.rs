@@ -226,6 +226,18 @@ fn configure(cfg: &mut web::ServiceConfig) {
     .route("/dashboard/me", web::get().to(dashboard::me))
     .route("/dashboard/events", web::get().to(dashboard::events))
     .route(
+        "/dashboard/calls/{sid}/participants",
+        web::post().to(dashboard::call_add),
+    )
+    .route(
+        "/dashboard/calls/{sid}/participants/{who}/{action}",
+        web::post().to(dashboard::call_participant),
+    )
+    .route(
+        "/dashboard/calls/{sid}/recording/{action}",
+        web::post().to(dashboard::call_recording),
+    )
+    .route(
         "/dashboard/lines/{id}/close",
         web::post().to(dashboard::line_close),
     )

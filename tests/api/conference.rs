@@ -915,3 +915,115 @@ async fn control_actions(app: &TestApp, api: &MockServer, slack: &MockServer, si
     let text = slack_message(slack, "muted the caller").await;
     assert!(text.contains("ops"), "{text}");
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_the_room_and_a_supervisor_controls_it() {
+    use crate::dashboard::{with_users, Events, PASSWORD};
+    let api = fake_api(false).await;
+    let app = hotline(&api, false, Arc::new(ManualClock::at(T0)), with_users).await;
+    call(&app, "CA-dash").await;
+    let calls: Vec<Placed> = wait_for(&api, "/Calls", 3)
+        .await
+        .iter()
+        .map(placed)
+        .collect();
+    let ada = calls.iter().find(|p| p.to.ends_with("0101")).expect("ada");
+    let hello = fetch(&app, &ada.url, "L-ada", None).await;
+    fetch(
+        &app,
+        &crate::helpers::gather_action(&hello),
+        "L-ada",
+        Some("1"),
+    )
+    .await;
+    room_event(&app, "CA-dash", "participant-join", "caller", "CA-dash").await;
+    room_event(
+        &app,
+        "CA-dash",
+        "participant-join",
+        "organizer-ada",
+        "L-ada",
+    )
+    .await;
+
+    // The page's stream shows the call's room: the caller and Ada in it, recorded.
+    let mut events = Events::open(&app.base, Some(("wall", PASSWORD)), None)
+        .await
+        .expect("stream");
+    let room_of = |s: &Value| -> Option<Value> {
+        s["live"]["lines"]
+            .as_array()?
+            .iter()
+            .flat_map(|l| l["calls"].as_array().cloned().unwrap_or_default())
+            .find(|c| c["sid"] == "CA-dash")
+            .map(|c| c["room"].clone())
+    };
+    events
+        .until("the room", |s| {
+            room_of(s).is_some_and(|r| {
+                r["recording"] == true
+                    && r["participants"].as_array().is_some_and(|p| {
+                        p.iter()
+                            .any(|p| p["label"] == "organizer-ada" && p["state"] == "in_room")
+                    })
+            })
+        })
+        .await;
+
+    let post = |user: &'static str, path: String, action: bool| {
+        let mut req = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .basic_auth(user, Some(PASSWORD));
+        if action {
+            req = req.header("X-Switchboard-Action", "1");
+        }
+        req.send()
+    };
+    // A viewer may not; without the action header nobody may.
+    let mute = "/dashboard/calls/CA-dash/participants/caller/mute".to_owned();
+    assert_eq!(
+        post("wall", mute.clone(), true)
+            .await
+            .expect("sent")
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post("ada", mute.clone(), false)
+            .await
+            .expect("sent")
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    // A supervisor mutes the caller: the API is asked, the page shows it, the ledger says who.
+    assert_eq!(
+        post("ada", mute, true).await.expect("sent").status(),
+        StatusCode::ACCEPTED
+    );
+    let muted = wait_for(&api, "/Conferences/CF-room-1/Participants/caller", 2).await;
+    assert_eq!(muted[1].fields["Muted"], true);
+    events
+        .until("the caller muted", |s| {
+            room_of(s).is_some_and(|r| {
+                r["participants"].as_array().is_some_and(|p| {
+                    p.iter()
+                        .any(|p| p["label"] == "caller" && p["muted"] == true)
+                })
+            })
+        })
+        .await;
+    let stop = "/dashboard/calls/CA-dash/recording/stop".to_owned();
+    assert_eq!(
+        post("ada", stop, true).await.expect("sent").status(),
+        StatusCode::ACCEPTED
+    );
+    wait_for(&api, "/Calls/CA-dash/Recordings/RE-call-1.json", 1).await;
+    let events = crate::archive_stores::events_until(&app, "CA-dash", "control").await;
+    let by: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "control")
+        .filter_map(|e| e["data"]["by"].as_str())
+        .collect();
+    assert!(by.contains(&"ada (dashboard)"), "{events:?}");
+}

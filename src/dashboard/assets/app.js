@@ -46,6 +46,44 @@
     wrap_up: 'wrap-up', away: 'away',
   };
   const CALL_STATES = { menu: 'menu', ringing: 'ringing', talking: 'talking', voicemail: 'voicemail' };
+  const PARTICIPANT_STATES = {
+    waiting: 'waiting', in_room: 'in the room', ringing: 'ringing', answered: 'answered',
+    joining: 'joining', left: 'left',
+  };
+
+  // A conference call's room: who is in it, and (for supervisors) its controls.
+  function room(c) {
+    const base = `/dashboard/calls/${encodeURIComponent(c.sid)}`;
+    const button = (text, path, what) => {
+      const b = el('button', { class: 'act', type: 'button', textContent: text });
+      b.onclick = () => act(`${base}${path}`, what);
+      return b;
+    };
+    const people = c.room.participants.map((p) => {
+      const who = `/participants/${encodeURIComponent(p.label)}`;
+      const here = p.state === 'in_room' || p.state === 'joining' || p.state === 'waiting';
+      const flags = [p.muted ? 'muted' : null, p.held ? 'on hold' : null].filter(Boolean).join(', ');
+      return el('li', { 'data-participant': p.label, class: p.state },
+        el('span', {}, p.name),
+        el('small', {}, PARTICIPANT_STATES[p.state] || p.state, flags ? ` · ${flags}` : ''),
+        here ? button(p.muted ? 'Unmute' : 'Mute', `${who}/${p.muted ? 'unmute' : 'mute'}`, `${p.muted ? 'unmute' : 'mute'} ${p.name}`) : null,
+        here ? button(p.held ? 'Resume' : 'Hold', `${who}/${p.held ? 'resume' : 'hold'}`, `${p.held ? 'resume' : 'hold'} ${p.name}`) : null,
+        here && p.label !== 'caller' ? button('Remove', `${who}/remove`, `remove ${p.name}`) : null,
+      );
+    });
+    const rec = button(c.room.recording ? 'Stop recording' : 'Record', `/recording/${c.room.recording ? 'stop' : 'start'}`, c.room.recording ? 'stop recording' : 'start recording');
+    const add = el('button', { class: 'act', type: 'button', textContent: 'Add…' });
+    add.onclick = () => {
+      const number = prompt('Number to call into this call (+1…)');
+      if (!number) return;
+      const name = prompt('Their name (they hear it when greeted)') || '';
+      act(`${base}/participants`, `add ${name || number}`, { number, name });
+    };
+    return el('div', { class: 'room' },
+      el('ul', { class: 'participants' }, ...people),
+      el('div', { class: 'room-acts' }, c.room.recording ? el('small', { class: 'rec' }, '● recording') : null, rec, add),
+    );
+  }
 
   function toast(text) {
     const t = $('#toast');
@@ -55,9 +93,11 @@
     toast.timer = setTimeout(() => { t.hidden = true; }, 4000);
   }
 
-  async function act(url, what) {
+  async function act(url, what, body) {
     try {
-      const res = await fetch(at(url), { method: 'POST', headers: { 'X-Switchboard-Action': '1', 'X-Switchboard-Page': '1' }, credentials: 'same-origin' });
+      const headers = { 'X-Switchboard-Action': '1', 'X-Switchboard-Page': '1' };
+      if (body) headers['Content-Type'] = 'application/json';
+      const res = await fetch(at(url), { method: 'POST', headers, credentials: 'same-origin', body: body ? JSON.stringify(body) : undefined });
       if (!res.ok) {
         const body = await res.json().catch(() => ({}));
         toast(`${what}: ${body.error || res.status}`);
@@ -105,10 +145,11 @@
       metric(card, 'agents-available', line.agents_count.available);
       metric(card, 'agents-on-call', line.agents_count.on_call);
       const calls = $('.calls', card);
-      calls.replaceChildren(...(line.calls.length ? line.calls.map((c) => el('li', { class: c.state },
+      calls.replaceChildren(...(line.calls.length ? line.calls.map((c) => el('li', { class: c.state, 'data-call': c.sid },
         el('span', {}, c.caller, c.agent ? el('span', { class: 'who-with' }, ` · ${c.agent}`) : null),
         el('span', { class: 'state' }, CALL_STATES[c.state] || c.state),
         el('span', { class: 'timer', 'data-since': String(c.since) }, duration(secsSince(c.since))),
+        c.room ? room(c) : null,
       )) : [el('li', { class: 'empty' }, 'No calls right now.')]));
       const agents = $('.agents', card);
       agents.replaceChildren(...line.agents.map((a) => {
