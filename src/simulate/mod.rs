@@ -7,7 +7,9 @@
 //! the hosts of the URLs it was given.
 
 pub mod doc;
+pub mod provider_api;
 mod report;
+mod room;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -125,6 +127,13 @@ pub struct SimulateArgs {
     /// Seed of the `mix` scenario.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Conference-mode lines: listen here as the provider's REST API (`127.0.0.1:9099`), where
+    /// the server places the organizers' calls (point its `telnyx.api_base_url` at
+    /// `http://ADDRESS/v2`, or `twilio.api_base_url` at `http://ADDRESS`). The simulator then
+    /// plays the organizers too: their phones ring, one answers and presses 1, the room's
+    /// callbacks, the announcement, the recording.
+    #[arg(long)]
+    pub provider_api: Option<String>,
 }
 
 impl SimulateArgs {
@@ -307,6 +316,8 @@ struct Sim {
     report: Mutex<Report>,
     run_id: u64,
     trace: Mutex<Vec<String>>,
+    /// The provider's REST API, faked (`--provider-api`).
+    api: Option<provider_api::FakeApi>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,6 +361,17 @@ pub async fn run(args: SimulateArgs) -> Result<Report, String> {
         .pool_max_idle_per_host(args.concurrency.max(1))
         .build()
         .map_err(|e| e.to_string())?;
+    let api = match &args.provider_api {
+        Some(listen) => {
+            let api = provider_api::FakeApi::start(listen)?;
+            eprintln!(
+                "simulate: the provider's REST API (fake) listens at {}",
+                api.base
+            );
+            Some(api)
+        }
+        None => None,
+    };
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -364,6 +386,7 @@ pub async fn run(args: SimulateArgs) -> Result<Report, String> {
         report: Mutex::new(Report::default()),
         run_id,
         trace: Mutex::new(Vec::new()),
+        api,
     });
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -390,10 +413,29 @@ pub async fn run(args: SimulateArgs) -> Result<Report, String> {
     for w in workers {
         w.await.map_err(|e| e.to_string())?;
     }
+    if let Some(api) = &sim.api {
+        api.stop().await;
+    }
     let mut report = std::mem::take(&mut *sim.report.lock().unwrap_or_else(|p| p.into_inner()));
     report.finish(args.calls, args.concurrency, started.elapsed());
     report.trace = std::mem::take(&mut *sim.trace.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(report)
+}
+
+/// Where a conference call went after its room.
+enum Room {
+    /// The caller hung up while the organizers rang.
+    Abandoned,
+    /// The next document: the caller's Dial action (after the room) or where the API moved them
+    /// (voicemail). `recording`: the room's recording callback, when it was recorded.
+    Next(Box<Next>),
+}
+
+struct Next {
+    url: Url,
+    doc: Element,
+    answered: bool,
+    recording: Option<Url>,
 }
 
 /// How one request went.
@@ -619,6 +661,7 @@ impl Sim {
             .map(str::trim)
             .filter(|_| !digits.is_empty());
         let mut recording: Option<(Url, Method)> = None;
+        let mut room_recording: Option<Url> = None;
         let mut documents = 1;
         'documents: loop {
             if documents > 32 {
@@ -646,6 +689,35 @@ impl Sim {
                             .await?;
                         documents += 1;
                         continue 'documents;
+                    }
+                    "Dial" if verb.children.iter().any(|c| c.name == "Conference") => {
+                        let next = self
+                            .conference(&url, verb, &sid, n, &plan, &mut walk)
+                            .await?;
+                        match next {
+                            Room::Abandoned => {
+                                walk.end("abandoned");
+                                self.record_path(walk.path());
+                                return Ok("abandoned".into());
+                            }
+                            Room::Next(next) => {
+                                let Next {
+                                    url: u,
+                                    doc: d,
+                                    answered,
+                                    recording: r,
+                                } = *next;
+                                if answered {
+                                    outcome = "answered".into();
+                                }
+                                if r.is_some() {
+                                    room_recording = r;
+                                }
+                                (url, doc) = (u, d);
+                                documents += 1;
+                                continue 'documents;
+                            }
+                        }
                     }
                     "Dial" => {
                         round = dial_round(verb).unwrap_or(round + 1);
@@ -773,6 +845,16 @@ impl Sim {
             .await?;
         walk.end(&outcome);
         self.record_path(walk.path());
+        if let (Some(cb), Some(api)) = (room_recording, &self.api) {
+            let mut params = common("completed");
+            params.push(("RecordingSid", format!("RESIM-room-{n}")));
+            params.push(("RecordingStatus", "completed".into()));
+            params.push(("RecordingUrl", format!("{}/rec/{sid}.mp3", api.base)));
+            params.push(("RecordingDuration", self.args.talk_secs.to_string()));
+            params.push(("RecordingSource", "StartCallRecordingAPI".into()));
+            self.request("recording", &cb, Method::Post, &params)
+                .await?;
+        }
         if let Some((cb, method)) = recording {
             let mut params = common("completed");
             params.push(("RecordingSid", format!("RE{n}")));

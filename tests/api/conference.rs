@@ -1027,3 +1027,103 @@ async fn the_dashboard_shows_the_room_and_a_supervisor_controls_it() {
         .collect();
     assert!(by.contains(&"ada (dashboard)"), "{events:?}");
 }
+
+#[tokio::test]
+async fn the_simulator_plays_conference_calls_against_its_own_fake_of_the_provider_api() {
+    use switchboard::simulate::{run, Scenario, SimulateArgs};
+    let port = crate::helpers::free_port();
+    let api_port = crate::helpers::free_port();
+    let api_base = format!("http://127.0.0.1:{api_port}");
+    let app = Spawn::default()
+        .settings(lines_from(COC))
+        .settings(|s| {
+            s.server.port = port;
+            s.server.public_url = format!("http://127.0.0.1:{port}").parse().expect("url");
+            s.telnyx.api_key = Some(KEY.to_owned().into());
+            s.telnyx.agents_from_api = false;
+            s.telnyx.texml_application_id = APP_ID.into();
+            s.telnyx.api_base_url = format!("{api_base}/v2").parse().expect("url");
+            s.dial.wrap_up_secs = 0;
+            s.dial.rounds = 1;
+            crate::admin::with_token(s);
+            s.recordings.archive = true;
+        })
+        .start()
+        .await;
+    let args = |scenario: Scenario, agent: usize| {
+        let mut a = SimulateArgs::for_url(&format!("{}/texml/inbound", app.base));
+        a.scenario = scenario;
+        a.agent = agent;
+        a.to = HOTLINE.into();
+        a.method = switchboard::simulate::VoiceMethod::Post;
+        a.provider_api = Some(format!("127.0.0.1:{api_port}"));
+        a
+    };
+    // Bob answers and presses 1: announced, recorded, answered.
+    let mut answer = args(Scenario::Answer, 2);
+    answer.trace = true;
+    let report = run(answer).await.expect("runs");
+    assert_eq!(report.errors, 0, "{:?}", report.first_errors);
+    assert_eq!(
+        report.outcomes.get("answered"),
+        Some(&1),
+        "{:?}",
+        report.outcomes
+    );
+    let path = report.paths.keys().next().expect("a path").clone();
+    assert_eq!(
+        path,
+        "room, call 3 → pressed 1 → announced \"Bob is joining this call.\" → recorded → answered"
+    );
+    // The room's recording, downloaded from the fake API, is archived.
+    let sid = report
+        .trace
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("=== call ")
+                .and_then(|l| l.split(' ').next())
+        })
+        .expect("the call's sid")
+        .to_owned();
+    crate::archive_stores::events_until(&app, &sid, "recording.archived").await;
+
+    // Every other way a conference call goes, each once.
+    for (scenario, agent, outcome, path) in [
+        (
+            Scenario::Voicemail,
+            1,
+            "voicemail",
+            "room, call 3 → moved → voicemail",
+        ),
+        (
+            Scenario::Machine,
+            1,
+            "voicemail",
+            "room, call 3 → voicemail box answered → moved → voicemail",
+        ),
+        (
+            Scenario::Race,
+            1,
+            "answered",
+            "room, call 3 → race → pressed 1 → announced",
+        ),
+        (
+            Scenario::Abandon,
+            1,
+            "abandoned",
+            "room, call 3 → abandoned",
+        ),
+    ] {
+        let report = run(args(scenario, agent)).await.expect("runs");
+        assert_eq!(report.errors, 0, "{scenario:?}: {:?}", report.first_errors);
+        assert_eq!(
+            report.outcomes.get(outcome),
+            Some(&1),
+            "{scenario:?}: {:?}",
+            report.outcomes
+        );
+        let got = report.paths.keys().next().expect("a path");
+        assert!(got.starts_with(path), "{scenario:?}: {got}");
+    }
+    assert_eq!(app.live().await, 0);
+}
