@@ -1127,3 +1127,84 @@ async fn the_simulator_plays_conference_calls_against_its_own_fake_of_the_provid
     }
     assert_eq!(app.live().await, 0);
 }
+
+#[tokio::test]
+async fn the_example_coc_hotline_calls_the_after_hours_list_at_night_and_the_organizers_by_day() {
+    let api = fake_api(false).await;
+    let env: std::collections::HashMap<String, String> =
+        [("SWITCHBOARD__TELNYX__API_KEY".to_owned(), KEY.to_owned())]
+            .into_iter()
+            .collect();
+    let example = Settings::load_with(
+        Some(&crate::helpers::repo_path("config/coc-hotline.toml")),
+        config::Environment::with_prefix("SWITCHBOARD").source(Some(env)),
+    )
+    .expect("the example configuration is valid");
+    // 06:00 in Chicago: the hotline is closed, the on-call list is called.
+    let clock = Arc::new(ManualClock::at(T0));
+    let app = Spawn::default()
+        .settings(|s| {
+            let test = std::mem::replace(s, example);
+            s.server = test.server;
+            s.paths.data = test.paths.data;
+            s.paths.audio = test.paths.audio;
+            s.admin.overrides_file = None;
+            s.recordings.archive = false;
+        })
+        .settings(on_telnyx(&api))
+        .clock(clock.clone())
+        .start()
+        .await;
+    let form = [
+        ("AccountSid", "ACtest"),
+        ("CallSid", "CA-night"),
+        ("From", "anonymous"),
+        ("To", "+15555550100"),
+    ];
+    let answer = app.post_form("/texml/inbound", &form).await;
+    assert_eq!(
+        says(&answer),
+        [
+            "You have reached the Code of Conduct hotline outside conference hours. We are reaching the organizer on call.",
+            "This call is recorded, so the organizers can follow up on it.",
+            "Thank you. Goodbye.",
+        ],
+        "{}",
+        answer.body
+    );
+    let night: Vec<Placed> = wait_for(&api, "/Calls", 2)
+        .await
+        .iter()
+        .map(placed)
+        .collect();
+    let mut to: Vec<&str> = night.iter().map(|p| p.to.as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["+15555550111", "+15555550112"]);
+    let naomi = night
+        .iter()
+        .find(|p| p.to.ends_with("0111"))
+        .expect("Naomi");
+    let hello = fetch(&app, &naomi.url, "L-naomi", None).await;
+    assert_eq!(
+        says(&hello),
+        ["Hello Naomi. Code of Conduct hotline call. Press 1 to join."]
+    );
+    // 09:00 in Chicago: the organizers.
+    clock.set(T0 + 3 * 3600 * 1000);
+    let form = [
+        ("AccountSid", "ACtest"),
+        ("CallSid", "CA-day"),
+        ("From", CALLER),
+        ("To", "+15555550100"),
+    ];
+    let answer = app.post_form("/texml/inbound", &form).await;
+    assert!(
+        says(&answer)[0].starts_with("You have reached the Code of Conduct hotline. An organizer"),
+        "{}",
+        answer.body
+    );
+    let calls = wait_for(&api, "/Calls", 5).await;
+    let mut day: Vec<String> = calls.iter().skip(2).map(|c| placed(c).to).collect();
+    day.sort();
+    assert_eq!(day, ["+15555550101", "+15555550102", "+15555550103"]);
+}
