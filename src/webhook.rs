@@ -242,6 +242,11 @@ fn own_call(query: &Params) -> Result<CallSid, BadRequest> {
     query.sid("call")
 }
 
+/// Which call placed to the organizer our own query names (`n`), if it says.
+fn own_attempt(query: &Params) -> Option<u8> {
+    query.text("n").and_then(|n| n.parse().ok())
+}
+
 /// The organizer our own query names (`agent`).
 fn own_agent(query: &Params) -> Result<Box<str>, BadRequest> {
     query
@@ -272,6 +277,7 @@ pub fn organizer(
         own_call(query)?,
         Event::Organizer {
             agent: own_agent(query)?,
+            attempt: own_attempt(query),
             leg: p.sid("CallSid")?,
             step,
         },
@@ -287,6 +293,7 @@ pub fn organizer_status(p: &Params, query: &Params) -> Result<(CallSid, Event), 
         own_call(query)?,
         Event::OrganizerStatus {
             agent: own_agent(query)?,
+            attempt: own_attempt(query),
             leg: p.sid("CallSid")?,
             status: CallStatus::parse(raw),
         },

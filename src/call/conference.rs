@@ -27,7 +27,7 @@ use crate::time::{secs_between, Millis};
 use super::event::{CallStatus, ScreenStep};
 use super::fact::{FactKind, Ignored, MissReason};
 use super::policy::{ExtraOrganizers, Policy, Snapshot};
-use super::routing;
+use super::routing::{self, Mark};
 use super::state::{Call, Intro, Outcome, Phase, Pickup, Reply, Targets};
 use super::transition::{first_dial, Change};
 
@@ -87,6 +87,22 @@ pub struct Room {
     #[serde(default)]
     pub guests: u8,
 }
+
+/// A caller being moved out of the room to voicemail through the REST API: asked again (and,
+/// from the second time, the room ended, whose Dial action also leads to voicemail) until their
+/// call fetches its new document, at most [`MOVE_TRIES`] times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Moving {
+    pub due: Millis,
+    pub tries: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conference: Option<Box<str>>,
+}
+
+/// How many times a caller's move to voicemail is asked of the provider.
+pub const MOVE_TRIES: u8 = 4;
+/// How long a move may take before it is asked again.
+pub const MOVE_WAIT_MS: u64 = 10_000;
 
 /// The wave of the people an operator pulled into a room: not part of any round.
 pub const INVITED: u8 = u8::MAX;
@@ -231,6 +247,9 @@ pub enum Order {
     /// the caller called (the hotline's, which the account owns).
     Call {
         agent: Agent,
+        /// Which of the room's records it is (the URLs name it, so each call placed is told
+        /// apart from another to the same organizer).
+        attempt: u8,
         from: Party,
         ring_secs: u32,
     },
@@ -243,6 +262,8 @@ pub enum Order {
     },
     /// Move the caller out of the room to the voicemail document.
     ToVoicemail,
+    /// End conference `conference` (everyone leaves it; the caller's Dial action follows).
+    EndRoom { conference: Box<str> },
     /// Mute or unmute, hold or resume participant `who` (a label).
     Participant {
         conference: Box<str>,
@@ -273,6 +294,7 @@ impl Order {
             Order::Hangup { .. } => "hangup",
             Order::Announce { .. } => "announce",
             Order::ToVoicemail => "to_voicemail",
+            Order::EndRoom { .. } => "end_room",
             Order::Participant {
                 change: ParticipantChange::Muted(_),
                 ..
@@ -307,20 +329,47 @@ impl Room {
         self.organizers.iter_mut().rev().find(|o| &*o.id == id)
     }
 
-    /// Organizer `id`'s call `leg`: the one with that CallSid, else their latest call whose
+    /// The record of organizer `id`'s call that a request is about: the attempt its URL names
+    /// (each call placed has its own), else the one with CallSid `leg`, else their latest whose
     /// CallSid is not known yet, else their latest.
-    fn call_of(&mut self, id: &str, leg: &CallSid) -> Option<&mut Organizer> {
-        let i = self
-            .organizers
+    fn find(&self, id: &str, attempt: Option<u8>, leg: &CallSid) -> Option<usize> {
+        let mine = |o: &Organizer| &*o.id == id;
+        if let Some(i) = attempt.map(usize::from) {
+            return self.organizers.get(i).filter(|o| mine(o)).map(|_| i);
+        }
+        self.organizers
             .iter()
-            .rposition(|o| &*o.id == id && o.leg.as_ref() == Some(leg))
+            .rposition(|o| mine(o) && o.leg.as_ref() == Some(leg))
             .or_else(|| {
                 self.organizers
                     .iter()
-                    .rposition(|o| &*o.id == id && o.leg.is_none())
+                    .rposition(|o| mine(o) && o.leg.is_none())
             })
-            .or_else(|| self.organizers.iter().rposition(|o| &*o.id == id))?;
-        self.organizers.get_mut(i)
+            .or_else(|| self.organizers.iter().rposition(mine))
+    }
+
+    /// The host's record.
+    fn is_host(&self, i: usize) -> bool {
+        let o = &self.organizers[i];
+        self.host.as_ref().is_some_and(|h| {
+            h.agent_id.as_deref() == Some(&*o.id) && o.leg.is_some() && h.leg == o.leg
+        })
+    }
+
+    /// The ends of the conversations of those who joined besides the host (a second organizer,
+    /// someone pulled in) and have not left: their presence is freed.
+    fn release_guests(&mut self, call: &Call, now: Millis, wrap_up_secs: u32) -> Vec<Mark> {
+        let host = self.host.as_ref().and_then(|h| h.leg.clone());
+        let mut marks = Vec::new();
+        for o in &mut self.organizers {
+            let in_room = matches!(o.state, OrganizerState::Accepted | OrganizerState::Joined);
+            if !in_room || (o.leg.is_some() && o.leg == host) {
+                continue;
+            }
+            o.state = OrganizerState::Left;
+            marks.extend(guest_release(o, call, now, wrap_up_secs));
+        }
+        marks
     }
 
     fn order(&self, call: &Call, order: Order) -> Command {
@@ -341,6 +390,7 @@ impl Room {
             if already {
                 continue;
             }
+            let attempt = u8::try_from(self.organizers.len()).unwrap_or(u8::MAX);
             self.organizers.push(Organizer {
                 id: agent.id.clone(),
                 name: agent.name.clone(),
@@ -351,6 +401,7 @@ impl Room {
             });
             let order = Order::Call {
                 agent: agent.clone(),
+                attempt,
                 from: call.to.clone(),
                 ring_secs: self.ring_secs,
             };
@@ -387,13 +438,55 @@ impl Room {
 
 impl Call {
     /// When the conference call needs a look even if nothing is reported: its wave rang out,
-    /// or its accepted organizer never joined.
+    /// its accepted organizer was not reported in the room, or its move to voicemail was not
+    /// followed yet.
     pub fn conference_due(&self) -> Option<Millis> {
         match &self.phase {
             Phase::Conference(room) => room.due,
+            Phase::Voicemail {
+                recorded: false, ..
+            } => self.moving.as_ref().map(|m| m.due),
             _ => None,
         }
     }
+}
+
+/// The caller of `call` is moved to voicemail now (`next` is already on it).
+fn move_out(call: &Call, room: &Room, next: &mut Call, now: Millis, out: &mut Vec<Command>) {
+    out.push(command(call, Order::ToVoicemail));
+    next.moving = Some(Moving {
+        due: now.saturating_add(MOVE_WAIT_MS),
+        tries: 1,
+        conference: room.conference.clone(),
+    });
+}
+
+/// The caller's move to voicemail was not followed in time: asked again, and the room ended
+/// (its Dial action leads to voicemail too); given up after [`MOVE_TRIES`].
+pub(super) fn move_again(call: &Call, now: Millis) -> Change {
+    let Some(moving) = call.moving.as_ref().filter(|m| m.due <= now) else {
+        return Change::ignored(Ignored::Stale);
+    };
+    let mut next = call.clone();
+    let mut commands = Vec::new();
+    if moving.tries >= MOVE_TRIES {
+        tracing::error!(call_sid = %call.sid, tries = moving.tries, "conference: the caller could not be moved to voicemail");
+        next.moving = None;
+        return Change::to(next, Vec::new());
+    }
+    tracing::warn!(call_sid = %call.sid, tries = moving.tries, "conference: the caller's move to voicemail not followed yet; asking again");
+    commands.push(command(call, Order::ToVoicemail));
+    if let Some(conference) = moving.conference.clone() {
+        commands.push(command(call, Order::EndRoom { conference }));
+    }
+    next.moving = Some(Moving {
+        due: now.saturating_add(MOVE_WAIT_MS),
+        tries: moving.tries + 1,
+        conference: moving.conference.clone(),
+    });
+    let mut change = Change::to(next, Vec::new());
+    change.commands = commands;
+    change
 }
 
 /// Seats a call that was just put on `Dialing` on a conference-mode line in its room instead:
@@ -520,15 +613,15 @@ fn advance(
             return change;
         }
     }
-    commands.push(room.order(call, Order::ToVoicemail));
     next.send_to_voicemail(Intro::PromptOnly, MissReason::NoAnswer, &mut facts);
+    move_out(call, &room, &mut next, now, &mut commands);
     let mut change = Change::to(next, facts);
     change.commands = commands;
     change
 }
 
 /// The timer: the wave rang out (its calls' own timeouts usually said so first), or the
-/// organizer who accepted never appeared in the room.
+/// organizer who accepted was not reported in the room.
 pub(super) fn timer(
     call: &Call,
     room: &Room,
@@ -536,35 +629,58 @@ pub(super) fn timer(
     policy: &Policy,
     snapshot: &Snapshot,
 ) -> Change {
-    let Some(due) = room.due.filter(|due| *due <= now) else {
+    if room.due.is_none_or(|due| due > now) {
         return Change::ignored(Ignored::Stale);
-    };
-    let _ = due;
+    }
     let mut room = room.clone();
-    if room.host.is_some() {
-        // Accepted but never joined: the caller is not kept waiting for them.
+    if let Some(host) = &room.host {
+        // Pressed 1, their call still up, but no join reported (the room's callback lost or
+        // late): they are taken to be in the room, rather than pulling the caller out of a
+        // conversation. (Had their call ended, the host would have been given up already.)
+        tracing::warn!(call_sid = %call.sid, "conference: no join reported for the organizer who accepted; taking them to be in the room");
+        let agent = host.agent_id.clone().unwrap_or_default();
         let mut commands = Vec::new();
+        room.talking_since = Some(host.at);
+        room.due = None;
+        started(call, &mut room, &agent, policy, &mut commands);
         let mut next = call.clone();
-        let mut facts = Vec::new();
-        let marks = match &room.host {
-            Some(host) => next.release(host, now),
-            None => Vec::new(),
-        };
-        tracing::warn!(call_sid = %call.sid, "conference: the organizer who accepted never joined; the caller is taken to voicemail");
-        room.hang_up_pending(call, None, &mut commands);
-        commands.push(room.order(call, Order::ToVoicemail));
-        next.send_to_voicemail(Intro::PromptOnly, MissReason::NoAnswer, &mut facts);
-        let mut change = Change::to(next, facts).marking(marks);
+        next.phase = Phase::Conference(Box::new(room));
+        let mut change = Change::to(next, Vec::new());
         change.commands = commands;
         return change;
     }
     advance(call, room, now, policy, snapshot)
 }
 
-/// An organizer's call: its document (`Start`, their phone answered) or the key they pressed.
+/// The host is in the room: the recording starts and the caller is told who joined (each once).
+fn started(call: &Call, room: &mut Room, agent: &str, policy: &Policy, out: &mut Vec<Command>) {
+    let rules = policy.conference_of(&call.line);
+    if rules.is_some_and(|c| c.record) && !room.recording && room.recording_sid.is_none() {
+        room.recording = true;
+        let order = Order::Record {
+            on: true,
+            recording: None,
+        };
+        out.push(command(call, order));
+    }
+    if rules.is_some_and(|c| c.announce) && !room.announced {
+        if let Some(conference) = room.conference.clone() {
+            room.announced = true;
+            let order = Order::Announce {
+                conference,
+                agent: agent.into(),
+            };
+            out.push(command(call, order));
+        }
+    }
+}
+
+/// An organizer's call (`leg`, attempt `attempt`): its document (`Start`, their phone answered)
+/// or the key they pressed.
 pub(super) fn organizer(
     call: &Call,
     agent: &str,
+    attempt: Option<u8>,
     leg: &CallSid,
     step: &ScreenStep,
     now: Millis,
@@ -574,38 +690,44 @@ pub(super) fn organizer(
         // Voicemail, over, or never a conference: this organizer is too late.
         return Change::answer(Reply::CallerGone);
     };
-    let Some(organizer) = room.organizer(agent) else {
+    let Some(i) = room.find(agent, attempt, leg) else {
         return Change::answer(Reply::Decline);
     };
+    let organizer = &room.organizers[i];
+    if organizer.leg.as_ref().is_some_and(|known| known != leg) {
+        // A second call to the same organizer for one attempt (a request to place it repeated):
+        // hung up.
+        return Change::answer(Reply::Decline);
+    }
     let extra = policy
         .conference_of(&call.line)
         .map_or(ExtraOrganizers::Hangup, |c| c.extra_organizers);
-    let is_host = room
-        .host
-        .as_ref()
-        .is_some_and(|h| h.agent_id.as_deref() == Some(agent));
+    let is_host = room.is_host(i)
+        && room
+            .host
+            .as_ref()
+            .is_some_and(|h| h.leg.as_ref() == Some(leg));
     let invited = organizer.wave == INVITED;
     let joinable = room.host.is_none() || extra == ExtraOrganizers::Join || is_host || invited;
     let mut next_room = room.as_ref().clone();
-    let mut commands = Vec::new();
-    if let Some(o) = next_room.organizer_mut(agent) {
-        if o.leg.is_none() {
-            o.leg = Some(leg.clone());
-        }
-    }
+    next_room.organizers[i]
+        .leg
+        .get_or_insert_with(|| leg.clone());
     match step {
         ScreenStep::Start => {
+            if is_host {
+                return Change::answer(join_reply(call, room, agent, true));
+            }
             if !joinable {
                 return Change::answer(Reply::TooLate);
             }
-            if organizer.state.over() && !is_host {
+            if organizer.state.over() {
                 return Change::answer(Reply::CallerGone);
             }
             let mut next = call.clone();
-            if let Some(o) = next_room.organizer_mut(agent) {
-                if o.state == OrganizerState::Calling {
-                    o.state = OrganizerState::Answered;
-                }
+            let o = &mut next_room.organizers[i];
+            if o.state == OrganizerState::Calling {
+                o.state = OrganizerState::Answered;
             }
             next.phase = Phase::Conference(Box::new(next_room));
             let mut change = Change::to(next, Vec::new());
@@ -618,27 +740,30 @@ pub(super) fn organizer(
         }
         ScreenStep::Pressed(digits) => {
             let pressed = digits.as_deref().map(str::trim);
-            if is_host {
-                // A repeated key press of the host: the same document.
-                return Change::answer(join_reply(call, room, agent, true));
+            if is_host || (organizer.state == OrganizerState::Accepted && pressed == Some("1")) {
+                // A repeated key press: the same document.
+                return Change::answer(join_reply(call, room, agent, is_host));
             }
             if pressed != Some("1") {
                 let mut next = call.clone();
-                if let Some(o) = next_room.organizer_mut(agent) {
-                    if o.state.pending() {
-                        o.state = OrganizerState::Declined;
-                    }
+                let o = &mut next_room.organizers[i];
+                if o.state.pending() {
+                    o.state = OrganizerState::Declined;
                 }
                 next.phase = Phase::Conference(Box::new(next_room));
                 let mut change = Change::to(next, Vec::new());
                 change.reply = Some(Reply::Decline);
                 return change;
             }
-            if !joinable || organizer.state.over() {
+            if !joinable {
                 return Change::answer(Reply::TooLate);
+            }
+            if organizer.state.over() {
+                return Change::answer(Reply::CallerGone);
             }
             let mut next = call.clone();
             let mut facts = Vec::new();
+            let mut commands = Vec::new();
             let routing = policy.routing_of(&call.line);
             let wrap_up_secs = room
                 .targets
@@ -652,10 +777,12 @@ pub(super) fn organizer(
                 agent_id: Some(organizer.id.clone()),
                 wrap_up_secs,
             };
-            let marks = call.taken(&taken, policy);
-            if let Some(o) = next_room.organizer_mut(agent) {
-                o.state = OrganizerState::Accepted;
-            }
+            // A number pulled in is not an agent: it has no presence to mark.
+            let marks = match invited && organizer.id.starts_with("guest-") {
+                true => Vec::new(),
+                false => call.taken(&taken, policy),
+            };
+            next_room.organizers[i].state = OrganizerState::Accepted;
             let host = next_room.host.is_none();
             if host {
                 next_room.host = Some(taken);
@@ -709,124 +836,129 @@ pub fn organizer_label(agent: &str) -> String {
     format!("organizer-{agent}")
 }
 
-/// A status callback of an organizer's call (`leg`).
+/// A status callback of an organizer's call (`leg`, attempt `attempt`).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn organizer_status(
     call: &Call,
     agent: &str,
+    attempt: Option<u8>,
     leg: &CallSid,
     status: CallStatus,
     now: Millis,
     policy: &Policy,
     snapshot: &Snapshot,
 ) -> Change {
-    let Phase::Conference(room) = &call.phase else {
-        // The caller is no longer waiting: a call that still rings is ended.
-        if status.is_final() || call.is_ended() && status == CallStatus::Other {
-            return Change::ignored(Ignored::Stale);
-        }
-        let mut change = Change::ignored(Ignored::Stale);
-        change.commands.push(command(
-            call,
-            Order::Hangup {
+    let hang_up = |change: &mut Change| {
+        if !status.is_final() && status != CallStatus::Other {
+            let order = Order::Hangup {
                 leg: leg.clone(),
                 answered: status == CallStatus::InProgress,
-            },
-        ));
+            };
+            change.commands.push(command(call, order));
+        }
+    };
+    let Phase::Conference(room) = &call.phase else {
+        // The caller is no longer waiting: a call that still rings is ended.
+        let mut change = Change::ignored(Ignored::Stale);
+        hang_up(&mut change);
         return change;
     };
     let mut next_room = room.as_ref().clone();
-    let Some(o) = next_room.call_of(agent, leg) else {
+    let Some(i) = next_room.find(agent, attempt, leg) else {
         return Change::ignored(Ignored::Stale);
     };
-    let known = o.leg.as_ref() == Some(leg);
+    let is_host = next_room.is_host(i);
+    let o = &mut next_room.organizers[i];
+    let mut commands = Vec::new();
+    let newly = match &o.leg {
+        Some(known) if known != leg => {
+            // A second call to the same organizer for one attempt: ended, not counted.
+            let mut change = Change::ignored(Ignored::Duplicate);
+            hang_up(&mut change);
+            return change;
+        }
+        Some(_) => false,
+        None => {
+            o.leg = Some(leg.clone());
+            true
+        }
+    };
     let state = o.state;
+    if newly && state.over() {
+        // Given up (or declined) before its CallSid was known: ended now that it is.
+        let mut ended = Change::ignored(Ignored::Stale);
+        hang_up(&mut ended);
+        commands.append(&mut ended.commands);
+    }
     let new_state = match status {
         s if s.is_final() => match state {
             OrganizerState::Joined | OrganizerState::Left => OrganizerState::Left,
-            OrganizerState::Accepted => OrganizerState::Ended,
             _ => OrganizerState::Ended,
         },
         CallStatus::InProgress if state == OrganizerState::Calling => OrganizerState::Answered,
         _ => state,
     };
-    if known && new_state == state {
+    if !newly && new_state == state {
         return Change::ignored(Ignored::Duplicate);
     }
-    o.leg.get_or_insert_with(|| leg.clone());
     o.state = new_state;
-    let host_gone = status.is_final()
-        && room
-            .host
-            .as_ref()
-            .is_some_and(|h| h.agent_id.as_deref() == Some(agent))
-        && room.talking_since.is_none();
     let mut marks = Vec::new();
-    if host_gone {
+    if status.is_final() && is_host && next_room.talking_since.is_none() {
         // The organizer who accepted hung up before joining: keep calling the others.
         if let Some(host) = next_room.host.take() {
             let mut next = call.clone();
             marks = next.release(&host, now);
         }
     }
-    wave_check(call, next_room, now, policy, snapshot).marking(marks)
+    let mut change = wave_check(call, next_room, now, policy, snapshot).marking(marks);
+    commands.append(&mut change.commands);
+    change.commands = commands;
+    change
 }
 
-/// The REST API answered the call to an organizer: placed, with its CallSid (`Some`), or could
-/// not place it (`None`: it counts as a call that ended).
+/// The REST API answered the call to an organizer (attempt `attempt`): placed, with its CallSid
+/// (`Some`), or could not place it (`None`: it counts as a call that ended).
 pub(super) fn organizer_placed(
     call: &Call,
     agent: &str,
+    attempt: Option<u8>,
     leg: Option<&CallSid>,
     now: Millis,
     policy: &Policy,
     snapshot: &Snapshot,
 ) -> Change {
-    let Phase::Conference(room) = &call.phase else {
-        let Some(leg) = leg else {
-            return Change::ignored(Ignored::Stale);
-        };
-        // Too late: the caller moved on while the call was being placed.
-        let mut change = Change::ignored(Ignored::Stale);
-        let order = Order::Hangup {
-            leg: leg.clone(),
-            answered: false,
-        };
-        change.commands.push(command(call, order));
-        return change;
-    };
-    let Some(o) = room.organizer(agent) else {
-        return Change::ignored(Ignored::Stale);
-    };
-    let mut next_room = room.as_ref().clone();
-    let Some(leg) = leg else {
-        if o.state.over() {
-            return Change::ignored(Ignored::Duplicate);
-        }
-        if let Some(o) = next_room.organizer_mut(agent) {
-            o.state = OrganizerState::Ended;
-        }
-        return wave_check(call, next_room, now, policy, snapshot);
-    };
-    if o.leg.is_some() {
-        return Change::ignored(Ignored::Duplicate);
-    }
-    let mut commands = Vec::new();
-    if let Some(o) = next_room.organizer_mut(agent) {
-        o.leg = Some(leg.clone());
-        // Ended by us before its CallSid was known: end it now.
-        if o.state == OrganizerState::Ended {
-            let order = Order::Hangup {
-                leg: leg.clone(),
-                answered: false,
+    match leg {
+        // Like its first status callback ("queued").
+        Some(leg) => organizer_status(
+            call,
+            agent,
+            attempt,
+            leg,
+            CallStatus::Queued,
+            now,
+            policy,
+            snapshot,
+        ),
+        None => {
+            let Phase::Conference(room) = &call.phase else {
+                return Change::ignored(Ignored::Stale);
             };
-            commands.push(command(call, order));
+            let mut next_room = room.as_ref().clone();
+            let i = match attempt.map(usize::from) {
+                Some(i) if next_room.organizers.get(i).is_some_and(|o| &*o.id == agent) => i,
+                _ => match next_room.organizers.iter().rposition(|o| &*o.id == agent) {
+                    Some(i) => i,
+                    None => return Change::ignored(Ignored::Stale),
+                },
+            };
+            let o = &mut next_room.organizers[i];
+            if o.state.over() {
+                return Change::ignored(Ignored::Duplicate);
+            }
+            o.state = OrganizerState::Ended;
+            wave_check(call, next_room, now, policy, snapshot)
         }
     }
-    let mut next = call.clone();
-    next.phase = Phase::Conference(Box::new(next_room));
-    let mut change = Change::to(next, Vec::new());
-    change.commands = commands;
-    change
 }
 
 /// After an organizer's call changed: the next wave when every call of this one is over and
@@ -852,6 +984,17 @@ fn wave_check(
     Change::to(next, Vec::new())
 }
 
+/// The end of a guest's conversation (not the host's: the host is released with the call), unless
+/// they are not an agent (a number pulled in has no presence).
+fn guest_release(o: &Organizer, call: &Call, now: Millis, wrap_up_secs: u32) -> Option<Mark> {
+    (o.wave != INVITED || !o.id.starts_with("guest-")).then(|| Mark::Ended {
+        agent: o.id.clone(),
+        call: call.sid.clone(),
+        at: now,
+        wrap_up_secs,
+    })
+}
+
 /// A command about `call`, in its provider account.
 fn command(call: &Call, order: Order) -> Command {
     Command {
@@ -875,6 +1018,7 @@ pub(super) fn room_changed(
     };
     let mut next_room = room.as_ref().clone();
     let mut commands = Vec::new();
+    let mut marks = Vec::new();
     let mut changed = false;
     if next_room.conference.is_none() && !conference.is_empty() {
         next_room.conference = Some(conference.into());
@@ -898,36 +1042,21 @@ pub(super) fn room_changed(
                 next_room.due = None;
                 changed = true;
             }
-            let record = policy.conference_of(&call.line).is_some_and(|c| c.record);
-            if is_host && record && !next_room.recording && next_room.recording_sid.is_none() {
-                next_room.recording = true;
-                commands.push(next_room.order(
-                    call,
-                    Order::Record {
-                        on: true,
-                        recording: None,
-                    },
-                ));
-            }
-            let announce = policy.conference_of(&call.line).is_some_and(|c| c.announce);
-            if is_host && announce && !next_room.announced {
-                if let Some(conference) = next_room.conference.clone() {
-                    next_room.announced = true;
-                    commands.push(next_room.order(
-                        call,
-                        Order::Announce {
-                            conference,
-                            agent: id.into(),
-                        },
-                    ));
-                }
+            if is_host {
+                started(call, &mut next_room, id, policy, &mut commands);
             }
         }
         (RoomChange::Leave, Some(id)) => {
+            let host = next_room.host.as_ref().and_then(|h| h.agent_id.clone());
+            let wrap_up_secs = policy.routing_of(&call.line).wrap_up_secs;
             if let Some(o) = next_room.organizer_mut(id) {
-                if o.state == OrganizerState::Joined {
+                if matches!(o.state, OrganizerState::Joined | OrganizerState::Accepted) {
                     o.state = OrganizerState::Left;
                     changed = true;
+                    // A guest's conversation is over (the host's ends with the room).
+                    if host.as_deref() != Some(id) {
+                        marks.extend(guest_release(o, call, now, wrap_up_secs));
+                    }
                 }
             }
         }
@@ -938,14 +1067,14 @@ pub(super) fn room_changed(
     }
     let mut next = call.clone();
     next.phase = Phase::Conference(Box::new(next_room));
-    let mut change = Change::to(next, Vec::new());
+    let mut change = Change::to(next, Vec::new()).marking(marks);
     change.commands = commands;
     change
 }
 
 /// The caller's `<Dial>` into the room ended: the conference is over for them (the host left,
 /// or the room ended before anyone joined).
-pub(super) fn room_left(call: &Call, now: Millis) -> Change {
+pub(super) fn room_left(call: &Call, now: Millis, policy: &Policy) -> Change {
     let Phase::Conference(room) = &call.phase else {
         // Moved to voicemail (or over): the call keeps its document.
         return Change::ignored(Ignored::Stale);
@@ -955,9 +1084,12 @@ pub(super) fn room_left(call: &Call, now: Millis) -> Change {
     let mut facts = Vec::new();
     let mut commands = Vec::new();
     room.hang_up_pending(call, None, &mut commands);
+    let wrap_up_secs = policy.routing_of(&call.line).wrap_up_secs;
+    let guests = room.release_guests(call, now, wrap_up_secs);
     match (room.host.clone(), room.talking_since) {
         (Some(host), Some(since)) => {
-            let marks = next.release(&host, now);
+            let mut marks = next.release(&host, now);
+            marks.extend(guests);
             next.phase = Phase::WrapUp {
                 pickup: host,
                 talk_secs: u32::try_from(secs_between(since, now)).ok(),
@@ -967,10 +1099,11 @@ pub(super) fn room_left(call: &Call, now: Millis) -> Change {
             change
         }
         (host, _) => {
-            let marks = match &host {
+            let mut marks = match &host {
                 Some(host) => next.release(host, now),
                 None => Vec::new(),
             };
+            marks.extend(guests);
             next.send_to_voicemail(Intro::PromptOnly, MissReason::NoAnswer, &mut facts);
             let mut change = Change::to(next, facts).marking(marks);
             change.commands = commands;
@@ -980,10 +1113,21 @@ pub(super) fn room_left(call: &Call, now: Millis) -> Change {
 }
 
 /// The caller hung up while in the room: every organizer's call that is not in the room ends.
-pub(super) fn caller_gone(call: &Call, room: &Room, now: Millis) -> Change {
+pub(super) fn caller_gone(call: &Call, room: &Room, now: Millis, policy: &Policy) -> Change {
     let mut room = room.clone();
     let mut commands = Vec::new();
     room.hang_up_pending(call, None, &mut commands);
+    let wrap_up_secs = policy.routing_of(&call.line).wrap_up_secs;
+    let host_leg = room.host.as_ref().and_then(|h| h.leg.clone());
+    let guests: Vec<Mark> = room
+        .organizers
+        .iter()
+        .filter(|o| {
+            matches!(o.state, OrganizerState::Joined | OrganizerState::Accepted)
+                && o.leg != host_leg
+        })
+        .filter_map(|o| guest_release(o, call, now, wrap_up_secs))
+        .collect();
     // Accepted organizers are on their way in; their calls end too.
     for o in &mut room.organizers {
         if o.state == OrganizerState::Accepted {
@@ -1018,6 +1162,8 @@ pub(super) fn caller_gone(call: &Call, room: &Room, now: Millis) -> Change {
         ),
     };
     next.end(outcome, true, now, &mut facts);
+    let mut marks = marks;
+    marks.extend(guests);
     let mut change = Change::to(next, facts).marking(marks);
     change.commands = commands;
     change
@@ -1093,6 +1239,7 @@ pub(super) fn control(call: &Call, control: &Control, by: &str, policy: &Policy)
                 return Change::ignored(Ignored::Duplicate);
             }
             room.guests = room.guests.saturating_add(1);
+            let attempt = u8::try_from(room.organizers.len()).unwrap_or(u8::MAX);
             room.organizers.push(Organizer {
                 id: agent.id.clone(),
                 name: agent.name.clone(),
@@ -1103,6 +1250,7 @@ pub(super) fn control(call: &Call, control: &Control, by: &str, policy: &Policy)
             });
             let order = Order::Call {
                 agent: agent.clone(),
+                attempt,
                 from: call.to.clone(),
                 ring_secs: policy.ring_secs,
             };
@@ -1139,30 +1287,69 @@ pub(super) fn control(call: &Call, control: &Control, by: &str, policy: &Policy)
     change
 }
 
-/// The REST API started (or could not start) the room's recording.
-pub(super) fn recording_started(call: &Call, sid: Option<&str>, started: bool) -> Change {
-    let Phase::Conference(room) = &call.phase else {
-        return Change::ignored(Ignored::Stale);
-    };
-    let mut room = room.as_ref().clone();
-    match (started, sid) {
-        (true, Some(sid)) if room.recording => room.recording_sid = Some(sid.into()),
-        // Stopped meanwhile: the recording just started is stopped too.
-        (true, Some(sid)) => {
-            let mut change = Change::ignored(Ignored::Stale);
+/// What the REST API said about starting (`start`) or stopping the room's recording: done
+/// (`ok`; a start's id when its answer said it) or failed (a failed start is off; a failed stop is
+/// still on, and both are said).
+pub(super) fn recording_result(call: &Call, start: bool, ok: bool, sid: Option<&str>) -> Change {
+    let stop_it = |sid: Option<&str>| {
+        let mut change = Change::ignored(Ignored::Stale);
+        if let Some(sid) = sid {
             let order = Order::Record {
                 on: false,
                 recording: Some(sid.into()),
             };
             change.commands.push(command(call, order));
-            return change;
         }
-        (true, None) => return Change::ignored(Ignored::Duplicate),
-        (false, _) => room.recording = false,
+        change
+    };
+    let Phase::Conference(room) = &call.phase else {
+        // The call left its room: a recording just started is stopped.
+        return match (start, ok) {
+            (true, true) => stop_it(sid),
+            _ => Change::ignored(Ignored::Stale),
+        };
+    };
+    let mut room = room.as_ref().clone();
+    let mut facts = Vec::new();
+    match (start, ok, room.recording) {
+        // Started, as asked: its id, for stopping it.
+        (true, true, true) => match sid {
+            Some(sid) if room.recording_sid.as_deref() != Some(sid) => {
+                room.recording_sid = Some(sid.into());
+            }
+            _ => return Change::ignored(Ignored::Duplicate),
+        },
+        // Started, but stopped meanwhile: stopped too.
+        (true, true, false) => return stop_it(sid),
+        (true, false, true) => {
+            room.recording = false;
+            room.recording_sid = None;
+            facts.push(provider_said(call, "record_start_failed"));
+        }
+        (false, false, _) => {
+            room.recording = true;
+            room.recording_sid = sid.map(Box::from);
+            facts.push(provider_said(call, "record_stop_failed"));
+        }
+        _ => return Change::ignored(Ignored::Duplicate),
     }
     let mut next = call.clone();
     next.phase = Phase::Conference(Box::new(room));
-    Change::to(next, Vec::new())
+    Change::to(next, facts)
+}
+
+/// A fact that the provider failed an operator's recording action.
+fn provider_said(call: &Call, action: &'static str) -> super::fact::Fact {
+    super::fact::Fact {
+        from: call.from.clone(),
+        to: call.to.clone(),
+        line: call.line.clone(),
+        kind: FactKind::Controlled {
+            action,
+            who: "the room".into(),
+            by: "the provider".into(),
+        },
+    }
 }
 
 /// Who is in (or on the way into) the room of `call`, for an operator. `None`: not a
@@ -1292,20 +1479,25 @@ mod tests {
         }
 
         fn at(&mut self, secs: u64, event: Event) -> Reply {
+            self.step_ms(secs * 1000, event).reply
+        }
+
+        /// The whole step of `event` at `ms`, applied.
+        fn step_ms(&mut self, ms: u64, event: Event) -> crate::call::Step {
             let step = transition(
                 &sid(CALL),
                 self.call.as_ref(),
                 &event,
-                secs * 1000,
+                ms,
                 &self.policy,
                 &self.snapshot,
             );
-            if let Some(next) = step.next {
-                self.call = Some(next);
+            if let Some(next) = &step.next {
+                self.call = Some(next.clone());
             }
-            self.commands.extend(step.commands);
-            self.facts.extend(step.facts.into_iter().map(|f| f.kind));
-            step.reply
+            self.commands.extend(step.commands.iter().cloned());
+            self.facts.extend(step.facts.iter().map(|f| f.kind.clone()));
+            step
         }
 
         fn room(&self) -> &Room {
@@ -1327,6 +1519,7 @@ mod tests {
                     Order::Participant { who, change, .. } => format!("{change:?} {who}"),
                     Order::Remove { who, .. } => format!("remove {who}"),
                     Order::Record { on, .. } => format!("record {on}"),
+                    Order::EndRoom { .. } => "end room".into(),
                 })
                 .collect()
         }
@@ -1335,6 +1528,7 @@ mod tests {
     fn organizer(agent: &str, leg: &str) -> Event {
         Event::Organizer {
             agent: agent.into(),
+            attempt: None,
             leg: sid(leg),
             step: ScreenStep::Start,
         }
@@ -1343,6 +1537,7 @@ mod tests {
     fn press(agent: &str, leg: &str, digits: Option<&str>) -> Event {
         Event::Organizer {
             agent: agent.into(),
+            attempt: None,
             leg: sid(leg),
             step: ScreenStep::Pressed(digits.map(Box::from)),
         }
@@ -1351,6 +1546,7 @@ mod tests {
     fn status(agent: &str, leg: &str, status: CallStatus) -> Event {
         Event::OrganizerStatus {
             agent: agent.into(),
+            attempt: None,
             leg: sid(leg),
             status,
         }
@@ -1535,6 +1731,7 @@ mod tests {
             9,
             Event::OrganizerPlaced {
                 agent: "ada".into(),
+                attempt: None,
                 leg: Some(sid("L9")),
                 placed: true,
             },
@@ -1602,6 +1799,7 @@ mod tests {
             70,
             Event::OrganizerPlaced {
                 agent: "cleo".into(),
+                attempt: None,
                 leg: None,
                 placed: false,
             },
@@ -1648,14 +1846,7 @@ mod tests {
         };
         run.at(0, incoming_on("AC1"));
         // Before the room started (no ConferenceSid yet): refused, nothing asked.
-        let early = transition(
-            &sid(CALL),
-            run.call.as_ref(),
-            &mute("caller", true),
-            1000,
-            &run.policy,
-            &run.snapshot,
-        );
+        let early = run.step_ms(1000, mute("caller", true));
         assert_eq!(early.ignored, Some(Ignored::Stale));
         run.at(3, organizer("ada", "L1"));
         run.at(4, press("ada", "L1", Some("1")));
@@ -1663,9 +1854,10 @@ mod tests {
         run.at(6, joined("organizer-ada"));
         run.at(
             6,
-            Event::RecordingStarted {
+            Event::RecordingResult {
+                start: true,
+                ok: true,
                 sid: Some("RE1".into()),
-                started: true,
             },
         );
         run.orders();
@@ -1673,24 +1865,10 @@ mod tests {
         run.at(10, mute("caller", true));
         assert_eq!(run.orders(), ["Muted(true) caller"]);
         // Again: nothing more.
-        let again = transition(
-            &sid(CALL),
-            run.call.as_ref(),
-            &mute("caller", true),
-            11_000,
-            &run.policy,
-            &run.snapshot,
-        );
+        let again = run.step_ms(11_000, mute("caller", true));
         assert_eq!(again.ignored, Some(Ignored::Duplicate));
         // Bob never joined: not a participant.
-        let bob = transition(
-            &sid(CALL),
-            run.call.as_ref(),
-            &mute("organizer-bob", true),
-            11_000,
-            &run.policy,
-            &run.snapshot,
-        );
+        let bob = run.step_ms(11_000, mute("organizer-bob", true));
         assert_eq!(bob.ignored, Some(Ignored::NoParticipant));
         run.at(
             12,
@@ -1736,6 +1914,138 @@ mod tests {
         let caller = list.iter().find(|p| p.label == "caller").expect("caller");
         assert!(caller.muted && caller.state == "in_room");
         assert!(list.iter().any(|p| p.label == "organizer-ada" && p.held));
+    }
+
+    fn status_n(agent: &str, n: u8, leg: &str, status: CallStatus) -> Event {
+        Event::OrganizerStatus {
+            agent: agent.into(),
+            attempt: Some(n),
+            leg: sid(leg),
+            status,
+        }
+    }
+
+    #[test]
+    fn calls_known_only_from_late_callbacks_are_ended_and_a_second_call_for_one_attempt_too() {
+        let mut run = Run::new(policy(ExtraOrganizers::Hangup, Strategy::Ringall));
+        run.at(0, incoming());
+        run.orders();
+        // Telnyx's answers carry no CallSid: nothing is known of Bob's and Cleo's calls when
+        // Ada accepts, so nothing can be ended yet.
+        run.at(3, organizer("ada", "L1"));
+        run.at(4, press("ada", "L1", Some("1")));
+        assert!(run.orders().is_empty());
+        // Cleo's first callback names her call: it is ended at once.
+        run.at(5, status_n("cleo", 2, "L3", CallStatus::Ringing));
+        assert_eq!(run.orders(), ["hangup L3"]);
+        // A second call for Bob's one attempt (a request to place it that was repeated): ended,
+        // and it does not count as Bob's.
+        run.at(5, status_n("bob", 1, "L2", CallStatus::Ringing));
+        run.orders();
+        run.at(6, status_n("bob", 1, "L2b", CallStatus::Ringing));
+        assert_eq!(run.orders(), ["hangup L2b"]);
+        run.at(7, status_n("bob", 1, "L2b", CallStatus::NoAnswer));
+        assert!(run.room().host.is_some());
+    }
+
+    #[test]
+    fn a_late_callback_of_an_earlier_call_does_not_unseat_the_host() {
+        let mut run = Run::new(policy(ExtraOrganizers::Hangup, Strategy::Ringall));
+        run.at(0, incoming());
+        // Round 1 rings out with Ada's first call never reporting.
+        run.at(20, status_n("bob", 1, "L2", CallStatus::NoAnswer));
+        run.at(20, status_n("cleo", 2, "L3", CallStatus::NoAnswer));
+        run.at(26, Event::Expired);
+        assert_eq!(run.room().round, 2);
+        run.orders();
+        // Round 2: Ada (attempt 3) accepts.
+        let answer = Event::Organizer {
+            agent: "ada".into(),
+            attempt: Some(3),
+            leg: sid("L4"),
+            step: ScreenStep::Start,
+        };
+        run.at(30, answer);
+        let pressed = Event::Organizer {
+            agent: "ada".into(),
+            attempt: Some(3),
+            leg: sid("L4"),
+            step: ScreenStep::Pressed(Some("1".into())),
+        };
+        assert!(matches!(
+            run.at(31, pressed),
+            Reply::JoinRoom { host: true, .. }
+        ));
+        // Her round-1 call's final callback comes late: she is still the host.
+        run.at(32, status_n("ada", 0, "L1", CallStatus::NoAnswer));
+        assert_eq!(
+            run.room().host.as_ref().and_then(|h| h.leg.clone()),
+            Some(sid("L4"))
+        );
+    }
+
+    #[test]
+    fn without_a_join_callback_the_host_is_taken_to_be_in_the_room() {
+        let mut run = Run::new(policy(ExtraOrganizers::Hangup, Strategy::Ringall));
+        run.at(0, incoming());
+        run.at(2, joined("caller"));
+        run.at(3, organizer("ada", "L1"));
+        run.at(4, press("ada", "L1", Some("1")));
+        run.orders();
+        // The join is never reported: after the grace, not voicemail, but talking.
+        run.at(4 + JOIN_GRACE_MS / 1000, Event::Expired);
+        assert_eq!(run.orders(), ["record true", "announce ada"]);
+        assert_eq!(run.room().talking_since, Some(4000));
+        assert_eq!(run.call.as_ref().and_then(Call::conference_due), None);
+    }
+
+    #[test]
+    fn a_move_to_voicemail_not_followed_is_asked_again_then_the_room_ended() {
+        let mut run = Run::new(policy(ExtraOrganizers::Hangup, Strategy::Ringall).with_rounds(1));
+        run.at(0, incoming());
+        run.at(1, joined("caller"));
+        for (agent, n, leg) in [("ada", 0, "L1"), ("bob", 1, "L2"), ("cleo", 2, "L3")] {
+            run.at(20, status_n(agent, n, leg, CallStatus::NoAnswer));
+        }
+        run.orders();
+        assert_eq!(
+            run.call.as_ref().and_then(Call::conference_due),
+            Some(30_000)
+        );
+        // Not followed (the request was lost): asked again, and the room ended.
+        run.at(30, Event::Expired);
+        assert_eq!(run.orders(), ["to voicemail", "end room"]);
+        // Followed: nothing more.
+        assert!(matches!(run.at(31, Event::Resume), Reply::Voicemail { .. }));
+        assert_eq!(run.call.as_ref().and_then(Call::conference_due), None);
+        run.at(45, Event::Expired);
+        assert!(run.orders().is_empty());
+    }
+
+    #[test]
+    fn a_second_organizer_is_freed_when_the_room_ends() {
+        let mut run = Run::new(policy(ExtraOrganizers::Join, Strategy::Ringall));
+        run.at(0, incoming());
+        run.at(3, organizer("ada", "L1"));
+        run.at(3, organizer("bob", "L2"));
+        run.step_ms(4000, press("ada", "L1", Some("1")));
+        let second = run.step_ms(5000, press("bob", "L2", Some("1")));
+        assert!(second
+            .marks
+            .iter()
+            .any(|m| matches!(m, Mark::Answered { agent, .. } if &**agent == "bob")));
+        run.at(6, joined("organizer-ada"));
+        run.at(6, joined("organizer-bob"));
+        let left = run.step_ms(60_000, Event::RoomLeft);
+        let ended: Vec<&str> = left
+            .marks
+            .iter()
+            .filter_map(|m| match m {
+                Mark::Ended { agent, .. } => Some(&**agent),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ended, ["ada", "bob"]);
     }
 
     #[test]

@@ -193,14 +193,17 @@ pub enum Event {
     Expired,
     /// Conference mode: an organizer's call (`leg`) answered and its document is fetched
     /// (`Start`), or they pressed a key (`Pressed`).
+    /// `attempt`: which call placed to them (our URLs say; `None` from an older URL).
     Organizer {
         agent: Box<str>,
+        attempt: Option<u8>,
         leg: CallSid,
         step: ScreenStep,
     },
     /// Conference mode: a status callback of an organizer's call.
     OrganizerStatus {
         agent: Box<str>,
+        attempt: Option<u8>,
         leg: CallSid,
         status: CallStatus,
     },
@@ -208,6 +211,7 @@ pub enum Event {
     /// the answer said it) or could not (`placed: false`).
     OrganizerPlaced {
         agent: Box<str>,
+        attempt: Option<u8>,
         leg: Option<CallSid>,
         placed: bool,
     },
@@ -230,11 +234,12 @@ pub enum Event {
         control: super::conference::Control,
         by: Box<str>,
     },
-    /// Conference mode: the REST API started recording the room (`sid`: the recording's id,
-    /// when the answer said it; `started: false`: it could not).
-    RecordingStarted {
+    /// Conference mode: the REST API started (`start`) or stopped the room's recording, or
+    /// failed to (`ok: false`); `sid`: the recording's id, when known.
+    RecordingResult {
+        start: bool,
+        ok: bool,
         sid: Option<Box<str>>,
-        started: bool,
     },
 }
 
@@ -267,7 +272,7 @@ impl Event {
             Event::Announce { .. } => "announce",
             Event::Resume => "resume",
             Event::Control { .. } => "control",
-            Event::RecordingStarted { .. } => "recording-started",
+            Event::RecordingResult { .. } => "recording-result",
         }
     }
 }

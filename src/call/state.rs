@@ -93,6 +93,9 @@ pub struct Call {
     /// told once; a conference may be recorded more than once (stopped and started again).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recordings: Vec<Box<str>>,
+    /// Conference mode: the caller is being moved out of the room to voicemail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving: Option<super::conference::Moving>,
 }
 
 /// Where the call is.
@@ -396,6 +399,7 @@ impl Call {
             greeted: false,
             account: None,
             recordings: Vec::new(),
+            moving: None,
         }
     }
 

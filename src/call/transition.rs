@@ -370,7 +370,7 @@ pub fn transition(
         (Event::LegStatus { leg, status, to }, Some(call)) => {
             leg_status(call, leg, *status, to, now, policy)
         }
-        (Event::CallStatus { status }, Some(call)) => call_status(call, *status, now),
+        (Event::CallStatus { status }, Some(call)) => call_status(call, *status, now, policy),
         (Event::RecordEnded, Some(call)) => record_ended(call),
         (
             Event::Recording {
@@ -384,15 +384,30 @@ pub fn transition(
         ) => recording(call, *kind, *status, url, *duration_secs, copy),
         (Event::Expired, Some(call)) => match &call.phase {
             Phase::Conference(room) => conference::timer(call, room, now, policy, snapshot),
+            Phase::Voicemail { .. } if call.moving.is_some() => conference::move_again(call, now),
             _ => expired(call),
         },
-        (Event::Organizer { agent, leg, step }, Some(call)) => {
-            conference::organizer(call, agent, leg, step, now, policy)
-        }
+        (
+            Event::Organizer {
+                agent,
+                attempt,
+                leg,
+                step,
+            },
+            Some(call),
+        ) => conference::organizer(call, agent, *attempt, leg, step, now, policy),
         // The caller's call is over (and forgotten): the organizer is told.
         (Event::Organizer { .. }, None) => Change::answer(Reply::CallerGone),
-        (Event::OrganizerStatus { agent, leg, status }, Some(call)) => {
-            conference::organizer_status(call, agent, leg, *status, now, policy, snapshot)
+        (
+            Event::OrganizerStatus {
+                agent,
+                attempt,
+                leg,
+                status,
+            },
+            Some(call),
+        ) => {
+            conference::organizer_status(call, agent, *attempt, leg, *status, now, policy, snapshot)
         }
         (
             Event::OrganizerPlaced {
@@ -405,9 +420,17 @@ pub fn transition(
             // Placed, but the answer did not say its CallSid: its callbacks will.
             Change::unchanged()
         }
-        (Event::OrganizerPlaced { agent, leg, placed }, Some(call)) => {
+        (
+            Event::OrganizerPlaced {
+                agent,
+                attempt,
+                leg,
+                placed,
+            },
+            Some(call),
+        ) => {
             let leg = leg.as_ref().filter(|_| *placed);
-            conference::organizer_placed(call, agent, leg, now, policy, snapshot)
+            conference::organizer_placed(call, agent, *attempt, leg, now, policy, snapshot)
         }
         (
             Event::Room {
@@ -424,7 +447,7 @@ pub fn transition(
                 .or_else(|| conference::label_of_leg(call, leg.as_ref()?));
             conference::room_changed(call, *change, conference, label.as_deref(), now, policy)
         }
-        (Event::RoomLeft, Some(call)) => conference::room_left(call, now),
+        (Event::RoomLeft, Some(call)) => conference::room_left(call, now, policy),
         (Event::Announce { agent }, call) => {
             let name = call.and_then(|c| conference::announced_name(c, agent));
             match name {
@@ -432,12 +455,18 @@ pub fn transition(
                 None => Change::answer(Reply::Hangup),
             }
         }
+        // The caller fetched the document the REST API moved them to: the move is done.
+        (Event::Resume, Some(call)) if call.moving.is_some() => {
+            let mut next = call.clone();
+            next.moving = None;
+            Change::to(next, Vec::new())
+        }
         (Event::Resume, Some(_)) => Change::unchanged(),
         (Event::Control { control, by }, Some(call)) => {
             conference::control(call, control, by, policy)
         }
-        (Event::RecordingStarted { sid, started }, Some(call)) => {
-            conference::recording_started(call, sid.as_deref(), *started)
+        (Event::RecordingResult { start, ok, sid }, Some(call)) => {
+            conference::recording_result(call, *start, *ok, sid.as_deref())
         }
         (_, None) => Change::ignored(Ignored::UnknownCall),
     };
@@ -1106,7 +1135,7 @@ fn screen(
     change
 }
 
-fn call_status(call: &Call, status: CallStatus, now: Millis) -> Change {
+fn call_status(call: &Call, status: CallStatus, now: Millis, policy: &Policy) -> Change {
     if !status.is_final() {
         return Change::ignored(Ignored::NotFinal);
     }
@@ -1116,7 +1145,7 @@ fn call_status(call: &Call, status: CallStatus, now: Millis) -> Change {
     };
     let (outcome, settled) = match &call.phase {
         Phase::Ended { .. } => return Change::ignored(Ignored::Duplicate),
-        Phase::Conference(room) => return conference::caller_gone(call, room, now),
+        Phase::Conference(room) => return conference::caller_gone(call, room, now, policy),
         Phase::Dialing { pickup: None, .. } | Phase::Menu { .. } => {
             let waited_secs = secs_between(call.started_at, now);
             (Outcome::Abandoned { waited_secs }, true)
@@ -1163,6 +1192,7 @@ fn record_ended(call: &Call) -> Change {
                 recorded: true,
                 message: message.clone(),
             };
+            next.moving = None;
             Change::to(next, Vec::new())
         }
         Phase::Voicemail { recorded: true, .. } => Change::ignored(Ignored::Duplicate),

@@ -33,12 +33,22 @@ pub enum ApiError {
     NoAccount,
     #[error("{0} API is not configured: {1}")]
     NotConfigured(&'static str, &'static str),
+    #[error("`{0}` cannot be a path segment")]
+    BadId(String),
 }
 
 impl ApiError {
     /// The resource is gone or was never there (a call that already ended): nothing to do.
     pub fn is_gone(&self) -> bool {
-        matches!(self, ApiError::Status { status, .. } if matches!(status, 404 | 410 | 422))
+        matches!(self, ApiError::Status { status, .. } if matches!(status, 404 | 410))
+    }
+
+    /// The HTTP status the API answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
     }
 }
 
@@ -107,26 +117,27 @@ impl VoiceApi {
         }
     }
 
-    /// The URL of `resource` (`Calls`, `Calls/CA1`, `Conferences/CF1/Participants/caller`…):
-    /// Twilio's end in `.json`; Telnyx's as its API names them (only its recording resources
-    /// carry `.json`, and `resource` says so).
-    fn url(&self, account: &str, resource: &str) -> String {
-        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let path: Vec<String> = resource.split('/').map(enc).collect();
-        let path = path.join("/");
-        match self.provider {
-            Provider::Telnyx => format!(
-                "{}/texml/Accounts/{}/{path}",
-                self.telnyx_base,
-                enc(account)
-            ),
-            Provider::Twilio => format!(
-                "{}/2010-04-01/Accounts/{}/{}.json",
-                self.twilio_base,
-                enc(account),
-                path.trim_end_matches(".json")
-            ),
+    /// The URL of a resource under the account, from its path `segments` (`["Calls", sid]`):
+    /// each is one path segment, encoded (a `/` in an id cannot reach another resource; `.` and
+    /// `..` are refused). Twilio's end in `.json`; of Telnyx's, only the recording resources do
+    /// (`json`).
+    fn url(&self, account: &str, segments: &[&str], json: bool) -> Result<String, ApiError> {
+        let mut path = String::new();
+        for segment in std::iter::once(account).chain(segments.iter().copied()) {
+            if segment.is_empty() || segment == "." || segment == ".." {
+                return Err(ApiError::BadId(segment.chars().take(40).collect()));
+            }
+            path.push('/');
+            path.extend(url::form_urlencoded::byte_serialize(segment.as_bytes()));
         }
+        Ok(match self.provider {
+            Provider::Telnyx => format!(
+                "{}/texml/Accounts{path}{}",
+                self.telnyx_base,
+                if json { ".json" } else { "" }
+            ),
+            Provider::Twilio => format!("{}/2010-04-01/Accounts{path}.json", self.twilio_base),
+        })
     }
 
     /// Places a call to `to` (a number or SIP address) from `from`, whose document is fetched
@@ -166,9 +177,9 @@ impl VoiceApi {
         for event in ["initiated", "ringing", "answered", "completed"] {
             fields.push(("StatusCallbackEvent", event.to_owned()));
         }
-        let answer = self
-            .send(Method::POST, &self.url(account, "Calls"), &fields)
-            .await?;
+        // Not repeated once it may have been sent: a second request could place a second call.
+        let url = self.url(account, &["Calls"], false)?;
+        let answer = self.send(Method::POST, &url, &fields, false).await?;
         Ok(["sid", "call_sid", "CallSid"]
             .iter()
             .find_map(|k| answer.get(*k).or_else(|| answer.get("data")?.get(*k)))
@@ -176,16 +187,28 @@ impl VoiceApi {
             .map(str::to_owned))
     }
 
-    /// Updates call `sid` (end it: `Status`; a new document: `Url`).
+    /// Updates a resource of the account: a call (`["Calls", sid]`: `Status` ends it, `Url`
+    /// gives it a new document), a conference (`["Conferences", sid]`: `Status=completed` ends
+    /// it), a participant (`["Conferences", sid, "Participants", label]`: announce, mute, hold).
+    pub async fn update(
+        &self,
+        account: Option<&str>,
+        resource: &[&str],
+        fields: &Fields,
+    ) -> Result<(), ApiError> {
+        let account = self.account(account)?;
+        let url = self.url(account, resource, false)?;
+        self.send(Method::POST, &url, fields, true).await.map(drop)
+    }
+
+    /// Updates call `sid`.
     pub async fn update_call(
         &self,
         account: Option<&str>,
         sid: &str,
         fields: &Fields,
     ) -> Result<(), ApiError> {
-        let account = self.account(account)?;
-        let url = self.url(account, &format!("Calls/{sid}"));
-        self.send(Method::POST, &url, fields).await.map(drop)
+        self.update(account, &["Calls", sid], fields).await
     }
 
     /// Ends call `sid`: Telnyx documents `Status=completed` for any live call; Twilio cancels a
@@ -207,22 +230,6 @@ impl VoiceApi {
         self.update_call(account, sid, &status("completed")).await
     }
 
-    /// Updates participant `who` (a CallSid or a participant label) of conference `conference`.
-    pub async fn update_participant(
-        &self,
-        account: Option<&str>,
-        conference: &str,
-        who: &str,
-        fields: &Fields,
-    ) -> Result<(), ApiError> {
-        let account = self.account(account)?;
-        let url = self.url(
-            account,
-            &format!("Conferences/{conference}/Participants/{who}"),
-        );
-        self.send(Method::POST, &url, fields).await.map(drop)
-    }
-
     /// Takes participant `who` out of conference `conference` (their call ends).
     pub async fn remove_participant(
         &self,
@@ -233,9 +240,12 @@ impl VoiceApi {
         let account = self.account(account)?;
         let url = self.url(
             account,
-            &format!("Conferences/{conference}/Participants/{who}"),
-        );
-        self.send(Method::DELETE, &url, &Vec::new()).await.map(drop)
+            &["Conferences", conference, "Participants", who],
+            false,
+        )?;
+        self.send(Method::DELETE, &url, &Vec::new(), true)
+            .await
+            .map(drop)
     }
 
     /// Starts recording call `sid` (both directions, one channel), with recording callbacks to
@@ -258,13 +268,14 @@ impl VoiceApi {
             ("RecordingStatusCallbackEvent", "completed".to_owned()),
             ("RecordingTrack", "both".to_owned()),
         ];
-        let url = self.url(account, &format!("Calls/{sid}/Recordings.json"));
-        let answer = self.send(Method::POST, &url, &fields).await?;
+        let url = self.url(account, &["Calls", sid, "Recordings"], true)?;
+        let answer = self.send(Method::POST, &url, &fields, true).await?;
         Ok(answer.get("sid").and_then(Value::as_str).map(str::to_owned))
     }
 
-    /// Stops recording `recording` of call `sid` (`None`: under Twilio its current recording,
-    /// `Twilio.CURRENT`; Telnyx has no such name, so it needs the id).
+    /// Stops recording `recording` of call `sid`; `None` (its id never came): under Twilio its
+    /// current recording (`Twilio.CURRENT`), under Telnyx each of the call's recordings that is
+    /// in progress or paused, as the call's recordings list says.
     pub async fn stop_recording(
         &self,
         account: Option<&str>,
@@ -272,29 +283,49 @@ impl VoiceApi {
         recording: Option<&str>,
     ) -> Result<(), ApiError> {
         let account = self.account(account)?;
-        let recording = match (recording, self.provider) {
-            (Some(r), _) => r,
-            (None, Provider::Twilio) => "Twilio.CURRENT",
+        let recordings: Vec<String> = match (recording, self.provider) {
+            (Some(r), _) => vec![r.to_owned()],
+            (None, Provider::Twilio) => vec!["Twilio.CURRENT".to_owned()],
             (None, Provider::Telnyx) => {
-                return Err(ApiError::NotConfigured(
-                    "Telnyx",
-                    "the recording's id is not known yet",
-                ))
+                let url = self.url(account, &["Calls", sid, "Recordings"], true)?;
+                let list = self.send(Method::GET, &url, &Vec::new(), true).await?;
+                list.get("recordings")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| {
+                        matches!(
+                            r.get("status").and_then(Value::as_str),
+                            Some("in-progress" | "paused")
+                        )
+                    })
+                    .filter_map(|r| r.get("sid").and_then(Value::as_str).map(str::to_owned))
+                    .collect()
             }
         };
-        let url = self.url(account, &format!("Calls/{sid}/Recordings/{recording}.json"));
-        let fields: Fields = vec![("Status", "stopped".to_owned())];
-        self.send(Method::POST, &url, &fields).await.map(drop)
+        for recording in recordings {
+            let url = self.url(account, &["Calls", sid, "Recordings", &recording], true)?;
+            let fields: Fields = vec![("Status", "stopped".to_owned())];
+            self.send(Method::POST, &url, &fields, true).await?;
+        }
+        Ok(())
     }
 
-    /// Sends one request, retrying 429, 5xx and network errors.
-    async fn send(&self, method: Method, url: &str, fields: &Fields) -> Result<Value, ApiError> {
+    /// Sends one request, retrying 429 and a connection that could not be made, and (`again`:
+    /// when repeating it is harmless) 5xx and other network errors.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        fields: &Fields,
+        again: bool,
+    ) -> Result<Value, ApiError> {
         let provider = self.name();
         let mut attempt = 0;
         loop {
             let request = self.http.request(method.clone(), url);
             let request = match self.provider {
-                _ if fields.is_empty() && method == Method::DELETE => match self.provider {
+                _ if fields.is_empty() && method != Method::POST => match self.provider {
                     Provider::Telnyx => request.bearer_auth(
                         self.telnyx_key
                             .as_ref()
@@ -347,15 +378,21 @@ impl VoiceApi {
                         status: status.as_u16(),
                         detail: body.chars().take(200).collect(),
                     };
-                    if !(status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
+                    let retry = status == StatusCode::TOO_MANY_REQUESTS
+                        || (again && status.is_server_error());
+                    if !retry {
                         return Err(error);
                     }
                     (error, wait)
                 }
-                Err(e) => (
-                    ApiError::Network(provider, e.without_url().to_string()),
-                    None,
-                ),
+                Err(e) => {
+                    let connect = e.is_connect();
+                    let error = ApiError::Network(provider, e.without_url().to_string());
+                    if !again && !connect {
+                        return Err(error);
+                    }
+                    (error, None)
+                }
             };
             if attempt >= self.max_retries {
                 return Err(error);
@@ -369,6 +406,9 @@ impl VoiceApi {
     }
 }
 
+/// The fields sent as JSON integers.
+const INTEGERS: [&str; 1] = ["Timeout"];
+
 /// The account a Twilio URL is for (its Basic user name).
 fn account_of_url(url: &str) -> &str {
     url.split("/Accounts/")
@@ -378,8 +418,8 @@ fn account_of_url(url: &str) -> &str {
 }
 
 /// Fields as a JSON object: a repeated name's values joined with spaces (Telnyx takes
-/// `StatusCallbackEvent` as one space-separated string); `true`/`false` as booleans, digits as
-/// integers (`Timeout`).
+/// `StatusCallbackEvent` as one space-separated string); `true`/`false` as booleans; the
+/// integer fields (`Timeout`) as integers.
 fn json_body(fields: &Fields) -> Value {
     let mut map = Map::new();
     for (k, v) in fields {
@@ -388,9 +428,9 @@ fn json_body(fields: &Fields) -> Value {
             _ => match v.as_str() {
                 "true" => Value::Bool(true),
                 "false" => Value::Bool(false),
-                n if !n.is_empty() && n.len() < 10 && n.bytes().all(|b| b.is_ascii_digit()) => {
-                    Value::from(n.parse::<u64>().unwrap_or_default())
-                }
+                n if INTEGERS.contains(k) => n
+                    .parse::<u64>()
+                    .map_or_else(|_| Value::String(n.to_owned()), Value::from),
                 _ => Value::String(v.clone()),
             },
         };
@@ -410,6 +450,7 @@ mod tests {
             ("StatusCallbackEvent", "completed".into()),
             ("Muted", "true".into()),
             ("Timeout", "25".into()),
+            ("To", "1234".into()),
         ];
         assert_eq!(
             json_body(&fields),
@@ -417,7 +458,43 @@ mod tests {
                 "StatusCallbackEvent": "initiated completed",
                 "Muted": true,
                 "Timeout": 25,
+                "To": "1234",
             })
+        );
+    }
+}
+
+#[cfg(test)]
+mod paths {
+    use super::*;
+
+    fn api(provider: Provider) -> VoiceApi {
+        let mut settings = crate::config::Settings::demo().expect("demo");
+        settings.provider.kind = provider;
+        VoiceApi::new(&settings)
+    }
+
+    #[test]
+    fn ids_are_one_path_segment_each_and_dot_segments_are_refused() {
+        let telnyx = api(Provider::Telnyx);
+        assert_eq!(
+            telnyx.url("AC1", &["Calls", "v3:a/b"], false).expect("url"),
+            "https://api.telnyx.com/v2/texml/Accounts/AC1/Calls/v3%3Aa%2Fb"
+        );
+        assert_eq!(
+            telnyx
+                .url("AC1", &["Calls", "CA1", "Recordings"], true)
+                .expect("url"),
+            "https://api.telnyx.com/v2/texml/Accounts/AC1/Calls/CA1/Recordings.json"
+        );
+        assert!(telnyx.url("AC1", &["Calls", ".."], false).is_err());
+        assert!(telnyx.url("..", &["Calls"], false).is_err());
+        let twilio = api(Provider::Twilio);
+        assert_eq!(
+            twilio
+                .url("AC1", &["Conferences", "CF1", "Participants", "caller"], false)
+                .expect("url"),
+            "https://api.twilio.com/2010-04-01/Accounts/AC1/Conferences/CF1/Participants/caller.json"
         );
     }
 }

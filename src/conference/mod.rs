@@ -113,50 +113,57 @@ impl Worker {
             tokio::spawn(async move {
                 let (api, urls, counts) = &*shared;
                 let order = command.order.label();
-                match execute(api, urls, &command).await {
-                    Ok(placed) => {
+                let result = execute(api, urls, &command).await;
+                let gone = |e: &ApiError| {
+                    e.is_gone()
+                        || (matches!(command.order, Order::Hangup { .. })
+                            && e.status() == Some(422))
+                };
+                let event = match &result {
+                    Ok(_) => {
                         count(counts, order, "sent");
-                        let event = match &command.order {
-                            Order::Call { agent, .. } => Some(Event::OrganizerPlaced {
-                                agent: agent.id.clone(),
-                                leg: placed.and_then(|s| CallSid::parse(&s).ok()),
-                                placed: true,
-                            }),
-                            Order::Record { on: true, .. } => Some(Event::RecordingStarted {
-                                sid: crate::webhook::plain_id(placed.as_deref()),
-                                started: true,
-                            }),
-                            _ => None,
-                        };
-                        if let Some(event) = event {
-                            report.report(&command.call, event).await;
-                        }
+                        None
                     }
-                    Err(e) if e.is_gone() && !matches!(command.order, Order::Call { .. }) => {
-                        // Ending a call that already ended, or announcing into a room that is
-                        // over: nothing left to do.
+                    Err(e) if gone(e) => {
+                        // Ending a call that already ended: nothing left to do.
                         count(counts, order, "gone");
                         tracing::debug!(call_sid = %command.call, order, error = %e, "conference request: already gone");
+                        None
                     }
                     Err(e) => {
                         count(counts, order, "failed");
                         tracing::error!(call_sid = %command.call, order, error = %e, "conference request failed");
-                        let event = match &command.order {
-                            Order::Call { agent, .. } => Some(Event::OrganizerPlaced {
-                                agent: agent.id.clone(),
-                                leg: None,
-                                placed: false,
-                            }),
-                            Order::Record { on: true, .. } => Some(Event::RecordingStarted {
-                                sid: None,
-                                started: false,
-                            }),
-                            _ => None,
-                        };
-                        if let Some(event) = event {
-                            report.report(&command.call, event).await;
-                        }
+                        Some(())
                     }
+                };
+                let failed = event.is_some();
+                let placed = result.ok().flatten();
+                // What the call core must hear about: a call placed (or not), a recording
+                // started or stopped (or not).
+                let report_event = match &command.order {
+                    Order::Call { agent, attempt, .. } => Some(Event::OrganizerPlaced {
+                        agent: agent.id.clone(),
+                        attempt: Some(*attempt),
+                        leg: placed.as_deref().and_then(|s| CallSid::parse(s).ok()),
+                        placed: !failed,
+                    }),
+                    Order::Record { on: true, .. } => Some(Event::RecordingResult {
+                        start: true,
+                        ok: !failed,
+                        sid: crate::webhook::plain_id(placed.as_deref()),
+                    }),
+                    Order::Record {
+                        on: false,
+                        recording,
+                    } if failed => Some(Event::RecordingResult {
+                        start: false,
+                        ok: false,
+                        sid: recording.clone(),
+                    }),
+                    _ => None,
+                };
+                if let Some(event) = report_event {
+                    report.report(&command.call, event).await;
                 }
                 drop(permit);
             });
@@ -175,10 +182,12 @@ async fn execute(
     match &command.order {
         Order::Call {
             agent,
+            attempt,
             from,
             ring_secs,
         } => {
-            let pairs = [("call", call), ("agent", &*agent.id)];
+            let attempt = attempt.to_string();
+            let pairs = [("call", call), ("agent", &*agent.id), ("n", &attempt)];
             let to = match &agent.endpoint {
                 Endpoint::Sip(uri) | Endpoint::Number(uri) => uri,
             };
@@ -202,9 +211,8 @@ async fn execute(
                 ("AnnounceUrl", urls.conference("announce", &pairs)),
                 ("AnnounceMethod", "POST".to_owned()),
             ];
-            api.update_participant(account, conference, CALLER_LABEL, &fields)
-                .await
-                .map(|()| None)
+            let caller = ["Conferences", conference, "Participants", CALLER_LABEL];
+            api.update(account, &caller, &fields).await.map(|()| None)
         }
         Order::Participant {
             conference,
@@ -220,7 +228,8 @@ async fn execute(
                 ],
                 ParticipantChange::Held(false) => vec![("Hold", "false".to_owned())],
             };
-            api.update_participant(account, conference, who, &fields)
+            let participant = ["Conferences", conference, "Participants", who];
+            api.update(account, &participant, &fields)
                 .await
                 .map(|()| None)
         }
@@ -239,6 +248,12 @@ async fn execute(
             .stop_recording(account, call, recording.as_deref())
             .await
             .map(|()| None),
+        Order::EndRoom { conference } => {
+            let fields: Fields = vec![("Status", "completed".to_owned())];
+            api.update(account, &["Conferences", conference], &fields)
+                .await
+                .map(|()| None)
+        }
         Order::ToVoicemail => {
             let fields: Fields = vec![
                 ("Url", urls.conference("resume", &[])),

@@ -414,6 +414,9 @@ async fn a_coc_call_rings_three_organizers_one_joins_announced_recorded_archived
     room_event(&app, "CA-coc", "participant-join", "caller", "CA-coc").await;
     room_event(&app, "CA-coc", "participant-join", "organizer-ada", "L-ada").await;
     room_event(&app, "CA-coc", "participant-join", "organizer-ada", "L-ada").await;
+    wait_for(&api, "/Conferences/CF-room-1/Participants/caller", 1).await;
+    // A moment for a second one, were the repeated join to announce again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let announce = wait_for(&api, "/Conferences/CF-room-1/Participants/caller", 1).await;
     assert_eq!(announce.len(), 1, "announced once: {announce:?}");
     let url = announce[0].fields["AnnounceUrl"]
@@ -526,10 +529,11 @@ async fn an_organizers_voicemail_never_joins_and_the_caller_goes_to_voicemail_wh
         nothing.body
     );
     // Every call ends without anyone pressing 1: the caller leaves the room for voicemail.
+    let others: Vec<&Placed> = calls.iter().filter(|p| !p.to.ends_with("0101")).collect();
     for (p, leg, status) in [
         (ada, "L-ada", "completed"),
-        (&calls[1], "L-2", "busy"),
-        (&calls[2], "L-3", "no-answer"),
+        (others[0], "L-2", "busy"),
+        (others[1], "L-3", "no-answer"),
     ] {
         leg_status(&app, &p.status_callback, leg, status).await;
     }
@@ -600,9 +604,6 @@ async fn nobody_accepting_moves_the_caller_to_voicemail_within_the_ring_time() {
         .iter()
         .map(placed)
         .collect();
-    for (i, p) in calls.iter().enumerate() {
-        leg_status(&app, &p.status_callback, &format!("L-{i}"), "ringing").await;
-    }
     // Each call was placed to ring for the line's ring time.
     let placed_calls = wait_for(&api, "/Calls", 3).await;
     assert!(placed_calls.iter().all(|c| c.fields["Timeout"] == 30));
@@ -613,18 +614,38 @@ async fn nobody_accepting_moves_the_caller_to_voicemail_within_the_ring_time() {
         .await
         .iter()
         .all(|s| !s.path.ends_with("/Calls/CA-wait")));
-    // The calls never report ending (callbacks lost): the room's timer moves the caller, and
-    // ends the calls still ringing.
+    // The calls never report anything (their callbacks lost; Telnyx's answers carry no
+    // CallSid): the room's timer moves the caller.
     clock.advance_secs(7);
     let moved = wait_for(&api, "/Calls/CA-wait", 1).await;
     assert!(moved[0].fields["Url"]
         .as_str()
         .expect("url")
         .ends_with("/texml/conference/resume"));
-    for i in 0..3 {
-        let ended = wait_for(&api, &format!("/Calls/L-{i}"), 1).await;
-        assert_eq!(ended[0].fields["Status"], "completed");
-    }
+    // A call whose first callback comes only now is ended at once.
+    leg_status(&app, &calls[0].status_callback, "L-late", "ringing").await;
+    let ended = wait_for(&api, "/Calls/L-late", 1).await;
+    assert_eq!(ended[0].fields["Status"], "completed");
+    // The move not followed (the caller's call never fetched the new document): asked again,
+    // ten seconds later.
+    clock.advance_secs(11);
+    wait_for(&api, "/Calls/CA-wait", 2).await;
+    // Followed: asked no more.
+    fetch(
+        &app,
+        moved[0].fields["Url"].as_str().expect("url"),
+        "CA-wait",
+        None,
+    )
+    .await;
+    clock.advance_secs(11);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let moves = sent(&api)
+        .await
+        .iter()
+        .filter(|s| s.path.ends_with("/Calls/CA-wait"))
+        .count();
+    assert_eq!(moves, 2);
 }
 
 #[tokio::test]
@@ -640,16 +661,20 @@ async fn the_caller_hanging_up_ends_every_organizer_call() {
     leg_status(&app, &calls[0].status_callback, "L-0", "ringing").await;
     leg_status(&app, &calls[1].status_callback, "L-1", "ringing").await;
     // The third is answered and hears the prompt.
-    fetch(&app, &calls[2].url, "L-2", None).await;
+    let hello = fetch(&app, &calls[2].url, "L-2", None).await;
     app.call_status("CA-gone", "completed").await;
     for i in 0..3 {
         let ended = wait_for(&api, &format!("/Calls/L-{i}"), 1).await;
         assert_eq!(ended[0].fields["Status"], "completed", "L-{i}");
     }
-    // Pressing 1 now: the caller is gone.
-    let hello_action =
-        format!("{PUBLIC_URL}/texml/conference/organizer/answer?call=CA-gone&agent=cleo");
-    let late = fetch(&app, &hello_action, "L-2", Some("1")).await;
+    // Pressing 1 now (at the prompt the third heard): the caller is gone.
+    let late = fetch(
+        &app,
+        &crate::helpers::gather_action(&hello),
+        "L-2",
+        Some("1"),
+    )
+    .await;
     assert_eq!(says(&late), ["The caller is no longer waiting. Thank you."]);
 }
 
@@ -686,12 +711,19 @@ async fn under_twilio_the_calls_api_is_a_form_with_basic_auth_and_ringing_calls_
             "/2010-04-01/Accounts/ACtest/Calls/CA-placed-2.json"
         ]
     );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let canceled = wait_for_status(&api, "canceled", 2).await;
     assert_eq!(canceled.len(), 2, "{canceled:?}");
     let completed = wait_for_status(&api, "completed", 2).await;
     assert!(completed.iter().all(|s| s.path.ends_with(".json")));
     // The announcement: Twilio's participant resource, addressed by the caller's label.
     room_event(&app, "CA-tw", "participant-join", "caller", "CA-tw").await;
-    let agent = first.url.split("agent=").nth(1).expect("agent").to_owned();
+    let agent = url::Url::parse(&first.url)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "agent")
+        .map(|(_, v)| v.into_owned())
+        .expect("agent");
     room_event(
         &app,
         "CA-tw",
@@ -1207,4 +1239,56 @@ async fn the_example_coc_hotline_calls_the_after_hours_list_at_night_and_the_org
     let mut day: Vec<String> = calls.iter().skip(2).map(|c| placed(c).to).collect();
     day.sort();
     assert_eq!(day, ["+15555550101", "+15555550102", "+15555550103"]);
+}
+
+#[tokio::test]
+async fn on_two_replicas_sharing_redis_two_organizers_pressing_at_once_one_joins() {
+    use crate::replicas::{replica, Redis};
+    let redis = Redis::start();
+    let api = fake_api(false).await;
+    let slack = slack_ok().await;
+    let clock = Arc::new(ManualClock::at(T0));
+    let tweak = |s: &mut Settings| {
+        lines_from(COC)(s);
+        on_telnyx(&api)(s);
+        s.dial.wrap_up_secs = 0;
+    };
+    let one = replica(&redis, &slack, clock.clone(), tweak).await;
+    let two = replica(&redis, &slack, clock.clone(), tweak).await;
+    call(&one.app, "CA-redis").await;
+    let calls: Vec<Placed> = wait_for(&api, "/Calls", 3)
+        .await
+        .iter()
+        .map(placed)
+        .collect();
+    // Each organizer's phone answers on a different replica; both press 1 at once.
+    let hello_a = fetch(&one.app, &calls[0].url, "L-a", None).await;
+    let hello_b = fetch(&two.app, &calls[1].url, "L-b", None).await;
+    let (action_a, action_b) = (
+        crate::helpers::gather_action(&hello_a),
+        crate::helpers::gather_action(&hello_b),
+    );
+    let (a, b) = tokio::join!(
+        fetch(&one.app, &action_a, "L-a", Some("1")),
+        fetch(&two.app, &action_b, "L-b", Some("1")),
+    );
+    let joined = [&a, &b]
+        .iter()
+        .filter(|r| r.body.contains("<Conference"))
+        .count();
+    assert_eq!(joined, 1, "{}\n{}", a.body, b.body);
+    // The room lives in Redis: the other replica sees who joined and answers a repeated press
+    // with the same document.
+    let (winner, leg, replica_app) = match a.body.contains("<Conference") {
+        true => (&hello_a, "L-a", &two.app),
+        false => (&hello_b, "L-b", &one.app),
+    };
+    let again = fetch(
+        replica_app,
+        &crate::helpers::gather_action(winner),
+        leg,
+        Some("1"),
+    )
+    .await;
+    assert!(again.body.contains("<Conference"), "{}", again.body);
 }
