@@ -355,3 +355,73 @@ async fn the_page_reconnects_after_a_restart_and_says_when_the_password_changed(
     browser.close().await.expect("browser closes");
     stop.trigger();
 }
+
+#[tokio::test]
+async fn a_supervisor_mutes_a_conference_caller_from_the_page() {
+    use crate::conference::{call, fake_api, fetch, hotline, placed, room_event, wait_for, Placed};
+    let api = fake_api(false).await;
+    let clock = Arc::new(switchboard::time::ManualClock::at(crate::helpers::T0));
+    let app = hotline(&api, false, clock, with_users).await;
+    call(&app, "CA-page").await;
+    let calls: Vec<Placed> = wait_for(&api, "/Calls", 3)
+        .await
+        .iter()
+        .map(placed)
+        .collect();
+    let ada = calls
+        .iter()
+        .find(|p| p.to.ends_with("0101"))
+        .expect("Ada called");
+    let hello = fetch(&app, &ada.url, "L-ada", None).await;
+    fetch(
+        &app,
+        &crate::helpers::gather_action(&hello),
+        "L-ada",
+        Some("1"),
+    )
+    .await;
+    room_event(&app, "CA-page", "participant-join", "caller", "CA-page").await;
+    room_event(
+        &app,
+        "CA-page",
+        "participant-join",
+        "organizer-ada",
+        "L-ada",
+    )
+    .await;
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    let port = app.base.rsplit(':').next().expect("port");
+    browser
+        .goto(&format!(
+            "http://ada:{}@127.0.0.1:{port}/dashboard",
+            PASSWORD.replace(' ', "%20")
+        ))
+        .await
+        .expect("the page");
+    viewport(&browser, 1280, 720).await;
+    shows(&browser, "#conn", "live").await;
+    // The room, with who is in it.
+    let caller = "[data-call=\"CA-page\"] [data-participant=\"caller\"]";
+    let organizer = "[data-call=\"CA-page\"] [data-participant=\"organizer-ada\"]";
+    shows(&browser, &format!("{caller} small"), "in the room").await;
+    shows(&browser, &format!("{organizer} span"), "Ada").await;
+    // Mute, from the page: the provider is asked, and the page shows it.
+    browser
+        .find(Locator::Css(&format!("{caller} button")))
+        .await
+        .expect("the mute button")
+        .click()
+        .await
+        .expect("click");
+    let muted = wait_for(&api, "/Conferences/CF-room-1/Participants/caller", 2).await;
+    assert_eq!(muted[1].fields["Muted"], true);
+    shows(&browser, &format!("{caller} small"), "in the room · muted").await;
+    shows(&browser, &format!("{caller} button"), "Unmute").await;
+    let shot = browser.screenshot().await.expect("screenshot");
+    let path = output_dir().join("conference.png");
+    std::fs::write(&path, &shot).expect("screenshot written");
+    eprintln!("conference screenshot: {}", path.display());
+    browser.close().await.expect("closed");
+}

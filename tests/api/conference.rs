@@ -55,7 +55,7 @@ mode = "conference"
 
 /// The provider's REST API, faked: every request answered 200 (placing a call answers as
 /// Telnyx's spec says, without the new call's id; Twilio's with its `sid`), kept to be read.
-async fn fake_api(twilio: bool) -> MockServer {
+pub(crate) async fn fake_api(twilio: bool) -> MockServer {
     let api = MockServer::start().await;
     let count = std::sync::atomic::AtomicUsize::new(0);
     let placed = move |_: &Request| {
@@ -95,13 +95,13 @@ async fn fake_api(twilio: bool) -> MockServer {
 
 /// One request the fake API received: method, path, and its fields (JSON or form).
 #[derive(Debug, Clone)]
-struct Sent {
-    path: String,
-    fields: Value,
+pub(crate) struct Sent {
+    pub(crate) path: String,
+    pub(crate) fields: Value,
     auth: String,
 }
 
-async fn sent(api: &MockServer) -> Vec<Sent> {
+pub(crate) async fn sent(api: &MockServer) -> Vec<Sent> {
     api.received_requests()
         .await
         .unwrap_or_default()
@@ -134,7 +134,7 @@ async fn sent(api: &MockServer) -> Vec<Sent> {
 }
 
 /// The requests whose path ends with `suffix`, once there are `n` of them.
-async fn wait_for(api: &MockServer, suffix: &str, n: usize) -> Vec<Sent> {
+pub(crate) async fn wait_for(api: &MockServer, suffix: &str, n: usize) -> Vec<Sent> {
     for _ in 0..200 {
         let got: Vec<Sent> = sent(api)
             .await
@@ -172,7 +172,7 @@ fn on_twilio(api: &MockServer) -> impl FnOnce(&mut Settings) + '_ {
     }
 }
 
-async fn hotline(
+pub(crate) async fn hotline(
     api: &MockServer,
     twilio: bool,
     clock: Arc<ManualClock>,
@@ -194,7 +194,7 @@ async fn hotline(
 }
 
 /// The caller calls the hotline.
-async fn call(app: &TestApp, sid: &str) -> Received {
+pub(crate) async fn call(app: &TestApp, sid: &str) -> Received {
     let form = [
         ("AccountSid", "ACtest"),
         ("CallSid", sid),
@@ -205,7 +205,7 @@ async fn call(app: &TestApp, sid: &str) -> Received {
 }
 
 /// The provider requesting `url` (absolute, as we wrote it) for call `leg`, with `digits`.
-async fn fetch(app: &TestApp, url: &str, leg: &str, digits: Option<&str>) -> Received {
+pub(crate) async fn fetch(app: &TestApp, url: &str, leg: &str, digits: Option<&str>) -> Received {
     let path = url
         .strip_prefix(PUBLIC_URL)
         .unwrap_or_else(|| panic!("{url} is not under {PUBLIC_URL}"));
@@ -233,7 +233,7 @@ async fn leg_status(app: &TestApp, status_callback: &str, leg: &str, status: &st
 }
 
 /// A conference status callback for call `sid`'s room.
-async fn room_event(app: &TestApp, sid: &str, event: &str, label: &str, leg: &str) {
+pub(crate) async fn room_event(app: &TestApp, sid: &str, event: &str, label: &str, leg: &str) {
     let form = [
         ("AccountSid", "ACtest"),
         ("ConferenceSid", "CF-room-1"),
@@ -247,13 +247,13 @@ async fn room_event(app: &TestApp, sid: &str, event: &str, label: &str, leg: &st
 }
 
 /// An organizer's placed call: where the API was asked to send its document and callbacks.
-struct Placed {
-    to: String,
-    url: String,
-    status_callback: String,
+pub(crate) struct Placed {
+    pub(crate) to: String,
+    pub(crate) url: String,
+    pub(crate) status_callback: String,
 }
 
-fn placed(s: &Sent) -> Placed {
+pub(crate) fn placed(s: &Sent) -> Placed {
     let f = |k: &str| s.fields[k].as_str().unwrap_or_default().to_owned();
     Placed {
         to: f("To"),
