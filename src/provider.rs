@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::TelnyxSettings;
-use crate::retry::{backoff, retry_after};
+use crate::retry::{next_try, retry_after};
 
 /// Pages read at most when listing (at 250 a page: 250,000 connections).
 const MAX_PAGES: u32 = 1000;
@@ -157,11 +157,9 @@ impl Telnyx {
                 }
                 Err(e) => (ApiError::Network(e.without_url().to_string()), None),
             };
-            if attempt >= self.max_retries {
+            let Some(wait) = next_try(attempt, self.max_retries, wait, self.retry_base) else {
                 return Err(error);
-            }
-            let wait = wait
-                .unwrap_or_else(|| backoff(self.retry_base, attempt + 1, Duration::from_secs(8)));
+            };
             tracing::debug!(%error, attempt, wait_ms = wait.as_millis() as u64, "Telnyx API call will be retried");
             tokio::time::sleep(wait).await;
             attempt += 1;

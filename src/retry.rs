@@ -22,6 +22,19 @@ pub(crate) fn backoff(base: Duration, attempt: u32, max: Duration) -> Duration {
     base.saturating_mul(factor).min(max)
 }
 
+/// How long to wait before trying a failed request again, after `attempt` retries (0: after the
+/// first try): its `Retry-After` when the answer said one, else `base` doubling, at most 8 s.
+/// `None`: `max_retries` are spent.
+pub(crate) fn next_try(
+    attempt: u32,
+    max_retries: u32,
+    retry_after: Option<Duration>,
+    base: Duration,
+) -> Option<Duration> {
+    (attempt < max_retries)
+        .then(|| retry_after.unwrap_or_else(|| backoff(base, attempt + 1, Duration::from_secs(8))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -196,7 +196,7 @@ pub fn menu_input(p: &Params, query: &Params) -> Result<(CallSid, Event), BadReq
 /// `<Dial>` and the agent. `Digits` absent or empty is no key.
 pub fn screen(p: &Params, query: &Params, pressed: bool) -> Result<(CallSid, Event), BadRequest> {
     let leg = p.sid("CallSid")?;
-    let call = query.sid("call")?;
+    let call = own_call(query)?;
     if let Some(parent) = p.opt_sid("ParentCallSid")? {
         if parent != call {
             return Err(BadRequest::NotOneOf(
@@ -211,12 +211,23 @@ pub fn screen(p: &Params, query: &Params, pressed: bool) -> Result<(CallSid, Eve
         raw.parse::<u8>()
             .map_err(|_| BadRequest::NotOneOf(name, truncate(raw), "the values Switchboard wrote"))
     };
-    let agent = query
-        .text("agent")
-        .map(str::trim)
-        .filter(|a| !a.is_empty() && a.len() <= 128)
-        .ok_or(BadRequest::Missing("agent"))?;
-    let step = match pressed {
+    let agent = own_agent(query)?;
+    Ok((
+        call,
+        Event::Screen {
+            round: number("round")?,
+            group: number("group")?,
+            agent,
+            leg,
+            step: step(p, pressed),
+        },
+    ))
+}
+
+/// Where someone is at a press-1 prompt: its document is fetched (`pressed`: false), or they
+/// pressed `Digits` (absent or empty: no key).
+fn step(p: &Params, pressed: bool) -> ScreenStep {
+    match pressed {
         false => ScreenStep::Start,
         true => ScreenStep::Pressed(
             p.text("Digits")
@@ -224,17 +235,7 @@ pub fn screen(p: &Params, query: &Params, pressed: bool) -> Result<(CallSid, Eve
                 .filter(|d| !d.is_empty())
                 .map(|d| Box::from(truncate(d))),
         ),
-    };
-    Ok((
-        call,
-        Event::Screen {
-            round: number("round")?,
-            group: number("group")?,
-            agent: agent.into(),
-            leg,
-            step,
-        },
-    ))
+    }
 }
 
 /// The caller's call our own query names (`call`).
@@ -247,7 +248,7 @@ fn own_attempt(query: &Params) -> Option<u8> {
     query.text("n").and_then(|n| n.parse().ok())
 }
 
-/// The organizer our own query names (`agent`).
+/// The agent (or organizer) our own query names (`agent`), at most 128 bytes.
 fn own_agent(query: &Params) -> Result<Box<str>, BadRequest> {
     query
         .text("agent")
@@ -264,22 +265,13 @@ pub fn organizer(
     query: &Params,
     pressed: bool,
 ) -> Result<(CallSid, Event), BadRequest> {
-    let step = match pressed {
-        false => ScreenStep::Start,
-        true => ScreenStep::Pressed(
-            p.text("Digits")
-                .map(str::trim)
-                .filter(|d| !d.is_empty())
-                .map(|d| Box::from(truncate(d))),
-        ),
-    };
     Ok((
         own_call(query)?,
         Event::Organizer {
             agent: own_agent(query)?,
             attempt: own_attempt(query),
             leg: p.sid("CallSid")?,
-            step,
+            step: step(p, pressed),
         },
     ))
 }

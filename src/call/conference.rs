@@ -83,9 +83,6 @@ pub struct Room {
     pub recording: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_sid: Option<Box<str>>,
-    /// People an operator pulled in (their organizer entries are in wave [`INVITED`]).
-    #[serde(default)]
-    pub guests: u8,
 }
 
 /// A caller being moved out of the room to voicemail through the REST API: asked again (and,
@@ -357,23 +354,17 @@ impl Room {
     }
 
     /// The ends of the conversations of those who joined besides the host (a second organizer,
-    /// someone pulled in) and have not left: their presence is freed.
-    fn release_guests(&mut self, call: &Call, now: Millis, wrap_up_secs: u32) -> Vec<Mark> {
+    /// someone pulled in) and have not left, when the room is over: their presence is freed.
+    fn release_guests(&self, call: &Call, now: Millis, wrap_up_secs: u32) -> Vec<Mark> {
         let host = self.host.as_ref().and_then(|h| h.leg.clone());
-        let mut marks = Vec::new();
-        for o in &mut self.organizers {
-            let in_room = matches!(o.state, OrganizerState::Accepted | OrganizerState::Joined);
-            if !in_room || (o.leg.is_some() && o.leg == host) {
-                continue;
-            }
-            o.state = OrganizerState::Left;
-            marks.extend(guest_release(o, call, now, wrap_up_secs));
-        }
-        marks
-    }
-
-    fn order(&self, call: &Call, order: Order) -> Command {
-        command(call, order)
+        self.organizers
+            .iter()
+            .filter(|o| {
+                matches!(o.state, OrganizerState::Accepted | OrganizerState::Joined)
+                    && !(o.leg.is_some() && o.leg == host)
+            })
+            .filter_map(|o| guest_release(o, call, now, wrap_up_secs))
+            .collect()
     }
 
     /// Calls every organizer of `wave` (those not already called in this round and wave).
@@ -390,25 +381,31 @@ impl Room {
             if already {
                 continue;
             }
-            let attempt = u8::try_from(self.organizers.len()).unwrap_or(u8::MAX);
-            self.organizers.push(Organizer {
-                id: agent.id.clone(),
-                name: agent.name.clone(),
-                leg: None,
-                round: self.round,
-                wave: self.wave,
-                state: OrganizerState::Calling,
-            });
-            let order = Order::Call {
-                agent: agent.clone(),
-                attempt,
-                from: call.to.clone(),
-                ring_secs: self.ring_secs,
-            };
-            out.push(self.order(call, order));
+            out.push(self.place(call, agent, self.wave, self.ring_secs));
         }
         self.ringing = wave.clone();
         self.due = Some(now.saturating_add(u64::from(self.ring_secs) * 1000 + 5_000));
+    }
+
+    /// A new record of a call to `agent` (in wave `wave` of this round), and the order to place
+    /// it, ringing `ring_secs`: the record's index is the attempt its URLs name.
+    fn place(&mut self, call: &Call, agent: &Agent, wave: u8, ring_secs: u32) -> Command {
+        let attempt = u8::try_from(self.organizers.len()).unwrap_or(u8::MAX);
+        self.organizers.push(Organizer {
+            id: agent.id.clone(),
+            name: agent.name.clone(),
+            leg: None,
+            round: self.round,
+            wave,
+            state: OrganizerState::Calling,
+        });
+        let order = Order::Call {
+            agent: agent.clone(),
+            attempt,
+            from: call.to.clone(),
+            ring_secs,
+        };
+        command(call, order)
     }
 
     /// Ends every organizer's call that is still ringing or hearing the prompt (`but`: except
@@ -538,7 +535,6 @@ pub(super) fn seat(
         held: Vec::new(),
         recording: false,
         recording_sid: None,
-        guests: 0,
     });
     room.round = round;
     room.wave = 0;
@@ -848,19 +844,18 @@ pub(super) fn organizer_status(
     policy: &Policy,
     snapshot: &Snapshot,
 ) -> Change {
-    let hang_up = |change: &mut Change| {
-        if !status.is_final() && status != CallStatus::Other {
-            let order = Order::Hangup {
-                leg: leg.clone(),
-                answered: status == CallStatus::InProgress,
-            };
-            change.commands.push(command(call, order));
-        }
+    // Ending this call, when it is still up.
+    let hang_up = || {
+        let order = Order::Hangup {
+            leg: leg.clone(),
+            answered: status == CallStatus::InProgress,
+        };
+        (!status.is_final() && status != CallStatus::Other).then(|| command(call, order))
     };
     let Phase::Conference(room) = &call.phase else {
         // The caller is no longer waiting: a call that still rings is ended.
         let mut change = Change::ignored(Ignored::Stale);
-        hang_up(&mut change);
+        change.commands.extend(hang_up());
         return change;
     };
     let mut next_room = room.as_ref().clone();
@@ -874,7 +869,7 @@ pub(super) fn organizer_status(
         Some(known) if known != leg => {
             // A second call to the same organizer for one attempt: ended, not counted.
             let mut change = Change::ignored(Ignored::Duplicate);
-            hang_up(&mut change);
+            change.commands.extend(hang_up());
             return change;
         }
         Some(_) => false,
@@ -886,9 +881,7 @@ pub(super) fn organizer_status(
     let state = o.state;
     if newly && state.over() {
         // Given up (or declined) before its CallSid was known: ended now that it is.
-        let mut ended = Change::ignored(Ignored::Stale);
-        hang_up(&mut ended);
-        commands.append(&mut ended.commands);
+        commands.extend(hang_up());
     }
     let new_state = match status {
         s if s.is_final() => match state {
@@ -1118,16 +1111,7 @@ pub(super) fn caller_gone(call: &Call, room: &Room, now: Millis, policy: &Policy
     let mut commands = Vec::new();
     room.hang_up_pending(call, None, &mut commands);
     let wrap_up_secs = policy.routing_of(&call.line).wrap_up_secs;
-    let host_leg = room.host.as_ref().and_then(|h| h.leg.clone());
-    let guests: Vec<Mark> = room
-        .organizers
-        .iter()
-        .filter(|o| {
-            matches!(o.state, OrganizerState::Joined | OrganizerState::Accepted)
-                && o.leg != host_leg
-        })
-        .filter_map(|o| guest_release(o, call, now, wrap_up_secs))
-        .collect();
+    let guests = room.release_guests(call, now, wrap_up_secs);
     // Accepted organizers are on their way in; their calls end too.
     for o in &mut room.organizers {
         if o.state == OrganizerState::Accepted {
@@ -1238,23 +1222,7 @@ pub(super) fn control(call: &Call, control: &Control, by: &str, policy: &Policy)
             if busy {
                 return Change::ignored(Ignored::Duplicate);
             }
-            room.guests = room.guests.saturating_add(1);
-            let attempt = u8::try_from(room.organizers.len()).unwrap_or(u8::MAX);
-            room.organizers.push(Organizer {
-                id: agent.id.clone(),
-                name: agent.name.clone(),
-                leg: None,
-                round: room.round,
-                wave: INVITED,
-                state: OrganizerState::Calling,
-            });
-            let order = Order::Call {
-                agent: agent.clone(),
-                attempt,
-                from: call.to.clone(),
-                ring_secs: policy.ring_secs,
-            };
-            commands.push(command(call, order));
+            commands.push(room.place(call, agent, INVITED, policy.ring_secs));
             agent.name.clone()
         }
         Control::Record { on } => {

@@ -16,7 +16,7 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
-use crate::retry::{backoff, retry_after};
+use crate::retry::{next_try, retry_after};
 use crate::texml::Provider;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -325,44 +325,26 @@ impl VoiceApi {
         loop {
             let request = self.http.request(method.clone(), url);
             let request = match self.provider {
-                _ if fields.is_empty() && method != Method::POST => match self.provider {
-                    Provider::Telnyx => request.bearer_auth(
-                        self.telnyx_key
-                            .as_ref()
-                            .ok_or(ApiError::NotConfigured("Telnyx", "telnyx.api_key is empty"))?
-                            .expose_secret(),
-                    ),
-                    Provider::Twilio => request.basic_auth(
-                        account_of_url(url),
-                        Some(
-                            self.twilio_token
-                                .as_ref()
-                                .ok_or(ApiError::NotConfigured(
-                                    "Twilio",
-                                    "twilio.auth_token is empty",
-                                ))?
-                                .expose_secret(),
-                        ),
-                    ),
-                },
                 Provider::Telnyx => {
                     let key = self
                         .telnyx_key
                         .as_ref()
                         .ok_or(ApiError::NotConfigured("Telnyx", "telnyx.api_key is empty"))?;
-                    request
-                        .bearer_auth(key.expose_secret())
-                        .json(&json_body(fields))
+                    request.bearer_auth(key.expose_secret())
                 }
                 Provider::Twilio => {
                     let token = self.twilio_token.as_ref().ok_or(ApiError::NotConfigured(
                         "Twilio",
                         "twilio.auth_token is empty",
                     ))?;
-                    request
-                        .basic_auth(account_of_url(url), Some(token.expose_secret()))
-                        .form(fields)
+                    request.basic_auth(account_of_url(url), Some(token.expose_secret()))
                 }
+            };
+            // A GET or DELETE carries no body; a POST its fields, as each provider takes them.
+            let request = match (method == Method::POST, self.provider) {
+                (false, _) => request,
+                (true, Provider::Telnyx) => request.json(&json_body(fields)),
+                (true, Provider::Twilio) => request.form(fields),
             };
             let (error, wait) = match request.send().await {
                 Ok(res) if res.status().is_success() => {
@@ -394,11 +376,9 @@ impl VoiceApi {
                     (error, None)
                 }
             };
-            if attempt >= self.max_retries {
+            let Some(wait) = next_try(attempt, self.max_retries, wait, self.retry_base) else {
                 return Err(error);
-            }
-            let wait = wait
-                .unwrap_or_else(|| backoff(self.retry_base, attempt + 1, Duration::from_secs(8)));
+            };
             tracing::debug!(%error, attempt, wait_ms = wait.as_millis() as u64, "provider API request will be retried");
             tokio::time::sleep(wait).await;
             attempt += 1;

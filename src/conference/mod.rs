@@ -119,24 +119,23 @@ impl Worker {
                         || (matches!(command.order, Order::Hangup { .. })
                             && e.status() == Some(422))
                 };
-                let event = match &result {
+                let failed = match &result {
                     Ok(_) => {
                         count(counts, order, "sent");
-                        None
+                        false
                     }
                     Err(e) if gone(e) => {
                         // Ending a call that already ended: nothing left to do.
                         count(counts, order, "gone");
                         tracing::debug!(call_sid = %command.call, order, error = %e, "conference request: already gone");
-                        None
+                        false
                     }
                     Err(e) => {
                         count(counts, order, "failed");
                         tracing::error!(call_sid = %command.call, order, error = %e, "conference request failed");
-                        Some(())
+                        true
                     }
                 };
-                let failed = event.is_some();
                 let placed = result.ok().flatten();
                 // What the call core must hear about: a call placed (or not), a recording
                 // started or stopped (or not).

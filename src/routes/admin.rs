@@ -311,22 +311,44 @@ pub(super) async fn participant(
     body: Bytes,
     cx: Data<Context>,
 ) -> HttpResponse {
+    let (sid, who, action) = path.into_inner();
+    let control = super::control::participant_action(&action, &who);
+    live_control(req, &sid, &body, cx, control).await
+}
+
+/// `POST /admin/calls/{sid}/recording/{start|stop}`.
+pub(super) async fn recording(
+    req: HttpRequest,
+    path: Path<(String, String)>,
+    body: Bytes,
+    cx: Data<Context>,
+) -> HttpResponse {
+    let (sid, action) = path.into_inner();
+    let control = super::control::recording_action(&action);
+    live_control(req, &sid, &body, cx, control).await
+}
+
+/// An operator's action on conference call `sid` (a bad action name is answered only to a
+/// request with the token), the body's optional `by` saying who.
+async fn live_control(
+    req: HttpRequest,
+    sid: &str,
+    body: &[u8],
+    cx: Data<Context>,
+    control: Result<crate::call::conference::Control, super::control::Refused>,
+) -> HttpResponse {
     use actix_web::http::StatusCode;
     if let Err(refused) = authorized(&req, &cx) {
         return refused.respond();
     }
-    let (sid, who, action) = path.into_inner();
-    let whom: ByWhom = match optional_json(&body, "{\"by\": ...}") {
+    let whom: ByWhom = match optional_json(body, "{\"by\": ...}") {
         Ok(c) => c,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
     };
-    let Some(control) = super::control::participant_action(&action, &who) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the action is one of mute, unmute, hold, resume, remove",
-        );
-    };
-    super::control::act(&cx, &sid, control, &by(whom.by.as_deref())).await
+    match control {
+        Ok(control) => super::control::act(&cx, sid, control, &by(whom.by.as_deref())).await,
+        Err(refused) => refused.respond(),
+    }
 }
 
 /// `POST /admin/calls/{sid}/participants`: call someone into the room.
@@ -344,34 +366,10 @@ pub(super) async fn add(
         Ok(a) => a,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
     };
-    let agent = match super::control::added(&cx, &add) {
-        Ok(a) => a,
-        Err(refused) => return refused.respond(),
-    };
-    let control = crate::call::conference::Control::Add { agent };
-    super::control::act(&cx, &sid, control, &by(add.by.as_deref())).await
-}
-
-/// `POST /admin/calls/{sid}/recording/{start|stop}`.
-pub(super) async fn recording(
-    req: HttpRequest,
-    path: Path<(String, String)>,
-    body: Bytes,
-    cx: Data<Context>,
-) -> HttpResponse {
-    use actix_web::http::StatusCode;
-    if let Err(refused) = authorized(&req, &cx) {
-        return refused.respond();
+    match super::control::added(&cx, &add) {
+        Ok(control) => super::control::act(&cx, &sid, control, &by(add.by.as_deref())).await,
+        Err(refused) => refused.respond(),
     }
-    let (sid, action) = path.into_inner();
-    let whom: ByWhom = match optional_json(&body, "{\"by\": ...}") {
-        Ok(c) => c,
-        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
-    };
-    let Some(control) = super::control::recording_action(&action) else {
-        return error(StatusCode::BAD_REQUEST, "the action is start or stop");
-    };
-    super::control::act(&cx, &sid, control, &by(whom.by.as_deref())).await
 }
 
 /// The answer when an agent's presence could not be written (the admin API's and the

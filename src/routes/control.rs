@@ -37,29 +37,41 @@ pub(super) struct Add {
 }
 
 /// A participant action's name (`mute`, `unmute`, `hold`, `resume`, `remove`) on `who`.
-pub(super) fn participant_action(action: &str, who: &str) -> Option<Control> {
+pub(super) fn participant_action(action: &str, who: &str) -> Result<Control, Refused> {
     let who: Box<str> = who.into();
-    Some(match action {
+    Ok(match action {
         "mute" => Control::Mute { who, on: true },
         "unmute" => Control::Mute { who, on: false },
         "hold" => Control::Hold { who, on: true },
         "resume" => Control::Hold { who, on: false },
         "remove" => Control::Remove { who },
-        _ => return None,
+        _ => {
+            return Err(Refused(
+                StatusCode::BAD_REQUEST,
+                "the action is one of mute, unmute, hold, resume, remove".into(),
+            ))
+        }
     })
 }
 
 /// A recording action's name (`start`, `stop`).
-pub(super) fn recording_action(action: &str) -> Option<Control> {
+pub(super) fn recording_action(action: &str) -> Result<Control, Refused> {
     match action {
-        "start" => Some(Control::Record { on: true }),
-        "stop" => Some(Control::Record { on: false }),
-        _ => None,
+        "start" => Ok(Control::Record { on: true }),
+        "stop" => Ok(Control::Record { on: false }),
+        _ => Err(Refused(
+            StatusCode::BAD_REQUEST,
+            "the action is start or stop".into(),
+        )),
     }
 }
 
-/// The agent (or the person on a number) an add names.
-pub(super) fn added(cx: &Context, add: &Add) -> Result<Agent, Refused> {
+/// Calling into the room the agent (or the person on a number) an add names.
+pub(super) fn added(cx: &Context, add: &Add) -> Result<Control, Refused> {
+    agent_of(cx, add).map(|agent| Control::Add { agent })
+}
+
+fn agent_of(cx: &Context, add: &Add) -> Result<Agent, Refused> {
     let bad = |m: &str| Err(Refused(StatusCode::BAD_REQUEST, m.to_owned()));
     match (&add.agent, &add.number, &add.sip) {
         (Some(id), None, None) => cx

@@ -309,21 +309,9 @@ pub(super) async fn call_participant(
     path: Path<(String, String, String)>,
     cx: Data<Context>,
 ) -> HttpResponse {
-    let (d, who) = match supervisor(&req, &cx).await {
-        Ok(ok) => ok,
-        Err(refused) => return refused,
-    };
     let (sid, label, action) = path.into_inner();
-    let Some(control) = super::control::participant_action(&action, &label) else {
-        return super::admin::error(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "the action is one of mute, unmute, hold, resume, remove",
-        );
-    };
-    let by = format!("{} (dashboard)", who.name);
-    let answer = super::control::act(&cx, &sid, control, &by).await;
-    d.feed.force();
-    answer
+    let control = super::control::participant_action(&action, &label);
+    live_control(req, &sid, cx, control).await
 }
 
 /// `POST /dashboard/calls/{sid}/recording/{start|stop}`.
@@ -332,21 +320,9 @@ pub(super) async fn call_recording(
     path: Path<(String, String)>,
     cx: Data<Context>,
 ) -> HttpResponse {
-    let (d, who) = match supervisor(&req, &cx).await {
-        Ok(ok) => ok,
-        Err(refused) => return refused,
-    };
     let (sid, action) = path.into_inner();
-    let Some(control) = super::control::recording_action(&action) else {
-        return super::admin::error(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "the action is start or stop",
-        );
-    };
-    let by = format!("{} (dashboard)", who.name);
-    let answer = super::control::act(&cx, &sid, control, &by).await;
-    d.feed.force();
-    answer
+    let control = super::control::recording_action(&action);
+    live_control(req, &sid, cx, control).await
 }
 
 /// `POST /dashboard/calls/{sid}/participants` (`{"number", "name"}` or `{"agent"}`): call
@@ -357,26 +333,34 @@ pub(super) async fn call_add(
     body: actix_web::web::Bytes,
     cx: Data<Context>,
 ) -> HttpResponse {
+    let control = match serde_json::from_slice::<super::control::Add>(&body) {
+        Ok(add) => super::control::added(&cx, &add),
+        Err(e) => Err(super::control::Refused(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            format!("the body must be JSON {{\"number\", \"name\"}} or {{\"agent\"}}: {e}"),
+        )),
+    };
+    live_control(req, &sid, cx, control).await
+}
+
+/// A supervisor's action on conference call `sid` (a bad request is answered only to a
+/// supervisor), said as theirs; the pages are updated at once.
+async fn live_control(
+    req: HttpRequest,
+    sid: &str,
+    cx: Data<Context>,
+    control: Result<crate::call::conference::Control, super::control::Refused>,
+) -> HttpResponse {
     let (d, who) = match supervisor(&req, &cx).await {
         Ok(ok) => ok,
         Err(refused) => return refused,
     };
-    let add: super::control::Add = match serde_json::from_slice(&body) {
-        Ok(a) => a,
-        Err(e) => {
-            return super::admin::error(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                &format!("the body must be JSON {{\"number\", \"name\"}} or {{\"agent\"}}: {e}"),
-            )
-        }
-    };
-    let agent = match super::control::added(&cx, &add) {
-        Ok(a) => a,
+    let control = match control {
+        Ok(control) => control,
         Err(refused) => return refused.respond(),
     };
     let by = format!("{} (dashboard)", who.name);
-    let control = crate::call::conference::Control::Add { agent };
-    let answer = super::control::act(&cx, &sid, control, &by).await;
+    let answer = super::control::act(&cx, sid, control, &by).await;
     d.feed.force();
     answer
 }

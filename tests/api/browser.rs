@@ -130,6 +130,15 @@ async fn shows(browser: &Client, css: &str, want: &str) {
     panic!("{css} shows {last:?}, not {want:?}");
 }
 
+/// The page on `port`, signed in as ada: the browser sends these credentials, as after the
+/// sign-in prompt, to every request of the page (its script and event stream too).
+fn as_ada(port: impl std::fmt::Display) -> String {
+    format!(
+        "http://ada:{}@127.0.0.1:{port}/dashboard",
+        PASSWORD.replace(' ', "%20")
+    )
+}
+
 /// The figure `metric` of all lines.
 fn total(metric: &str) -> String {
     format!("[data-scope=\"total\"] [data-metric=\"{metric}\"]")
@@ -182,13 +191,7 @@ async fn the_page_in_chromium_follows_the_calls_live() {
     let browser = driver.browser().await;
     // Signing in: the browser sends these credentials, as after the sign-in prompt, to every
     // request of the page (its script and event stream too).
-    browser
-        .goto(&format!(
-            "http://ada:{}@127.0.0.1:{port}/dashboard",
-            PASSWORD.replace(' ', "%20")
-        ))
-        .await
-        .expect("the page");
+    browser.goto(&as_ada(port)).await.expect("the page");
     assert_eq!(browser.title().await.unwrap(), "Switchboard · live");
     viewport(&browser, 1280, 720).await;
     shows(&browser, "#conn", "live").await;
@@ -326,11 +329,7 @@ async fn the_page_reconnects_after_a_restart_and_says_when_the_password_changed(
     let (stop, run) = start(crate::dashboard::hash()).await;
     let driver = Driver::start().await;
     let browser = driver.browser().await;
-    let page = format!(
-        "http://ada:{}@127.0.0.1:{port}/dashboard",
-        PASSWORD.replace(' ', "%20")
-    );
-    browser.goto(&page).await.expect("the page");
+    browser.goto(&as_ada(port)).await.expect("the page");
     shows(&browser, "#conn", "live").await;
 
     // A restart with the same password: the page finds its way back and follows the new server.
@@ -358,48 +357,16 @@ async fn the_page_reconnects_after_a_restart_and_says_when_the_password_changed(
 
 #[tokio::test]
 async fn a_supervisor_mutes_a_conference_caller_from_the_page() {
-    use crate::conference::{call, fake_api, fetch, hotline, placed, room_event, wait_for, Placed};
+    use crate::conference::{ada_in_the_room, fake_api, hotline, wait_for};
     let api = fake_api(false).await;
     let clock = Arc::new(switchboard::time::ManualClock::at(crate::helpers::T0));
     let app = hotline(&api, false, clock, with_users).await;
-    call(&app, "CA-page").await;
-    let calls: Vec<Placed> = wait_for(&api, "/Calls", 3)
-        .await
-        .iter()
-        .map(placed)
-        .collect();
-    let ada = calls
-        .iter()
-        .find(|p| p.to.ends_with("0101"))
-        .expect("Ada called");
-    let hello = fetch(&app, &ada.url, "L-ada", None).await;
-    fetch(
-        &app,
-        &crate::helpers::gather_action(&hello),
-        "L-ada",
-        Some("1"),
-    )
-    .await;
-    room_event(&app, "CA-page", "participant-join", "caller", "CA-page").await;
-    room_event(
-        &app,
-        "CA-page",
-        "participant-join",
-        "organizer-ada",
-        "L-ada",
-    )
-    .await;
+    ada_in_the_room(&app, &api, "CA-page").await;
 
     let driver = Driver::start().await;
     let browser = driver.browser().await;
     let port = app.base.rsplit(':').next().expect("port");
-    browser
-        .goto(&format!(
-            "http://ada:{}@127.0.0.1:{port}/dashboard",
-            PASSWORD.replace(' ', "%20")
-        ))
-        .await
-        .expect("the page");
+    browser.goto(&as_ada(port)).await.expect("the page");
     viewport(&browser, 1280, 720).await;
     shows(&browser, "#conn", "live").await;
     // The room, with who is in it.

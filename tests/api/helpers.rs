@@ -192,6 +192,15 @@ impl TestApp {
             .await
     }
 
+    /// The provider posting `form` to `url`, absolute as a document or API request wrote it
+    /// (under [`PUBLIC_URL`]).
+    pub async fn post_to(&self, url: &str, form: &[(&str, &str)]) -> Received {
+        let path = url
+            .strip_prefix(PUBLIC_URL)
+            .unwrap_or_else(|| panic!("{url} is not under {PUBLIC_URL}"));
+        self.post_form(path, form).await
+    }
+
     pub async fn get_query(&self, path: &str, query: &[(&str, &str)]) -> Received {
         self.answer(self.client.get(format!("{}{path}", self.base)).query(query))
             .await
@@ -533,9 +542,6 @@ impl TestApp {
         to: &str,
         digits: Option<&str>,
     ) -> Received {
-        let path = url
-            .strip_prefix(PUBLIC_URL)
-            .unwrap_or_else(|| panic!("{url} is not under {PUBLIC_URL}"));
         let mut form = vec![
             ("AccountSid", "ACtest"),
             ("CallSid", leg),
@@ -547,7 +553,6 @@ impl TestApp {
         if let Some(d) = digits {
             form.push(("Digits", d));
         }
-        self.answer(self.client.post(format!("{}{path}", self.base)).form(&form))
-            .await
+        self.post_to(url, &form).await
     }
 }
